@@ -1,0 +1,49 @@
+//! `shmex bench`: figures measured against baselines run in the same
+//! invocation, on the same machine, reported as percentiles and ratios.
+
+pub mod channel;
+pub mod exchange;
+
+use std::process::ExitCode;
+
+/// Flags of `shmex bench`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// What to measure.
+    #[arg(value_enum, default_value = "all")]
+    pub what: What,
+    /// Print one JSON object instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Fewer iterations, for a quick look (figures are noisier).
+    #[arg(long)]
+    pub quick: bool,
+    /// Repeat each figure this many times and report the median.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub runs: u32,
+}
+
+/// Which benchmark.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum What {
+    /// The producer/consumer channel against pipes, sockets and eventfd.
+    Channel,
+    /// The exchange: trades per second, lock hold times, snapshots.
+    Exchange,
+    /// Both.
+    All,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let mut out = serde_json::Map::new();
+    if matches!(args.what, What::Channel | What::All) {
+        out.insert("channel".into(), channel::run(args)?);
+    }
+    if matches!(args.what, What::Exchange | What::All) {
+        out.insert("exchange".into(), exchange::run(args)?);
+    }
+    if args.json {
+        println!("{}", serde_json::Value::Object(out));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,65 @@
+//! The command line: clap definitions. Each subcommand's own flags live in
+//! its module, beside the code that runs it.
+
+use clap::{Parser, Subcommand};
+
+use crate::{bench, cmd, demo};
+
+/// Inter-process communication through shared memory: segments, a fast
+/// producer/consumer channel, and a currency exchange many processes trade on.
+///
+/// Exit status: 0 success, 1 the operation failed or was refused, 2 bad usage
+/// or bad input.
+#[derive(Debug, Parser)]
+#[command(
+    name = "shmex",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the whole system on built-in defaults, start to finish, explaining each step.
+    Demo(demo::Args),
+    /// Create, write, read, list, inspect and remove segments (System V or POSIX).
+    Segment(cmd::segment::Args),
+    /// The seed's producer and consumer of the alphabet (key 5678, 27 bytes, `*` answers).
+    Alphabet(cmd::alphabet::Args),
+    /// Stream stdin into channel NAME.
+    Send(cmd::channel::SendArgs),
+    /// Stream channel NAME to stdout.
+    Recv(cmd::channel::RecvArgs),
+    /// The currency exchange: init, quote, trade, check, journal and more.
+    Exchange(cmd::exchange::Args),
+    /// Measure the channel and the exchange against baselines run alongside.
+    Bench(bench::Args),
+    /// Internal: a benchmark's second process.
+    #[command(name = "__channel-worker", hide = true)]
+    ChannelWorker(WorkerArgs),
+    /// Internal: a benchmark's trader process.
+    #[command(name = "__exchange-worker", hide = true)]
+    ExchangeWorker(WorkerArgs),
+}
+
+/// Raw arguments for an internal worker, parsed by its own module.
+#[derive(Debug, clap::Args)]
+pub struct WorkerArgs {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+}

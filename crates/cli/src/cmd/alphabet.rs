@@ -1,0 +1,11 @@
+//! `shmex alphabet …`.
+
+use std::process::ExitCode;
+
+/// Flags of `shmex alphabet`.
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("not yet implemented")
+}

@@ -1,0 +1,3 @@
+//! The shmex currency exchange (work in progress).
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]

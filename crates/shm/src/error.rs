@@ -1,0 +1,105 @@
+use std::io;
+
+/// Why a segment operation failed.
+///
+/// Messages are lowercase, name the segment, and say what to do where there is
+/// something to do. The errno that caused a failure is kept where there was one.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No segment has that key or name.
+    #[error("segment {what} does not exist")]
+    NotFound {
+        /// The segment, as the user would name it.
+        what: String,
+    },
+    /// Exclusive creation found a segment already there.
+    #[error("segment {what} already exists{hint}")]
+    Exists {
+        /// The segment.
+        what: String,
+        /// Extra advice, starting with `: ` or empty.
+        hint: String,
+    },
+    /// The caller may not use the segment.
+    #[error("permission denied: segment {what} belongs to {owner} with mode {mode:04o}")]
+    PermissionDenied {
+        /// The segment.
+        what: String,
+        /// Owner user name (or uid).
+        owner: String,
+        /// Permission bits.
+        mode: u32,
+    },
+    /// A key, name, size, mode, offset or length that can never work.
+    #[error("{0}")]
+    Invalid(String),
+    /// The machine has no room for a segment of that size.
+    #[error("no room for segment {what} of {size} bytes: {reason}")]
+    NoSpace {
+        /// The segment.
+        what: String,
+        /// The requested size.
+        size: u64,
+        /// What ran out.
+        reason: String,
+    },
+    /// The segment is not what the caller expected (foreign, another type,
+    /// version, architecture or size, or garbage).
+    #[error("segment {what} {reason}")]
+    Incompatible {
+        /// The segment.
+        what: String,
+        /// What differs, phrased to follow the segment's name.
+        reason: String,
+    },
+    /// The segment's creator never marked it ready within the wait.
+    #[error(
+        "segment {what} is not ready after {waited_ms} ms: its creator may have died while creating it; remove it with `shmex segment rm`"
+    )]
+    NotReady {
+        /// The segment.
+        what: String,
+        /// How long the opener waited.
+        waited_ms: u64,
+    },
+    /// A read or write outside the segment, or a write to a read-only one.
+    #[error("{0}")]
+    OutOfBounds(String),
+    /// Any other system call failure.
+    #[error("{op} on segment {what} failed: {source}")]
+    Os {
+        /// The system call.
+        op: &'static str,
+        /// The segment.
+        what: String,
+        /// The errno.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn os(op: &'static str, what: impl ToString, source: io::Error) -> Self {
+        Error::Os {
+            op,
+            what: what.to_string(),
+            source,
+        }
+    }
+
+    /// The errno behind this error, if a system call caused it.
+    #[must_use]
+    pub fn raw_os_error(&self) -> Option<i32> {
+        match self {
+            Error::Os { source, .. } => source.raw_os_error(),
+            _ => None,
+        }
+    }
+
+    /// Whether this error means the segment does not exist.
+    #[must_use]
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::NotFound { .. })
+    }
+}

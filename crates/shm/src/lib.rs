@@ -1,0 +1,72 @@
+//! The segment and sync layers of shmex.
+//!
+//! Everything in shmex that touches shared memory or the kernel's
+//! synchronization primitives goes through this crate, and this crate is the
+//! only one (with the channel's small `raw` module) that contains `unsafe`.
+//! The rest of the workspace sees safe types:
+//!
+//! * [`Segment`]: one attached segment of either backend, System V (a
+//!   `shmget` key, as in the seed) or POSIX (a `shm_open` name), read and
+//!   written through atomics.
+//! * [`Managed`]: a segment that starts with a validated [`header`], so that
+//!   a segment of another version, type or architecture is refused with a
+//!   clear error instead of being misread.
+//! * [`sync`]: futex wait and wake on shared words, a robust process-shared
+//!   mutex that survives its owner's death, a seqlock, and process liveness.
+//! * [`Shared`] and [`shared_struct!`]: the marker for types that may live in
+//!   shared memory.
+//!
+//! # Examples
+//!
+//! ```
+//! use shm::{Access, Segment, SegmentId};
+//! # fn main() -> Result<(), shm::Error> {
+//! let id = SegmentId::posix(format!("shmex-doc-{}", std::process::id()))?;
+//! let seg = Segment::create(&id, 4096, 0o600)?;
+//! seg.write_at(0, b"hello")?;
+//! let other = Segment::open(&id, Access::ReadOnly)?;
+//! let mut buf = [0u8; 5];
+//! other.read_at(0, &mut buf)?;
+//! assert_eq!(&buf, b"hello");
+//! Segment::remove(&id)?;
+//! # Ok(())
+//! # }
+//! ```
+#![deny(unsafe_code)]
+#![deny(missing_docs)]
+
+mod error;
+pub mod header;
+mod id;
+mod list;
+mod managed;
+mod os;
+mod segment;
+mod shared;
+pub mod sync;
+pub mod sys;
+mod users;
+
+pub use error::Error;
+pub use header::{Kind, Lifetime};
+pub use id::SegmentId;
+pub use list::{Backend, SegmentInfo, Status, inspect, list, remove_stale};
+pub use managed::{DEFAULT_READY_WAIT, Managed, ManagedOptions};
+pub use segment::{Access, Segment};
+pub use shared::Shared;
+pub use users::user_name;
+
+/// Page size of this machine, used to round segment sizes in messages.
+#[must_use]
+pub fn page_size() -> usize {
+    os::page_size()
+}
+
+/// Total physical memory of this machine in bytes, or `None` if unknown.
+#[must_use]
+pub fn total_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}

@@ -1,0 +1,28 @@
+//! Synchronization on shared memory: futexes, a robust process-shared
+//! mutex, a seqlock, and process liveness.
+//!
+//! Lock and ring algorithms take their atomics from [`atomic`], which is
+//! `loom`'s under `--cfg loom`, so that their index protocols can be
+//! model-checked.
+
+pub mod futex;
+mod mutex;
+mod process;
+mod seqlock;
+
+pub use mutex::{LockError, MutexGuard, RobustMutex};
+pub use process::ProcessId;
+pub use seqlock::{SeqLock, SeqWriteGuard};
+
+/// The atomics that lock and ring algorithms use: `std`'s, or `loom`'s when
+/// model checking.
+pub mod atomic {
+    #[cfg(loom)]
+    pub use loom::sync::atomic::{
+        AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence,
+    };
+    #[cfg(not(loom))]
+    pub use std::sync::atomic::{
+        AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence,
+    };
+}

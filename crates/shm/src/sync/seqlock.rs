@@ -1,0 +1,134 @@
+//! A sequence lock: one writer at a time (serialized by a mutex), readers
+//! that never block it and retry when they overlap a write.
+
+use std::sync::atomic::{AtomicU64, Ordering, fence};
+use std::time::{Duration, Instant};
+
+crate::shared_struct! {
+    /// The sequence word of a seqlock. Even: stable. Odd: a write is in
+    /// progress (or its writer died mid-write; see [`SeqLock::repair`]).
+    ///
+    /// The data it protects must be atomics, written with `Relaxed` stores
+    /// inside a write and read with `Relaxed` loads inside a read.
+    pub struct SeqLock {
+        seq: AtomicU64,
+    }
+}
+
+impl std::fmt::Debug for SeqLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SeqLock")
+            .field("seq", &self.seq.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+/// An open write; ends on drop.
+#[derive(Debug)]
+pub struct SeqWriteGuard<'a> {
+    lock: &'a SeqLock,
+}
+
+impl SeqLock {
+    /// Begins a write. Writers must already be serialized (hold the mutex).
+    pub fn write(&self) -> SeqWriteGuard<'_> {
+        let s = self.seq.load(Ordering::Relaxed);
+        self.seq.store(s | 1, Ordering::Relaxed);
+        // Order the odd sequence before the data stores that follow.
+        fence(Ordering::Release);
+        SeqWriteGuard { lock: self }
+    }
+
+    /// After a writer died mid-write: makes the sequence even again so that
+    /// readers proceed. Call under the mutex, after the data is repaired.
+    pub fn repair(&self) {
+        let s = self.seq.load(Ordering::Relaxed);
+        if s & 1 == 1 {
+            self.seq.store(s + 1, Ordering::Release);
+        }
+    }
+
+    /// The current sequence number (even when stable).
+    #[must_use]
+    pub fn sequence(&self) -> u64 {
+        self.seq.load(Ordering::Acquire)
+    }
+
+    /// Runs `read` until it sees no concurrent write, and returns its result.
+    /// Gives up after `patience` of writes in progress (a writer that died
+    /// mid-write leaves the sequence odd until the next lock holder repairs
+    /// it) and returns `None`.
+    pub fn read<T>(&self, patience: Duration, mut read: impl FnMut() -> T) -> Option<T> {
+        let mut spins = 0u32;
+        let mut since: Option<Instant> = None;
+        loop {
+            let s1 = self.seq.load(Ordering::Acquire);
+            if s1 & 1 == 0 {
+                let value = read();
+                fence(Ordering::Acquire);
+                if self.seq.load(Ordering::Relaxed) == s1 {
+                    return Some(value);
+                }
+            }
+            spins += 1;
+            if spins < 64 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+                let start = *since.get_or_insert_with(Instant::now);
+                if start.elapsed() > patience {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for SeqWriteGuard<'_> {
+    fn drop(&mut self) {
+        let s = self.lock.seq.load(Ordering::Relaxed);
+        self.lock.seq.store((s | 1) + 1, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU64;
+
+    #[test]
+    fn readers_never_see_a_torn_pair() {
+        let lock = SeqLock {
+            seq: AtomicU64::new(0),
+        };
+        let (a, b) = (AtomicU64::new(1), AtomicU64::new(1));
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for i in 2..20_000u64 {
+                    let _w = lock.write();
+                    a.store(i, Ordering::Relaxed);
+                    b.store(i, Ordering::Relaxed);
+                }
+            });
+            for _ in 0..20_000 {
+                let (x, y) = lock
+                    .read(Duration::from_secs(5), || {
+                        (a.load(Ordering::Relaxed), b.load(Ordering::Relaxed))
+                    })
+                    .unwrap();
+                assert_eq!(x, y);
+            }
+        });
+    }
+
+    #[test]
+    fn a_dead_writer_is_repaired() {
+        let lock = SeqLock {
+            seq: AtomicU64::new(0),
+        };
+        std::mem::forget(lock.write());
+        assert_eq!(lock.read(Duration::from_millis(10), || 1), None);
+        lock.repair();
+        assert_eq!(lock.read(Duration::from_millis(10), || 1), Some(1));
+    }
+}
