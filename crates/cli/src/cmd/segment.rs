@@ -435,7 +435,7 @@ fn print_inspect(i: &SegmentInfo) {
     let v = to_json(i);
     if let serde_json::Value::Object(map) = v {
         for (k, v) in map {
-            if v.is_null() {
+            if v.is_null() || k == "created" {
                 continue;
             }
             let text = match v {
