@@ -57,7 +57,7 @@ pub fn parse_seconds(text: &str) -> Result<Duration, BadInput> {
         ))
     };
     let v: f64 = text.trim().parse().map_err(|_| bad())?;
-    if !v.is_finite() || v < 0.0 || v > 1e9 {
+    if !v.is_finite() || !(0.0..=1e9).contains(&v) {
         return Err(bad());
     }
     Ok(Duration::from_secs_f64(v))

@@ -101,8 +101,8 @@ impl RobustMutex {
         };
         // SAFETY: `attr` is valid and writable.
         check(unsafe { libc::pthread_mutexattr_init(&mut attr) })?;
-        // SAFETY: `attr` was initialized above.
         let r = (|| {
+            // SAFETY: `attr` was initialized above.
             check(unsafe {
                 libc::pthread_mutexattr_setpshared(&mut attr, libc::PTHREAD_PROCESS_SHARED)
             })?;
