@@ -264,12 +264,7 @@ fn fill_managed(info: &mut SegmentInfo, seg: Segment, unheld: bool) {
     }
     let magic = u64::from_ne_bytes(magic);
     if magic != crate::header::MAGIC {
-        if magic == 0 && seg.len() >= crate::header::HEADER_SIZE {
-            let mut state = [0u8; 4];
-            let _ = seg.read_at(12, &mut state);
-            // An all-zero header may be a creator at work, or a raw segment.
-            let _ = state;
-        }
+        // A raw segment (the seed's, or `--raw`), or another program's.
         return;
     }
     match Managed::observe(seg) {

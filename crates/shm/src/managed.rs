@@ -82,8 +82,7 @@ impl Managed {
             h.type_align.store(opts.layout.align, Ordering::Relaxed);
             h.total_size.store(total, Ordering::Relaxed);
             h.payload_size.store(opts.payload_size, Ordering::Relaxed);
-            // SAFETY-free: geteuid via /proc would be slower; libc is fine here.
-            h.creator_uid.store(current_uid(), Ordering::Relaxed);
+            h.creator_uid.store(crate::sys::euid(), Ordering::Relaxed);
             h.creator_pid.store(me.pid, Ordering::Relaxed);
             h.creator_start.store(me.start_time, Ordering::Relaxed);
             h.created_ns.store(now_ns(), Ordering::Relaxed);
@@ -196,16 +195,11 @@ impl Managed {
         Ok(())
     }
 
+    /// The header, for the creator (which holds the segment read-write).
     fn header(&self) -> &Header {
-        self.header_view().expect("header fits: checked at open")
-    }
-
-    fn header_view(&self) -> Result<&Header, Error> {
-        if self.seg.access() == Access::ReadWrite {
-            self.seg.view::<Header>(0)
-        } else {
-            Err(Error::Invalid("read-only".into()))
-        }
+        self.seg
+            .view::<Header>(0)
+            .expect("a created segment is read-write and holds a header")
     }
 
     fn read_u32(&self, off: usize) -> u32 {
@@ -359,11 +353,6 @@ impl Managed {
     pub fn remove(&self) -> Result<(), Error> {
         self.seg.remove_this()
     }
-}
-
-fn current_uid() -> u32 {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").map_or(u32::MAX, |m| m.uid())
 }
 
 /// A segment that exists but whose header is still all zeroes (or whose
