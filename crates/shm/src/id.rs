@@ -77,25 +77,27 @@ impl SegmentId {
             Some(rest) => (true, rest),
             None => (false, t),
         };
-        let parsed = if let Some(h) = digits
+        let (radix, body) = if let Some(h) = digits
             .strip_prefix("0x")
             .or_else(|| digits.strip_prefix("0X"))
         {
-            i64::from_str_radix(h, 16)
+            (16, h)
         } else if let Some(o) = digits.strip_prefix("0o") {
-            i64::from_str_radix(o, 8)
+            (8, o)
         } else {
-            digits.parse::<i64>()
+            (10, digits)
         };
         let bad = || {
             Error::Invalid(format!(
                 "invalid key {text:?}: expected a 32-bit integer such as 5678 or 0x162e"
             ))
         };
-        let v = parsed.map_err(|_| bad())?;
-        if digits.starts_with('+') || digits.is_empty() {
+        // from_str_radix takes a sign of its own, which would let "0x-5" or
+        // "+5" through: only digits may follow the prefix.
+        if body.is_empty() || !body.chars().all(|c| c.is_digit(radix)) {
             return Err(bad());
         }
+        let v = i64::from_str_radix(body, radix).map_err(|_| bad())?;
         let v = if neg { -v } else { v };
         // Keys are key_t (i32); accept the unsigned spelling of large hex keys too.
         let key = if (i64::from(i32::MIN)..=i64::from(u32::MAX)).contains(&v) {
@@ -120,7 +122,9 @@ impl fmt::Display for SegmentId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SegmentId::SysV(key) => write!(f, "key {key} (0x{:08x})", *key as u32),
-            SegmentId::Posix(name) => write!(f, "\"{name}\""),
+            // Debug quoting escapes control characters, so a name holding a
+            // newline still gives a one-line message.
+            SegmentId::Posix(name) => write!(f, "{name:?}"),
         }
     }
 }
@@ -141,7 +145,20 @@ mod tests {
             SegmentId::parse_key("0xffffffff").unwrap(),
             SegmentId::SysV(-1)
         );
-        for bad in ["", "0", "abc", "1e3", "+5", "0x", "99999999999", "5 6"] {
+        for bad in [
+            "",
+            "0",
+            "abc",
+            "1e3",
+            "+5",
+            "0x",
+            "99999999999",
+            "5 6",
+            "0x-5",
+            "0x+5",
+            "-+5",
+            "0o-7",
+        ] {
             assert!(SegmentId::parse_key(bad).is_err(), "{bad:?} accepted");
         }
     }
