@@ -1,3 +1,48 @@
-//! The shmex producer/consumer channel (work in progress).
+//! The shmex producer/consumer channel: a bounded single-producer,
+//! single-consumer ring of framed messages in one managed shared-memory
+//! segment.
+//!
+//! * Either end may start first: [`Sender::open`] and [`Receiver::open`]
+//!   create the channel exclusively, or open the one the other end created
+//!   (waiting, bounded, for it to be ready). Once both ends are attached the
+//!   segment's name is removed, so no crash can leak it; an end that exits
+//!   before its peer came removes it.
+//! * Messages of 0 bytes up to the channel's capacity; a larger one is
+//!   [`SendError::TooLarge`]. Copying ([`Sender::send`]) or zero-copy
+//!   ([`Sender::reserve`] → write → [`Grant::commit`]; [`Receiver::recv`]
+//!   lends a [`Message`] that releases its space on drop). Blocking, with a
+//!   timeout, or non-blocking (`try_…`).
+//! * Waiting spins briefly, then yields, then parks on a futex word in the
+//!   segment ([`Wait`]); a side issues `FUTEX_WAKE` only when its peer is
+//!   parked, so the fast path makes no system call.
+//! * End of stream when the sender closes or is dropped; a peer that dies
+//!   (even by `SIGKILL`) is noticed by a blocked side within about 100 ms
+//!   ([`RecvError::PeerGone`], [`SendError::PeerGone`]), with pid reuse
+//!   ruled out by the process start time.
+//!
+//! The index protocol is in its own module, written against
+//! [`shm::sync::atomic`] so that `loom` checks it (`tests/loom.rs`). The
+//! only `unsafe` code is the small private module that copies bytes in and
+//! out of the ring.
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
+
+#[cfg(not(loom))]
+mod channel;
+mod error;
+#[cfg(not(loom))]
+mod layout;
+#[cfg(not(loom))]
+mod raw;
+#[cfg(loom)]
+pub mod ring;
+#[cfg(not(loom))]
+mod ring;
+#[cfg(not(loom))]
+mod wait;
+
+#[cfg(not(loom))]
+pub use channel::{DEFAULT_CAPACITY, Grant, Message, Options, Receiver, Sender};
+pub use error::{OpenError, RecvError, SendError, Side};
+#[cfg(not(loom))]
+pub use wait::Wait;

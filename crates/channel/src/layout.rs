@@ -1,0 +1,83 @@
+//! The channel segment's payload: a header of four 128-byte lines, then the
+//! ring.
+//!
+//! The producer's and the consumer's positions live on lines of their own so
+//! that each side writes only its own line on the fast path (128 bytes: two
+//! 64-byte lines, since adjacent-line prefetchers pull pairs). The parking
+//! words, read on every publish, share a line that is written only when a
+//! side parks. Setup and liveness fields, written once per attach, have the
+//! last line.
+//!
+//! `deny` rather than `forbid` here only because `shm::shared_struct!`
+//! emits its (checked) `unsafe impl Shared` with a local `allow`.
+#![deny(unsafe_code)]
+
+use std::sync::atomic::{AtomicU32, AtomicU64};
+
+use crate::ring::Control;
+
+shm::shared_struct! {
+    /// One side's position, alone on its line.
+    #[repr(align(128))]
+    #[derive(Debug)]
+    pub(crate) struct PositionLine {
+        pub(crate) pos: AtomicU64,
+        pad: [AtomicU64; 15],
+    }
+
+    /// The futex words sides park on.
+    #[repr(align(128))]
+    #[derive(Debug)]
+    pub(crate) struct ParkLine {
+        pub(crate) tx_parked: AtomicU32,
+        pub(crate) rx_parked: AtomicU32,
+        pad: [AtomicU64; 15],
+    }
+
+    /// Who is attached, and how each side ended.
+    #[repr(align(128))]
+    #[derive(Debug)]
+    pub(crate) struct SetupLine {
+        /// Bytes of the ring after the header.
+        pub(crate) ring_size: AtomicU64,
+        pub(crate) tx_pid: AtomicU32,
+        pub(crate) tx_state: AtomicU32,
+        pub(crate) tx_start: AtomicU64,
+        pub(crate) rx_pid: AtomicU32,
+        pub(crate) rx_state: AtomicU32,
+        pub(crate) rx_start: AtomicU64,
+        pad: [AtomicU64; 11],
+    }
+
+    /// The channel header at the start of the payload.
+    #[derive(Debug)]
+    pub(crate) struct ChannelHeader {
+        pub(crate) head: PositionLine,
+        pub(crate) tail: PositionLine,
+        pub(crate) park: ParkLine,
+        pub(crate) setup: SetupLine,
+    }
+}
+
+const _: () = assert!(std::mem::size_of::<ChannelHeader>() == 512);
+
+impl Control for ChannelHeader {
+    fn head(&self) -> &AtomicU64 {
+        &self.head.pos
+    }
+    fn tail(&self) -> &AtomicU64 {
+        &self.tail.pos
+    }
+    fn tx_state(&self) -> &AtomicU32 {
+        &self.setup.tx_state
+    }
+    fn rx_state(&self) -> &AtomicU32 {
+        &self.setup.rx_state
+    }
+    fn tx_parked(&self) -> &AtomicU32 {
+        &self.park.tx_parked
+    }
+    fn rx_parked(&self) -> &AtomicU32 {
+        &self.park.rx_parked
+    }
+}

@@ -1,0 +1,140 @@
+//! The channel's only `unsafe` code: a handle on the mapped header and ring
+//! that copies bytes in and out with `ptr::copy_nonoverlapping` and lends
+//! slices of the ring.
+//!
+//! Soundness rests on two facts. Bounds: every offset and length is checked
+//! against the ring here, so no access leaves the mapping. Exclusion: the
+//! index protocol of [`crate::ring`] hands a range of the ring to exactly one
+//! side at a time (the producer between reserve and commit, the consumer
+//! between peek and release), and the callers in this crate touch only the
+//! ranges it handed them. A peer process that broke the protocol could make
+//! the bytes change under a lent slice, as with any shared memory; it could
+//! not make an access leave the mapping.
+#![allow(unsafe_code)]
+
+use std::ptr::NonNull;
+
+use shm::Managed;
+
+use crate::layout::ChannelHeader;
+use crate::ring::Bytes;
+
+/// An attached channel segment: the header and the ring behind it.
+#[derive(Debug)]
+pub(crate) struct Mapped {
+    seg: Managed,
+    header: NonNull<ChannelHeader>,
+    ring: NonNull<u8>,
+    size: usize,
+}
+
+// SAFETY: `Mapped` owns the mapping its pointers point into; moving it to
+// another thread moves that ownership, and every access through it is either
+// atomic (the header) or confined by the index protocol (the ring).
+unsafe impl Send for Mapped {}
+
+impl Mapped {
+    /// Wraps an attached segment whose payload holds a [`ChannelHeader`]
+    /// followed by a ring of `size` bytes.
+    pub(crate) fn new(seg: Managed, size: usize) -> Result<Mapped, shm::Error> {
+        let header = NonNull::from(seg.payload_view::<ChannelHeader>(0)?);
+        let ring_start = std::mem::size_of::<ChannelHeader>();
+        // Checks that the ring lies inside the mapping (and is 8-aligned).
+        let ring = seg.payload_slice::<shm::sync::atomic::AtomicU64>(ring_start, size / 8)?;
+        let ring = NonNull::from(ring).cast::<u8>();
+        Ok(Mapped {
+            seg,
+            header,
+            ring,
+            size,
+        })
+    }
+
+    /// The segment.
+    pub(crate) fn managed(&self) -> &Managed {
+        &self.seg
+    }
+
+    /// The shared header.
+    pub(crate) fn header(&self) -> &ChannelHeader {
+        // SAFETY: `header` came from `payload_view` of `self.seg`, which
+        // checked bounds and alignment; the mapping lives as long as `self`;
+        // `ChannelHeader` is `Shared` (all atomics), so shared access from
+        // several processes is sound.
+        unsafe { self.header.as_ref() }
+    }
+
+    fn check(&self, off: usize, len: usize) {
+        assert!(
+            off <= self.size && len <= self.size - off,
+            "ring access {off}+{len} outside a ring of {} bytes",
+            self.size
+        );
+    }
+
+    /// The ring bytes `off..off + len`, lent to the consumer until it
+    /// releases them.
+    pub(crate) fn slice(&self, off: usize, len: usize) -> &[u8] {
+        self.check(off, len);
+        let p = self.ring.as_ptr().wrapping_add(off);
+        // SAFETY: in bounds (checked); the producer does not write this
+        // range until the consumer publishes a tail past it, which it does
+        // only after the borrow of `self` that this slice holds has ended
+        // (the lending `Message` releases on drop).
+        unsafe { std::slice::from_raw_parts(p, len) }
+    }
+
+    /// The ring bytes `off..off + len`, granted to the producer until it
+    /// commits them.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) fn slice_mut(&self, off: usize, len: usize) -> &mut [u8] {
+        self.check(off, len);
+        let p = self.ring.as_ptr().wrapping_add(off);
+        // SAFETY: in bounds (checked); the consumer does not read this range
+        // until the producer publishes a head past it, which happens only in
+        // `commit`, after the `Grant` holding this slice is consumed; the
+        // `Grant` borrows the sender mutably, so no second slice of the ring
+        // exists in this process meanwhile.
+        unsafe { std::slice::from_raw_parts_mut(p, len) }
+    }
+}
+
+impl Bytes for Mapped {
+    fn read_word(&self, off: usize) -> u64 {
+        self.check(off, 8);
+        debug_assert_eq!(off % 8, 0);
+        let p = self.ring.as_ptr().wrapping_add(off).cast::<u64>();
+        // SAFETY: in bounds (checked), 8-aligned (the ring starts 128-aligned
+        // and frame offsets are multiples of 8); the producer published this
+        // header before the consumer's acquire load of `head` let it here.
+        unsafe { p.read() }
+    }
+
+    fn write_word(&self, off: usize, value: u64) {
+        self.check(off, 8);
+        debug_assert_eq!(off % 8, 0);
+        let p = self.ring.as_ptr().wrapping_add(off).cast::<u64>();
+        // SAFETY: in bounds and aligned as for `read_word`; the consumer
+        // released this slot (its tail passed it) before the producer's
+        // acquire load of `tail` allowed the write.
+        unsafe { p.write(value) }
+    }
+
+    fn write(&self, off: usize, src: &[u8]) {
+        self.check(off, src.len());
+        // SAFETY: in bounds (checked); `src` is private memory, so the ranges
+        // do not overlap; the range was reserved to the producer.
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), self.ring.as_ptr().wrapping_add(off), src.len());
+        }
+    }
+
+    fn read(&self, off: usize, dst: &mut [u8]) {
+        self.check(off, dst.len());
+        // SAFETY: in bounds (checked); `dst` is private memory; the range was
+        // published to the consumer and is not reused until it releases it.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.ring.as_ptr().wrapping_add(off), dst.as_mut_ptr(), dst.len());
+        }
+    }
+}
