@@ -1,0 +1,197 @@
+//! Bad input and refusals of `shmex alphabet`: each gets a one-line error,
+//! the documented exit status, and changes nothing.
+
+#[path = "common/c.rs"]
+mod c;
+mod common;
+
+use c::{
+    ALPHABET, SHMEX_CONSUMER_OUTPUT, alphabet_written, assert_created_nothing, assert_gone,
+    bytes_of, exists, finish, run_tracked, show, spawn_shmex, still_running, wait_until,
+};
+use common::{Cleanup, SegmentId, assert_fails, stdout};
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[test]
+fn a_second_producer_is_refused_and_the_first_goes_on() {
+    let mut cleanup = Cleanup::new();
+    let key = cleanup.key();
+    let k = key.to_string();
+    let first = spawn_shmex(&mut cleanup, &["alphabet", "produce", "--key", &k]);
+    wait_until("the first producer wrote the alphabet", || {
+        alphabet_written(key)
+    });
+    let before = bytes_of(&SegmentId::SysV(key));
+
+    let (out, pid) = run_tracked(&strings(&["alphabet", "produce", "--key", &k]));
+    assert_fails(&out, 1, "already exists");
+    assert_created_nothing(pid);
+
+    // The hand-over is intact: same bytes, first producer still waiting.
+    assert_eq!(bytes_of(&SegmentId::SysV(key)), before);
+    assert!(
+        still_running(&mut cleanup, first),
+        "the first producer stopped"
+    );
+
+    let out = common::run(
+        &["alphabet", "consume", "--key", &k, "--timeout", "60"],
+        b"",
+    );
+    assert_eq!(stdout(&out), SHMEX_CONSUMER_OUTPUT, "{}", show(&out));
+    let p = finish(&mut cleanup, first);
+    assert_eq!(p.status.code(), Some(0), "first producer: {}", show(&p));
+    assert_gone(&SegmentId::SysV(key));
+}
+
+#[test]
+fn an_unanswered_producer_times_out_and_removes_its_segment() {
+    let mut cleanup = Cleanup::new();
+    let key = cleanup.key();
+    let k = key.to_string();
+    let out = common::run(
+        &["alphabet", "produce", "--key", &k, "--timeout", "0.5"],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(
+        common::stderr(&out).starts_with("shmex: "),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(common::stderr(&out).trim_end().lines().count(), 1);
+    assert_gone(&SegmentId::SysV(key));
+}
+
+#[test]
+fn a_consumer_with_no_producer_times_out_and_creates_nothing() {
+    let mut cleanup = Cleanup::new();
+    let key = cleanup.key();
+    let k = key.to_string();
+    let (out, pid) = run_tracked(&strings(&[
+        "alphabet",
+        "consume",
+        "--key",
+        &k,
+        "--timeout",
+        "0.5",
+    ]));
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(
+        common::stderr(&out).starts_with("shmex: "),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(common::stderr(&out).trim_end().lines().count(), 1);
+    assert!(stdout(&out).is_empty(), "{}", show(&out));
+    assert!(!exists(&SegmentId::SysV(key)));
+    assert_created_nothing(pid);
+}
+
+#[test]
+fn a_consumer_on_an_incomplete_alphabet_times_out_and_answers_nothing() {
+    let mut cleanup = Cleanup::new();
+    let key = cleanup.key();
+    let k = key.to_string();
+    let id = SegmentId::SysV(key);
+    // A raw 27-byte segment with half an alphabet: the seed's race, frozen.
+    let out = common::run(
+        &["segment", "create", "--key", &k, "--size", "27", "--raw"],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let seg = shm::Segment::open(&id, shm::Access::ReadWrite).expect("open");
+    seg.write_at(0, &ALPHABET[..13]).expect("write half");
+    drop(seg);
+    let before = bytes_of(&id);
+
+    let out = common::run(
+        &["alphabet", "consume", "--key", &k, "--timeout", "0.5"],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert_eq!(common::stderr(&out).trim_end().lines().count(), 1);
+    assert!(stdout(&out).is_empty(), "{}", show(&out));
+    // No `*`, nothing else touched.
+    assert_eq!(bytes_of(&id), before);
+}
+
+#[test]
+fn malformed_keys_are_refused() {
+    for verb in ["produce", "consume"] {
+        for bad in ["abc", "12x", "0x", "1.5", "99999999999", ""] {
+            let (out, pid) = run_tracked(&strings(&[
+                "alphabet",
+                verb,
+                "--key",
+                bad,
+                "--timeout",
+                "0.5",
+            ]));
+            assert_fails(&out, 2, "invalid key");
+            assert_created_nothing(pid);
+        }
+        // Key 0 is IPC_PRIVATE: no other process could find it.
+        let (out, pid) = run_tracked(&strings(&[
+            "alphabet",
+            verb,
+            "--key",
+            "0",
+            "--timeout",
+            "0.5",
+        ]));
+        assert_fails(&out, 2, "key");
+        assert_created_nothing(pid);
+    }
+}
+
+#[test]
+fn bad_modes_are_refused() {
+    let mut cleanup = Cleanup::new();
+    let key = cleanup.key();
+    let k = key.to_string();
+    for bad in ["0800", "1777", "rw", ""] {
+        let (out, pid) = run_tracked(&strings(&[
+            "alphabet",
+            "produce",
+            "--key",
+            &k,
+            &format!("--mode={bad}"),
+            "--timeout",
+            "0.5",
+        ]));
+        assert_fails(&out, 2, "invalid mode");
+        assert!(
+            !exists(&SegmentId::SysV(key)),
+            "mode {bad:?} created the segment"
+        );
+        assert_created_nothing(pid);
+    }
+}
+
+#[test]
+fn bad_timeouts_are_refused() {
+    let mut cleanup = Cleanup::new();
+    let key = cleanup.key();
+    let k = key.to_string();
+    for verb in ["produce", "consume"] {
+        for bad in ["-1", "abc", "nan", ""] {
+            let (out, pid) = run_tracked(&strings(&[
+                "alphabet",
+                verb,
+                "--key",
+                &k,
+                &format!("--timeout={bad}"),
+            ]));
+            assert_fails(&out, 2, "invalid timeout");
+            assert!(
+                !exists(&SegmentId::SysV(key)),
+                "{verb} --timeout {bad:?} created the segment"
+            );
+            assert_created_nothing(pid);
+        }
+    }
+}

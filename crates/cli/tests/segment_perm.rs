@@ -1,0 +1,143 @@
+//! Segments are private by default: another user (uid 65534, through
+//! `setpriv`) gets a one-line "permission denied" with exit status 1 on a
+//! `0600` segment and changes nothing; `--mode 0666` lets it in.
+//!
+//! Needs root (to switch user) and util-linux's `setpriv`.
+
+#[path = "common/c.rs"]
+mod c;
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use c::{bytes_of, cmd, exists, run_args, show};
+use common::{Cleanup, SegmentId, assert_fails, assert_ok};
+
+const NOBODY: &str = "65534";
+
+/// The `shmex` binary where uid 65534 can run it: the built one if every
+/// directory above it lets others through, else a copy in a fresh
+/// world-readable directory (kept alive by the returned guard).
+fn reachable_shmex() -> (Option<tempfile::TempDir>, PathBuf) {
+    let built = PathBuf::from(env!("CARGO_BIN_EXE_shmex"));
+    if runs_as_nobody(&built) {
+        return (None, built);
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod dir");
+    let copy = dir.path().join("shmex");
+    std::fs::copy(&built, &copy).expect("copy shmex");
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).expect("chmod shmex");
+    assert!(
+        runs_as_nobody(&copy),
+        "uid {NOBODY} cannot run {}",
+        copy.display()
+    );
+    (Some(dir), copy)
+}
+
+fn nobody(bin: &Path, args: &[String]) -> Output {
+    Command::new("setpriv")
+        .args([
+            &format!("--reuid={NOBODY}"),
+            &format!("--regid={NOBODY}"),
+            "--clear-groups",
+        ])
+        .arg(bin)
+        .args(args)
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run setpriv")
+}
+
+fn runs_as_nobody(bin: &Path) -> bool {
+    nobody(bin, &["--version".to_owned()]).status.success()
+}
+
+fn both(cleanup: &mut Cleanup) -> [SegmentId; 2] {
+    [
+        SegmentId::SysV(cleanup.key()),
+        SegmentId::Posix(cleanup.name("perm")),
+    ]
+}
+
+#[test]
+fn another_user_is_denied_a_0600_segment() {
+    assert_eq!(
+        shm::sys::euid(),
+        0,
+        "this test switches user, so it must run as root"
+    );
+    let (_guard, bin) = reachable_shmex();
+    let mut cleanup = Cleanup::new();
+    for id in both(&mut cleanup) {
+        for raw in [false, true] {
+            let flag: &[&str] = if raw { &["--raw"] } else { &[] };
+            let mut post = vec!["--size", "4096"];
+            post.extend_from_slice(flag);
+            assert_ok(&run_args(&cmd(&["segment", "create"], &id, &post)));
+            assert_ok(&run_args(&cmd(&["segment", "write"], &id, &["secret"])));
+            let before = bytes_of(&id);
+
+            for (pre, post) in [
+                (&["segment", "read"][..], &[][..]),
+                (&["segment", "read"], &["--len", "6"]),
+                (&["segment", "write"], &["stolen"]),
+                (&["segment", "write"], &["--offset", "10", "x"]),
+                (&["segment", "rm"], &[]),
+            ] {
+                let out = nobody(&bin, &cmd(pre, &id, post));
+                assert_fails(&out, 1, "permission denied");
+                assert!(out.stdout.is_empty(), "{id} {pre:?}: {}", show(&out));
+                assert!(
+                    exists(&id),
+                    "{id}: {pre:?} {post:?} as uid {NOBODY} removed it"
+                );
+                assert_eq!(
+                    bytes_of(&id),
+                    before,
+                    "{id}: {pre:?} {post:?} as uid {NOBODY} changed it"
+                );
+            }
+
+            assert_ok(&run_args(&cmd(&["segment", "rm"], &id, &[])));
+            assert!(!exists(&id));
+        }
+    }
+}
+
+#[test]
+fn another_user_may_use_a_0666_segment() {
+    assert_eq!(
+        shm::sys::euid(),
+        0,
+        "this test switches user, so it must run as root"
+    );
+    let (_guard, bin) = reachable_shmex();
+    let mut cleanup = Cleanup::new();
+    for id in both(&mut cleanup) {
+        for raw in [false, true] {
+            let flag: &[&str] = if raw { &["--raw"] } else { &[] };
+            let mut post = vec!["--size", "4096", "--mode", "0666"];
+            post.extend_from_slice(flag);
+            assert_ok(&run_args(&cmd(&["segment", "create"], &id, &post)));
+
+            let out = nobody(&bin, &cmd(&["segment", "write"], &id, &["from nobody"]));
+            assert_eq!(out.status.code(), Some(0), "{id} raw={raw}: {}", show(&out));
+            let out = nobody(&bin, &cmd(&["segment", "read"], &id, &["--len", "11"]));
+            assert_eq!(out.status.code(), Some(0), "{id} raw={raw}: {}", show(&out));
+            assert_eq!(out.stdout, b"from nobody");
+            // And the owner sees what the other user wrote.
+            let out = run_args(&cmd(&["segment", "read"], &id, &["--len", "11"]));
+            assert_ok(&out);
+            assert_eq!(out.stdout, b"from nobody");
+
+            assert_ok(&run_args(&cmd(&["segment", "rm"], &id, &[])));
+            assert!(!exists(&id));
+        }
+    }
+}
