@@ -96,6 +96,12 @@ fn c_producer_to_shmex_consumer_prints_all_26_letters() {
     );
     assert_eq!(read.status.code(), Some(0), "{}", show(&read));
     assert_eq!(read.stdout, b"*bcdefghijklmnopqrstuvwxyz");
+    // `ls` lists it, as foreign: shmex did not make it and will not judge it.
+    let entry = c::ls_entry(&sysv(key)).expect("ls --json lists the C program's segment");
+    assert_eq!(entry["status"], "foreign", "{entry}");
+    assert!(entry["kind"].is_null(), "{entry}");
+    assert_eq!(entry["size"].as_u64(), Some(27), "{entry}");
+    assert_eq!(entry["mode"], "0666", "{entry}");
 
     // The C producer leaks its segment, as the seed's does; remove it.
     let rm = common::run(&["segment", "rm", "--key", &key.to_string()], b"");
