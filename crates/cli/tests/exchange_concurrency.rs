@@ -1,0 +1,201 @@
+//! Eight `shmex exchange trade` processes trade 20,000 random lines each, at
+//! once, on one exchange. Afterwards `check` passes, the journal's sequence
+//! numbers have no gaps, and every account, every stock and the till equal
+//! exactly what the traders' own answers add up to: no update was lost or
+//! applied twice.
+
+mod common;
+#[path = "common/exchange.rs"]
+mod exchange_helpers;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::thread;
+
+use exchange_helpers::{
+    Backend, DEADLINE, Exchange, Ledger, answers, balances, micro, micro_at, random_input, rows,
+    seed, wait_timeout,
+};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde_json::Value;
+
+const TRADERS: usize = 8;
+const LINES: usize = 20_000;
+/// More than the traders can journal (opens + every line), so the whole
+/// run stays in the ring and can be compared with the answers.
+const JOURNAL: &str = "200000";
+
+#[test]
+fn eight_traders_at_once_posix() {
+    eight_traders_at_once(Backend::Posix);
+}
+
+#[test]
+fn eight_traders_at_once_sysv() {
+    eight_traders_at_once(Backend::SysV);
+}
+
+fn eight_traders_at_once(b: Backend) {
+    let mut ex = Exchange::init(b, "ex-conc", &["--journal", JOURNAL]);
+    let genesis = ex.quote();
+    let home = genesis["home"].as_str().expect("home").to_string();
+    let start_seq = ex.journal().last().map(|r| r["seq"].as_u64().expect("seq"));
+
+    let mut rng = StdRng::seed_from_u64(seed());
+    let inputs: Vec<Vec<u8>> = (0..TRADERS)
+        .map(|_| random_input(&mut rng, LINES, &home))
+        .collect();
+
+    // Start all traders before feeding any, so they run at once.
+    let names: Vec<String> = (0..TRADERS).map(|i| format!("t{i}")).collect();
+    let idx: Vec<usize> = names
+        .iter()
+        .map(|n| ex.spawn(&["trade", "--account", n, "--json"]))
+        .collect();
+    let mut io = Vec::new();
+    for (&i, input) in idx.iter().zip(inputs) {
+        let child = ex.child(i);
+        let mut stdin = child.stdin.take().expect("stdin");
+        let mut stdout = child.stdout.take().expect("stdout");
+        let mut stderr = child.stderr.take().expect("stderr");
+        let w = thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+        let r = thread::spawn(move || {
+            let mut out = String::new();
+            stdout.read_to_string(&mut out).expect("stdout is UTF-8");
+            let mut err = String::new();
+            let _ = stderr.read_to_string(&mut err);
+            (out, err)
+        });
+        io.push((w, r));
+    }
+    let mut outputs = Vec::new();
+    for (&i, (w, r)) in idx.iter().zip(io) {
+        let status = wait_timeout(ex.child(i), DEADLINE)
+            .unwrap_or_else(|| panic!("trader {i} still running after {DEADLINE:?}: deadlock?"));
+        w.join().expect("writer");
+        let (out, err) = r.join().expect("reader");
+        assert!(status.success(), "trader {i}: {status:?} {err}");
+        outputs.push(out);
+    }
+
+    // Every line got exactly one well-formed answer; add up what they moved.
+    let mut ledger = Ledger::default();
+    let mut ok = 0;
+    let parsed: Vec<Vec<Value>> = outputs.iter().map(|o| answers(o)).collect();
+    for (name, got) in names.iter().zip(&parsed) {
+        assert_eq!(got.len(), LINES, "{name}: one answer per line");
+        for a in got {
+            match &a["ok"] {
+                Value::Bool(true) => ok += 1,
+                Value::Bool(false) => assert!(a["error"].is_string(), "{a}"),
+                _ => panic!("{name}: answer without ok: {a}"),
+            }
+            ledger.apply(name, &home, a);
+        }
+    }
+    eprintln!(
+        "{} answers ok, {} mutations, of {}",
+        ok,
+        ledger.mutations,
+        TRADERS * LINES
+    );
+    assert!(
+        ledger.mutations > TRADERS * LINES / 10,
+        "too few trades succeeded to prove anything"
+    );
+
+    ex.check();
+
+    // The exchange's holdings moved by exactly what the answers say.
+    let q = ex.quote();
+    let g = rows(&genesis);
+    for (code, (_, _, stock)) in rows(&q) {
+        let moved = ledger.exchange.get(&code).copied().unwrap_or(0);
+        assert_eq!(stock, g[&code].2 + moved, "stock of {code}");
+    }
+    let till = micro_at(&genesis, "till") + ledger.exchange.get(&home).copied().unwrap_or(0);
+    assert_eq!(micro_at(&q, "till"), till, "till");
+
+    // Every account holds its opening balance plus what its answers moved.
+    let acc = balances(&ex.accounts());
+    assert_eq!(acc.len(), TRADERS, "{acc:?}");
+    let opening = micro("1000.00");
+    for name in &names {
+        let have = &acc[name];
+        let moved = ledger.accounts.get(name).cloned().unwrap_or_default();
+        let codes: BTreeSet<&String> = have.keys().chain(moved.keys()).collect();
+        for code in codes {
+            let mut want = moved.get(code).copied().unwrap_or(0);
+            if *code == home {
+                want += opening;
+            }
+            assert_eq!(have.get(code).copied().unwrap_or(0), want, "{name} {code}");
+        }
+    }
+
+    // The journal: contiguous sequence numbers, one record per answered
+    // mutation with the same fields, plus one opening per account.
+    let journal = ex.journal();
+    let seqs: Vec<u64> = journal
+        .iter()
+        .map(|r| r["seq"].as_u64().expect("seq"))
+        .collect();
+    for w in seqs.windows(2) {
+        assert_eq!(w[1], w[0] + 1, "gap in the journal's sequence numbers");
+    }
+    let unique: BTreeSet<u64> = ledger.seqs.iter().copied().collect();
+    assert_eq!(
+        unique.len(),
+        ledger.seqs.len(),
+        "two answers share a sequence number"
+    );
+    let by_seq: BTreeMap<u64, &Value> = journal
+        .iter()
+        .map(|r| (r["seq"].as_u64().unwrap(), r))
+        .collect();
+    for (name, got) in names.iter().zip(&parsed) {
+        for a in got {
+            let Some(seq) = a["seq"].as_u64() else {
+                continue;
+            };
+            if a["ok"] != true {
+                continue;
+            }
+            let r = by_seq
+                .get(&seq)
+                .unwrap_or_else(|| panic!("seq {seq} of {a} not journalled"));
+            for f in ["op", "account", "code", "amount"] {
+                assert_eq!(r[f], a[f], "{name}: journal {r} vs answer {a}");
+            }
+            if matches!(a["op"].as_str(), Some("buy" | "sell")) {
+                assert_eq!(r["rate"], a["rate"], "journal {r} vs answer {a}");
+                assert_eq!(r["total"], a["total"], "journal {r} vs answer {a}");
+            }
+        }
+    }
+    let run: Vec<&Value> = journal
+        .iter()
+        .filter(|r| start_seq.is_none_or(|s| r["seq"].as_u64().unwrap() > s))
+        .collect();
+    assert_eq!(
+        run.len(),
+        ledger.mutations + TRADERS,
+        "the journal holds the whole run: every answered mutation and one opening per trader"
+    );
+    let others: Vec<&&Value> = run
+        .iter()
+        .filter(|r| !unique.contains(&r["seq"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        others.len(),
+        TRADERS,
+        "only the openings are not answers: {others:?}"
+    );
+    for r in others {
+        assert!(matches!(r["op"].as_str(), Some("open" | "deposit")), "{r}");
+        assert_eq!(r["amount"], "1000.00", "{r}");
+    }
+}

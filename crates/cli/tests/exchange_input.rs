@@ -1,0 +1,552 @@
+//! `shmex exchange` and its input: the built-in table, one-shot trades that
+//! move money exactly, malformed and refused lines that change nothing, a
+//! missing exchange, `init` twice, and overflow that never panics. Every
+//! flow runs on both backends.
+
+mod common;
+#[path = "common/exchange.rs"]
+mod exchange_helpers;
+
+use std::collections::BTreeMap;
+
+use common::{stderr, stdout};
+use exchange_helpers::{
+    Backend, Exchange, MISSING, answers, assert_refused, balances, micro, micro_at, rows,
+};
+use serde_json::Value;
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod posix {
+            $( #[test] fn $name() { super::$name(super::Backend::Posix) } )*
+        }
+        mod sysv {
+            $( #[test] fn $name() { super::$name(super::Backend::SysV) } )*
+        }
+    };
+}
+
+on_both_backends!(
+    init_builds_the_seed_table_uncrossed,
+    one_shot_trades_move_money_exactly,
+    malformed_and_refused_trade_lines_change_nothing,
+    verbs_are_case_insensitive_and_quit_ends_the_loop,
+    one_shot_bad_input_exits_2_and_refused_exits_1,
+    missing_exchange_is_reported_and_not_created,
+    init_twice_is_refused_without_force,
+    huge_deposits_never_panic,
+);
+
+/// Balances of one account with absent codes read as zero.
+fn bal(ex: &Exchange, account: &str) -> BTreeMap<String, i128> {
+    balances(&ex.accounts())
+        .remove(account)
+        .unwrap_or_else(|| panic!("no account {account}"))
+}
+
+fn init_builds_the_seed_table_uncrossed(b: Backend) {
+    let ex = Exchange::new(b, "ex-init");
+    let o = ex.run(&["init"]);
+    assert!(o.status.success(), "init: {}", stderr(&o));
+    assert!(ex.exists(), "init must create the segment");
+    // The seed's crossed rows are uncrossed, and init says so.
+    let said = format!("{}{}", stdout(&o), stderr(&o));
+    for code in ["STERLIN", "POUND"] {
+        assert!(
+            said.contains(code),
+            "init must say it uncrossed {code}: {said:?}"
+        );
+    }
+
+    let q = ex.quote();
+    assert_eq!(q["home"], "TRY", "{q}");
+    assert_eq!(q["till"], "100000.00", "{q}");
+    let want = [
+        ("DOLLAR", "13.40", "13.72", "10000.00"),
+        ("EURO", "18.92", "19.50", "20000.00"),
+        ("STERLIN", "24.551", "24.552", "10000.00"),
+        ("POUND", "33.24", "33.25", "5000.00"),
+    ];
+    let cur = q["currencies"].as_array().expect("currencies");
+    assert_eq!(cur.len(), want.len(), "{q}");
+    for (row, (code, buy, sell, stock)) in cur.iter().zip(want) {
+        assert_eq!(row["code"], code, "{row}");
+        assert_eq!(row["buy"], buy, "{row}");
+        assert_eq!(row["sell"], sell, "{row}");
+        assert_eq!(row["stock"], stock, "{row}");
+    }
+    assert_eq!(
+        ex.accounts(),
+        Value::Array(vec![]),
+        "a fresh exchange has no accounts"
+    );
+    ex.check();
+
+    // `destroy` removes it, and then it is missing.
+    ex.ok(&["destroy"]);
+    assert!(!ex.exists(), "destroy must remove the segment");
+    assert_refused(&ex.run(&["quote"]), 1, &[MISSING]);
+}
+
+fn one_shot_trades_move_money_exactly(b: Backend) {
+    let ex = Exchange::init(b, "ex-oneshot", &[]);
+    let before = ex.journal().len();
+
+    // First use opens the account with 1000.00 TRY, then buys at the sell
+    // rate: 3 × 13.72 = 41.16.
+    ex.ok(&["buy", "--account", "bob", "DOLLAR", "3"]);
+    let q = rows(&ex.quote());
+    assert_eq!(q["DOLLAR"].2, micro("9997.00"));
+    assert_eq!(micro_at(&ex.quote(), "till"), micro("100041.16"));
+    let bob = bal(&ex, "bob");
+    assert_eq!(bob["TRY"], micro("958.84"), "{bob:?}");
+    assert_eq!(bob["DOLLAR"], micro("3.00"), "{bob:?}");
+
+    // The opening is journalled as a deposit of the opening balance.
+    let j = ex.journal();
+    assert_eq!(j.len(), before + 2, "open + buy: {j:?}");
+    let open = &j[before];
+    assert!(
+        matches!(open["op"].as_str(), Some("open" | "deposit")),
+        "opening record: {open}"
+    );
+    assert_eq!(open["account"], "bob", "{open}");
+    assert_eq!(open["code"], "TRY", "{open}");
+    assert_eq!(open["amount"], "1000.00", "{open}");
+    let buy = &j[before + 1];
+    assert_eq!(buy["op"], "buy", "{buy}");
+    assert_eq!(buy["account"], "bob");
+    assert_eq!(buy["code"], "DOLLAR");
+    assert_eq!(buy["amount"], "3.00");
+    assert_eq!(buy["rate"], "13.72");
+    assert_eq!(buy["total"], "41.16");
+    assert_eq!(
+        buy["seq"].as_u64(),
+        open["seq"].as_u64().map(|s| s + 1),
+        "sequence numbers follow each other"
+    );
+
+    // Selling back pays the buy rate: 2 × 13.40 = 26.80.
+    ex.ok(&["sell", "--account", "bob", "DOLLAR", "2"]);
+    ex.ok(&["deposit", "--account", "bob", "EURO", "7.5"]);
+    ex.ok(&["withdraw", "--account", "bob", "TRY", "0.84"]);
+    let bob = bal(&ex, "bob");
+    assert_eq!(bob["TRY"], micro("984.80"), "{bob:?}");
+    assert_eq!(bob["DOLLAR"], micro("1.00"), "{bob:?}");
+    assert_eq!(bob["EURO"], micro("7.50"), "{bob:?}");
+    let q = ex.quote();
+    assert_eq!(rows(&q)["DOLLAR"].2, micro("9999.00"));
+    assert_eq!(micro_at(&q, "till"), micro("100014.36"));
+    let ops: Vec<_> = ex.journal()[before + 2..]
+        .iter()
+        .map(|r| r["op"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(ops, ["sell", "deposit", "withdraw"]);
+    ex.check();
+}
+
+/// Lines the trade loop must refuse, each with why. Against an exchange where
+/// alice holds 201000.00 TRY and 10000.00 DOLLAR and nothing else.
+fn bad_lines() -> Vec<(&'static str, Vec<u8>)> {
+    let text: &[(&str, &str)] = &[
+        ("unknown currency", "buy XYZ 10"),
+        ("unknown currency, sell", "sell YEN 1"),
+        ("home currency is not for sale", "buy TRY 10"),
+        ("zero", "buy DOLLAR 0"),
+        ("zero with decimals", "buy DOLLAR 0.00"),
+        ("negative", "buy DOLLAR -5"),
+        ("negative sell", "sell DOLLAR -1.00"),
+        ("negative zero", "sell DOLLAR -0"),
+        ("plus sign", "buy DOLLAR +5"),
+        ("too many decimals", "buy DOLLAR 1.234"),
+        ("too many decimals, all zero", "sell DOLLAR 1.000"),
+        ("exponent", "buy DOLLAR 1e3"),
+        ("exponent, upper case", "sell DOLLAR 1E2"),
+        ("NaN", "buy DOLLAR NaN"),
+        ("nan", "sell DOLLAR nan"),
+        ("inf", "buy DOLLAR inf"),
+        ("Infinity", "sell DOLLAR Infinity"),
+        ("infinity sign", "buy DOLLAR ∞"),
+        ("thousands comma", "buy DOLLAR 1,000"),
+        ("thousands underscore", "buy DOLLAR 1_000"),
+        ("thousands apostrophe", "buy DOLLAR 1'000"),
+        ("decimal comma", "sell DOLLAR 1,50"),
+        ("hexadecimal", "buy DOLLAR 0x10"),
+        ("percent", "buy DOLLAR 5%"),
+        ("dot alone", "buy DOLLAR ."),
+        ("two dots", "buy DOLLAR 1.2.3"),
+        (
+            "huge",
+            "buy DOLLAR 99999999999999999999999999999999999999999",
+        ),
+        ("past u64 minor units", "buy DOLLAR 184467440737095516.16"),
+        (
+            "past u128",
+            "sell EURO 340282366920938463463374607431768211456",
+        ),
+        (
+            "huge deposit of nothing",
+            "deposit XYZ 99999999999999999999999999",
+        ),
+        ("missing amount", "buy DOLLAR"),
+        ("missing code and amount", "sell"),
+        ("missing amount, deposit", "deposit TRY"),
+        ("missing amount, withdraw", "withdraw DOLLAR"),
+        ("extra field", "buy DOLLAR 10 extra"),
+        ("extra number", "sell DOLLAR 1 2"),
+        ("space as thousands separator", "buy DOLLAR 1 000"),
+        ("arabic-indic digits", "buy DOLLAR ١٠"),
+        ("fullwidth digits", "buy DOLLAR １０"),
+        ("devanagari digit", "sell DOLLAR ५"),
+        ("NUL inside", "buy DOLLAR 1\0"),
+        ("unknown verb", "steal DOLLAR 10"),
+        ("buy more than the stock", "buy DOLLAR 10000.01"),
+        ("buy more than the balance", "buy EURO 15000"),
+        ("sell more than held", "sell EURO 0.01"),
+        ("sell more than the till holds", "sell DOLLAR 8000"),
+        ("withdraw more than the balance", "withdraw TRY 201000.01"),
+        ("withdraw what is not held", "withdraw EURO 1"),
+        ("deposit zero", "deposit TRY 0"),
+        ("deposit unknown currency", "deposit XYZ 5"),
+        ("withdraw negative", "withdraw TRY -1"),
+    ];
+    let mut lines: Vec<(&str, Vec<u8>)> = text
+        .iter()
+        .map(|(w, l)| (*w, l.as_bytes().to_vec()))
+        .collect();
+    // A valid order padded past 1024 bytes: refused for its length alone.
+    let mut long = b"buy DOLLAR 1".to_vec();
+    long.resize(1100, b' ');
+    lines.push(("over-long line (1100 bytes)", long));
+    let mut very_long = b"buy DOLLAR ".to_vec();
+    very_long.resize(200_000, b'1');
+    lines.push(("over-long line (200 kB)", very_long));
+    lines.push(("invalid UTF-8 at the end", b"buy DOLLAR 1\xff".to_vec()));
+    lines.push(("invalid UTF-8 in the verb", b"b\xc3\x28y DOLLAR 1".to_vec()));
+    lines.push(("truncated UTF-8 sequence", b"buy DOLLAR \xe2\x82".to_vec()));
+    lines
+}
+
+fn malformed_and_refused_trade_lines_change_nothing(b: Backend) {
+    let ex = Exchange::init(b, "ex-bad", &[]);
+    let setup = ex.trade("alice", b"deposit TRY 200000\ndeposit DOLLAR 10000\n");
+    assert_eq!(setup.len(), 2, "{setup:?}");
+    for a in &setup {
+        assert_eq!(a["ok"], true, "setup: {a}");
+    }
+    let before = ex.state();
+
+    let lines = bad_lines();
+    assert!(lines.len() >= 30);
+    let mut input = Vec::new();
+    for (_, l) in &lines {
+        input.extend_from_slice(l);
+        input.push(b'\n');
+    }
+    // The loop goes on after every refusal: a last, valid line is answered.
+    input.extend_from_slice(b"balance\n");
+    let o = ex.run_in(&["trade", "--account", "alice", "--json"], &input);
+    assert!(o.status.success(), "trade: {:?} {}", o.status, stderr(&o));
+    let out = stdout(&o);
+    let got = answers(&out);
+    assert_eq!(
+        got.len(),
+        lines.len() + 1,
+        "one answer per line, no more, no less; answers:\n{out}"
+    );
+    for ((why, line), a) in lines.iter().zip(&got) {
+        let shown = String::from_utf8_lossy(&line[..line.len().min(60)]);
+        assert_eq!(a["ok"], false, "{why} ({shown:?}) must be refused: {a}");
+        let err = a["error"].as_str().unwrap_or_default();
+        assert!(!err.is_empty(), "{why}: the refusal must say why: {a}");
+    }
+    let last = got.last().expect("answer");
+    assert_eq!(last["ok"], true, "{last}");
+    assert_eq!(last["op"], "balance", "{last}");
+    assert_eq!(last["account"], "alice", "{last}");
+
+    assert_eq!(ex.state(), before, "refused lines must change nothing");
+    ex.check();
+}
+
+fn verbs_are_case_insensitive_and_quit_ends_the_loop(b: Backend) {
+    let ex = Exchange::init(b, "ex-verbs", &[]);
+    let got = ex.trade(
+        "alice",
+        b"BUY DOLLAR 1\nSell DOLLAR 1\nDePoSiT TRY 5\nWITHDRAW TRY 5\nQUOTE\nBalance\nHelp\nQUIT\nbuy DOLLAR 1\n",
+    );
+    let ops = ["buy", "sell", "deposit", "withdraw", "quote", "balance"];
+    assert!(got.len() >= 7, "{got:?}");
+    for (a, op) in got.iter().zip(ops) {
+        assert_eq!(a["ok"], true, "{a}");
+        assert_eq!(a["op"], op, "{a}");
+    }
+    assert_eq!(got[6]["ok"], true, "help: {}", got[6]);
+    // `quit` may acknowledge itself, but nothing after it is read.
+    assert!(got.len() <= 8, "lines after quit were answered: {got:?}");
+    if let Some(q) = got.get(7) {
+        assert_eq!(q["ok"], true, "{q}");
+    }
+    assert_eq!(got[0]["total"], "13.72");
+    assert_eq!(got[1]["total"], "13.40");
+    // The quote answer carries the quote's fields.
+    assert_eq!(got[4]["home"], "TRY", "{}", got[4]);
+    assert!(got[4]["currencies"].is_array(), "{}", got[4]);
+    assert!(got[5]["balances"].is_object(), "{}", got[5]);
+
+    let alice = bal(&ex, "alice");
+    assert_eq!(alice["TRY"], micro("999.68"), "{alice:?}");
+    assert_eq!(
+        alice.get("DOLLAR").copied().unwrap_or(0),
+        0,
+        "the buy after quit ran"
+    );
+    assert_eq!(rows(&ex.quote())["DOLLAR"].2, micro("10000.00"));
+    ex.check();
+}
+
+fn one_shot_bad_input_exits_2_and_refused_exits_1(b: Backend) {
+    let ex = Exchange::init(b, "ex-oneshot-bad", &[]);
+    ex.ok(&["deposit", "--account", "alice", "TRY", "200000"]);
+    ex.ok(&["deposit", "--account", "alice", "DOLLAR", "10000"]);
+    let before = ex.state();
+
+    let bad: &[(&[&str], &[&str])] = &[
+        (&["buy", "--account", "alice", "XYZ", "10"], &["XYZ"]),
+        (&["sell", "--account", "alice", "YEN", "1"], &["YEN"]),
+        (&["deposit", "--account", "alice", "XYZ", "1"], &["XYZ"]),
+        (
+            &["buy", "--account", "alice", "DOLLAR", "1.234"],
+            &["1.234"],
+        ),
+        (&["buy", "--account", "alice", "DOLLAR", "0"], &[]),
+        (&["buy", "--account", "alice", "DOLLAR", "1e3"], &["1e3"]),
+        (&["sell", "--account", "alice", "DOLLAR", "NaN"], &["NaN"]),
+        (&["sell", "--account", "alice", "DOLLAR", "inf"], &["inf"]),
+        (
+            &["buy", "--account", "alice", "DOLLAR", "1,000"],
+            &["1,000"],
+        ),
+        (&["buy", "--account", "alice", "DOLLAR", "١٠"], &[]),
+        (
+            &["buy", "--account", "alice", "--", "DOLLAR", "-5"],
+            &["-5"],
+        ),
+        (
+            &["withdraw", "--account", "alice", "--", "TRY", "-1"],
+            &["-1"],
+        ),
+        (
+            &[
+                "buy",
+                "--account",
+                "alice",
+                "DOLLAR",
+                "99999999999999999999999999999",
+            ],
+            &[],
+        ),
+        // A bad account name opens nothing.
+        (
+            &["buy", "--account", "bad name", "DOLLAR", "1"],
+            &["bad name"],
+        ),
+        (&["buy", "--account", "x/y", "DOLLAR", "1"], &["x/y"]),
+        (
+            &[
+                "buy",
+                "--account",
+                "a23456789012345678901234567890123",
+                "DOLLAR",
+                "1",
+            ],
+            &[],
+        ),
+        (&["deposit", "--account", "ünïcode", "TRY", "1"], &[]),
+        // Bad input with a new account name opens nothing either.
+        (&["buy", "--account", "carol", "XYZ", "1"], &["XYZ"]),
+        (&["trade", "--account", "bad name", "--json"], &[]),
+    ];
+    for (args, needles) in bad {
+        let o = ex.run(args);
+        assert_refused(&o, 2, needles);
+        assert_eq!(ex.state(), before, "`{}` changed the state", args.join(" "));
+    }
+    // Usage errors clap catches (missing or stray arguments) exit 2 too.
+    for args in [
+        &["buy", "--account", "alice", "DOLLAR"][..],
+        &["buy", "--account", "alice", "DOLLAR", "1", "2"],
+        &["buy", "DOLLAR", "1"],
+        &["buy", "--account", "alice", "DOLLAR", "-5"],
+    ] {
+        let o = ex.run(args);
+        assert_eq!(
+            o.status.code(),
+            Some(2),
+            "`{}`: {}",
+            args.join(" "),
+            stderr(&o)
+        );
+        assert_eq!(ex.state(), before, "`{}` changed the state", args.join(" "));
+    }
+
+    let refused: &[(&[&str], &[&str])] = &[
+        (
+            &["buy", "--account", "alice", "DOLLAR", "10000.01"],
+            &["DOLLAR"],
+        ),
+        (&["buy", "--account", "alice", "EURO", "15000"], &[]),
+        (&["sell", "--account", "alice", "EURO", "0.01"], &["EURO"]),
+        (&["sell", "--account", "alice", "DOLLAR", "8000"], &[]),
+        (&["withdraw", "--account", "alice", "TRY", "201000.01"], &[]),
+        (&["withdraw", "--account", "alice", "EURO", "1"], &["EURO"]),
+    ];
+    for (args, needles) in refused {
+        let o = ex.run(args);
+        assert_refused(&o, 1, needles);
+        assert_eq!(ex.state(), before, "`{}` changed the state", args.join(" "));
+    }
+    ex.check();
+}
+
+fn missing_exchange_is_reported_and_not_created(b: Backend) {
+    let ex = Exchange::new(b, "ex-missing");
+    let file = std::env::temp_dir().join(format!("{}.toml", ex.label));
+    let file = file.to_str().expect("utf-8 path");
+    let commands: &[&[&str]] = &[
+        &["quote"],
+        &["quote", "--json"],
+        &["accounts", "--json"],
+        &["journal", "--json"],
+        &["check"],
+        &["check", "--json"],
+        &["buy", "--account", "alice", "DOLLAR", "1"],
+        &["sell", "--account", "alice", "DOLLAR", "1"],
+        &["deposit", "--account", "alice", "TRY", "1"],
+        &["withdraw", "--account", "alice", "TRY", "1"],
+        &["set-rate", "DOLLAR", "--buy", "1", "--sell", "2"],
+        &["trade", "--account", "alice", "--json"],
+        &["snapshot", file],
+        &["destroy"],
+    ];
+    let mut needle = MISSING.to_string();
+    if b == Backend::Posix {
+        needle = format!("exchange \"{}\" {MISSING}", ex.label);
+    }
+    for args in commands {
+        let o = ex.run_in(args, b"buy DOLLAR 1\n");
+        assert_refused(&o, 1, &[&needle]);
+        assert!(!ex.exists(), "`{}` created the exchange", args.join(" "));
+    }
+    assert!(
+        !std::path::Path::new(file).exists(),
+        "snapshot of nothing wrote a file"
+    );
+}
+
+fn init_twice_is_refused_without_force(b: Backend) {
+    let ex = Exchange::init(b, "ex-twice", &[]);
+    ex.ok(&["buy", "--account", "alice", "DOLLAR", "1"]);
+    let before = ex.state();
+    let o = ex.run(&["init"]);
+    assert_refused(&o, 1, &["--force"]);
+    assert_eq!(ex.state(), before, "a refused init must change nothing");
+
+    ex.ok(&["init", "--force"]);
+    assert_eq!(
+        ex.accounts(),
+        Value::Array(vec![]),
+        "init --force starts afresh"
+    );
+    assert_eq!(rows(&ex.quote())["DOLLAR"].2, micro("10000.00"));
+    ex.check();
+}
+
+fn huge_deposits_never_panic(b: Backend) {
+    let ex = Exchange::init(b, "ex-huge", &[]);
+    // Each may be accepted until a total would overflow, then must be
+    // refused: an answer each, never a panic, and the books still balance.
+    let mut input = String::new();
+    for amount in [
+        "92233720368547758.07",
+        "92233720368547758.07",
+        "184467440737095516.15",
+        "184467440737095516.15",
+        "1701411834604692317316873037158841057.27",
+        "1701411834604692317316873037158841057.27",
+    ] {
+        input.push_str(&format!("deposit TRY {amount}\ndeposit DOLLAR {amount}\n"));
+        input.push_str(&format!("buy DOLLAR {amount}\nsell DOLLAR {amount}\n"));
+    }
+    input.push_str("sell DOLLAR 1\nbuy DOLLAR 1\nbalance\n");
+    let o = ex.run_in(&["trade", "--account", "rich", "--json"], input.as_bytes());
+    assert!(o.status.success(), "trade: {:?} {}", o.status, stderr(&o));
+    let got = answers(&stdout(&o));
+    assert_eq!(got.len(), input.lines().count(), "{got:?}");
+    for a in &got {
+        assert!(a["ok"].is_boolean(), "{a}");
+    }
+    ex.check();
+    // The one-shot path too.
+    let o = ex.run(&[
+        "deposit",
+        "--account",
+        "rich",
+        "TRY",
+        "1701411834604692317316873037158841057.27",
+    ]);
+    assert!(
+        matches!(o.status.code(), Some(0..=2)),
+        "{:?} {}",
+        o.status,
+        stderr(&o)
+    );
+    ex.check();
+}
+
+#[test]
+fn exchange_is_chosen_by_env_or_by_flag_in_either_position() {
+    let ex = Exchange::init(Backend::Posix, "ex-select", &[]);
+    // The flag after the subcommand.
+    let o = exchange_helpers::run_deadline(
+        common::shmex().args([
+            "exchange",
+            "buy",
+            "--account",
+            "alice",
+            "DOLLAR",
+            "1",
+            "--exchange",
+            &ex.label,
+        ]),
+        Vec::new(),
+        exchange_helpers::DEADLINE,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    // SHMEX_EXCHANGE in the environment.
+    let o = exchange_helpers::run_deadline(
+        common::shmex()
+            .env("SHMEX_EXCHANGE", &ex.label)
+            .args(["exchange", "quote", "--json"]),
+        Vec::new(),
+        exchange_helpers::DEADLINE,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let q: Value = serde_json::from_str(&stdout(&o)).expect("json");
+    assert_eq!(q, ex.quote());
+    assert_eq!(rows(&q)["DOLLAR"].2, micro("9999.00"));
+
+    let sv = Exchange::init(Backend::SysV, "ex-select", &[]);
+    let o = exchange_helpers::run_deadline(
+        common::shmex().args(["exchange", "quote", "--json", "--key", &sv.label]),
+        Vec::new(),
+        exchange_helpers::DEADLINE,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let q: Value = serde_json::from_str(&stdout(&o)).expect("json");
+    assert_eq!(
+        rows(&q)["DOLLAR"].2,
+        micro("10000.00"),
+        "the System V exchange is another one"
+    );
+}

@@ -1,0 +1,324 @@
+//! `shmex exchange set-rate`: it refuses crossed, zero, negative and
+//! malformed rates; other processes see a new rate at once, including one
+//! that was already trading; prices round to the exchange's favour; and
+//! readers never see a torn row while a writer flips rates.
+
+mod common;
+#[path = "common/exchange.rs"]
+mod exchange_helpers;
+
+use std::io::{BufRead, BufReader, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread;
+
+use common::stderr;
+use exchange_helpers::{
+    Backend, DEADLINE, Exchange, answers, assert_refused, micro, rows, wait_timeout,
+};
+use serde_json::Value;
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod posix {
+            $( #[test] fn $name() { super::$name(super::Backend::Posix) } )*
+        }
+        mod sysv {
+            $( #[test] fn $name() { super::$name(super::Backend::SysV) } )*
+        }
+    };
+}
+
+on_both_backends!(
+    set_rate_refuses_bad_rates_and_changes_nothing,
+    a_new_rate_is_seen_at_once_by_other_processes,
+    prices_round_to_the_exchanges_favour,
+    readers_never_see_a_torn_row,
+);
+
+fn set_rate_refuses_bad_rates_and_changes_nothing(b: Backend) {
+    let ex = Exchange::init(b, "ex-rate-bad", &[]);
+    ex.ok(&["buy", "--account", "alice", "DOLLAR", "1"]);
+    let before = ex.state();
+    let bad: &[(&[&str], &[&str])] = &[
+        // buy > sell: the exchange would pay more than it charges.
+        (&["set-rate", "DOLLAR", "--buy", "14", "--sell", "13"], &[]),
+        (
+            &[
+                "set-rate",
+                "DOLLAR",
+                "--buy",
+                "13.720001",
+                "--sell",
+                "13.72",
+            ],
+            &[],
+        ),
+        (&["set-rate", "DOLLAR", "--buy", "0", "--sell", "13"], &[]),
+        (
+            &["set-rate", "DOLLAR", "--buy", "0.000000", "--sell", "13"],
+            &[],
+        ),
+        (&["set-rate", "DOLLAR", "--buy", "0", "--sell", "0"], &[]),
+        (&["set-rate", "DOLLAR", "--buy=-1", "--sell", "13"], &["-1"]),
+        (
+            &["set-rate", "DOLLAR", "--buy", "1", "--sell=-13"],
+            &["-13"],
+        ),
+        (&["set-rate", "DOLLAR", "--buy=-2", "--sell=-1"], &[]),
+        (
+            &["set-rate", "DOLLAR", "--buy", "1.0000001", "--sell", "2"],
+            &["1.0000001"],
+        ),
+        (
+            &["set-rate", "DOLLAR", "--buy", "1e1", "--sell", "20"],
+            &["1e1"],
+        ),
+        (
+            &["set-rate", "DOLLAR", "--buy", "NaN", "--sell", "20"],
+            &["NaN"],
+        ),
+        (
+            &["set-rate", "DOLLAR", "--buy", "1", "--sell", "inf"],
+            &["inf"],
+        ),
+        (
+            &["set-rate", "DOLLAR", "--buy", "1,5", "--sell", "2"],
+            &["1,5"],
+        ),
+        (
+            &["set-rate", "DOLLAR", "--buy", "abc", "--sell", "2"],
+            &["abc"],
+        ),
+        (
+            &[
+                "set-rate",
+                "DOLLAR",
+                "--buy",
+                "1",
+                "--sell",
+                "999999999999999999999999999999",
+            ],
+            &[],
+        ),
+        (&["set-rate", "XYZ", "--buy", "1", "--sell", "2"], &["XYZ"]),
+    ];
+    for (args, needles) in bad {
+        let o = ex.run(args);
+        assert_refused(&o, 2, needles);
+        assert_eq!(ex.state(), before, "`{}` changed the state", args.join(" "));
+    }
+    // Missing flags are usage errors.
+    for args in [
+        &["set-rate", "DOLLAR", "--buy", "1"][..],
+        &["set-rate", "DOLLAR", "--sell", "2"],
+        &["set-rate", "--buy", "1", "--sell", "2"],
+    ] {
+        let o = ex.run(args);
+        assert_eq!(
+            o.status.code(),
+            Some(2),
+            "`{}`: {}",
+            args.join(" "),
+            stderr(&o)
+        );
+        assert_eq!(ex.state(), before, "`{}` changed the state", args.join(" "));
+    }
+
+    // buy = sell is allowed, and journalled.
+    ex.ok(&["set-rate", "DOLLAR", "--buy", "13.5", "--sell", "13.5"]);
+    let r = rows(&ex.quote());
+    assert_eq!(
+        (r["DOLLAR"].0, r["DOLLAR"].1),
+        (micro("13.5"), micro("13.5"))
+    );
+    assert_eq!(r["DOLLAR"].2, micro("9999.00"), "set-rate leaves the stock");
+    let j = ex.journal();
+    let last = j.last().expect("journal");
+    assert_eq!(last["op"], "set-rate", "{last}");
+    assert_eq!(last["code"], "DOLLAR", "{last}");
+    assert_eq!(
+        ex.accounts(),
+        before.accounts,
+        "set-rate leaves the accounts"
+    );
+    ex.check();
+}
+
+/// Sends one line to a running `trade --json` and reads its one answer.
+fn ask(stdin: &mut impl Write, stdout: &mut impl BufRead, line: &str) -> Value {
+    writeln!(stdin, "{line}").expect("write");
+    stdin.flush().expect("flush");
+    let mut answer = String::new();
+    stdout.read_line(&mut answer).expect("read answer");
+    serde_json::from_str(&answer).unwrap_or_else(|e| panic!("answer to {line:?} ({e}): {answer:?}"))
+}
+
+fn dollar_row(quote: &Value) -> (i128, i128) {
+    let r = rows(quote);
+    (r["DOLLAR"].0, r["DOLLAR"].1)
+}
+
+fn a_new_rate_is_seen_at_once_by_other_processes(b: Backend) {
+    let mut ex = Exchange::init(b, "ex-rate-seen", &[]);
+    // A trader that attached before the change.
+    let i = ex.spawn(&["trade", "--account", "alice", "--json"]);
+    let child = ex.child(i);
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let q = ask(&mut stdin, &mut stdout, "quote");
+    assert_eq!(q["ok"], true, "{q}");
+    assert_eq!(dollar_row(&q), (micro("13.40"), micro("13.72")));
+
+    ex.ok(&["set-rate", "DOLLAR", "--buy", "1.5", "--sell", "2.25"]);
+
+    // A new process sees it.
+    assert_eq!(dollar_row(&ex.quote()), (micro("1.5"), micro("2.25")));
+    // The running trader sees it on its next line, and trades at it.
+    let q = ask(&mut stdin, &mut stdout, "quote");
+    assert_eq!(dollar_row(&q), (micro("1.5"), micro("2.25")), "{q}");
+    let a = ask(&mut stdin, &mut stdout, "buy DOLLAR 2");
+    assert_eq!(a["ok"], true, "{a}");
+    assert_eq!(
+        micro(a["rate"].as_str().expect("rate")),
+        micro("2.25"),
+        "{a}"
+    );
+    assert_eq!(a["total"], "4.50", "{a}");
+    let a = ask(&mut stdin, &mut stdout, "sell DOLLAR 1");
+    assert_eq!(
+        micro(a["rate"].as_str().expect("rate")),
+        micro("1.5"),
+        "{a}"
+    );
+    assert_eq!(a["total"], "1.50", "{a}");
+    drop(stdin);
+    let st = wait_timeout(ex.child(i), DEADLINE).expect("trader ends at end of input");
+    assert!(st.success(), "{st:?}");
+    ex.check();
+}
+
+fn prices_round_to_the_exchanges_favour(b: Backend) {
+    let ex = Exchange::init(b, "ex-round", &[]);
+    ex.ok(&["set-rate", "DOLLAR", "--buy", "13.401", "--sell", "13.723"]);
+    let got = ex.trade(
+        "alice",
+        b"buy DOLLAR 0.01\nsell DOLLAR 0.01\nbuy DOLLAR 0.03\nsell DOLLAR 0.03\nbuy DOLLAR 1\nsell DOLLAR 1\n",
+    );
+    let totals: Vec<&str> = got
+        .iter()
+        .map(|a| a["total"].as_str().unwrap_or("?"))
+        .collect();
+    // 0.13723 up, 0.13401 down, 0.41169 up, 0.40203 down, 13.723 up, 13.401 down.
+    assert_eq!(
+        totals,
+        ["0.14", "0.13", "0.42", "0.40", "13.73", "13.40"],
+        "{got:?}"
+    );
+    ex.check();
+}
+
+/// Rows a writer flips between; any other DOLLAR row a reader sees is torn.
+const A: (&str, &str) = ("1.00", "2.00");
+const B: (&str, &str) = ("3.00", "4.00");
+/// Quote lines each trade-loop reader asks.
+const READS: usize = 20_000;
+
+fn readers_never_see_a_torn_row(b: Backend) {
+    let ex = Exchange::init(b, "ex-torn", &[]);
+    fn set((buy, sell): (&'static str, &'static str)) -> [&'static str; 6] {
+        ["set-rate", "DOLLAR", "--buy", buy, "--sell", sell]
+    }
+    ex.ok(&set(A));
+    let genesis = rows(&ex.quote());
+    let a = (micro(A.0), micro(A.1));
+    let bb = (micro(B.0), micro(B.1));
+    let assert_consistent = |q: &Value, who: &str| {
+        let r = rows(q);
+        let d = (r["DOLLAR"].0, r["DOLLAR"].1);
+        assert!(d == a || d == bb, "{who} saw a torn DOLLAR row {d:?}: {q}");
+        assert_eq!(
+            r["DOLLAR"].2, genesis["DOLLAR"].2,
+            "{who}: stock moved: {q}"
+        );
+        for code in ["EURO", "STERLIN", "POUND"] {
+            assert_eq!(r[code], genesis[code], "{who}: {code} changed: {q}");
+        }
+    };
+
+    // The writer flips for as long as any reader runs, so every read
+    // overlaps the flipping.
+    let done = Arc::new(AtomicBool::new(false));
+    let flips = Arc::new(AtomicUsize::new(0));
+    let writer = {
+        let (done, flips) = (done.clone(), flips.clone());
+        let args: Vec<Vec<String>> = [A, B].iter().map(|&p| ex.args(&set(p))).collect();
+        thread::spawn(move || {
+            let mut n = 0;
+            while !done.load(Ordering::Relaxed) || n < 2 {
+                let o = exchange_helpers::run_deadline(
+                    common::shmex().args(&args[(n + 1) % 2]),
+                    Vec::new(),
+                    DEADLINE,
+                );
+                assert!(o.status.success(), "set-rate: {}", stderr(&o));
+                n += 1;
+                flips.store(n, Ordering::Relaxed);
+            }
+            // End on A.
+            if n % 2 == 1 {
+                let o = exchange_helpers::run_deadline(
+                    common::shmex().args(&args[0]),
+                    Vec::new(),
+                    DEADLINE,
+                );
+                assert!(o.status.success(), "set-rate: {}", stderr(&o));
+            }
+        })
+    };
+    while flips.load(Ordering::Relaxed) == 0 {
+        thread::sleep(std::time::Duration::from_millis(1));
+    }
+
+    // Readers: two trade loops asking `quote` over and over, and one-shot
+    // `quote --json` processes.
+    let input = "quote\n".repeat(READS);
+    let loops: Vec<_> = (0..2)
+        .map(|r| {
+            let args = ex.args(&["trade", "--account", &format!("reader{r}"), "--json"]);
+            let input = input.clone();
+            thread::spawn(move || {
+                exchange_helpers::run_deadline(
+                    common::shmex().args(&args),
+                    input.into_bytes(),
+                    DEADLINE,
+                )
+            })
+        })
+        .collect();
+    let mut one_shots = 0;
+    while !loops.iter().all(|l| l.is_finished()) || one_shots < 20 {
+        assert_consistent(&ex.quote(), "quote --json");
+        one_shots += 1;
+    }
+    for l in loops {
+        let o = l.join().expect("reader");
+        assert!(o.status.success(), "reader: {}", stderr(&o));
+        let got = answers(&common::stdout(&o));
+        assert_eq!(got.len(), READS);
+        for q in &got {
+            assert_eq!(q["ok"], true, "{q}");
+            assert_consistent(q, "trade loop quote");
+        }
+    }
+    done.store(true, Ordering::Relaxed);
+    writer.join().expect("writer");
+    eprintln!(
+        "{} flips, {} one-shot quotes, {} loop quotes",
+        flips.load(Ordering::Relaxed),
+        one_shots,
+        2 * READS
+    );
+    assert_eq!(dollar_row(&ex.quote()), a);
+    ex.check();
+}
