@@ -24,6 +24,7 @@ pub fn parse_size(text: &str) -> Result<u64, BadInput> {
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
         "t" | "tb" | "tib" => 1 << 40,
+        "p" | "pb" | "pib" => 1 << 50,
         _ => return Err(bad()),
     };
     n.checked_mul(mul)

@@ -60,8 +60,10 @@ pub struct SegmentInfo {
     pub id: SegmentId,
     /// System V id.
     pub shmid: Option<i32>,
-    /// Bytes.
+    /// Bytes, header included.
     pub size: u64,
+    /// Bytes after the header, for a managed segment.
+    pub payload: Option<u64>,
     /// What a managed segment holds; `None` for foreign ones.
     pub kind: Option<Kind>,
     /// A managed segment's lifetime.
@@ -183,6 +185,7 @@ fn sysv_info(st: &sysv::Stat) -> SegmentInfo {
         id: id.clone(),
         shmid: Some(st.shmid),
         size: st.size,
+        payload: None,
         kind: None,
         lifetime: None,
         uid: st.uid,
@@ -232,6 +235,7 @@ fn posix_info(id: &SegmentId, maps: &[(u32, String)]) -> SegmentInfo {
         id: id.clone(),
         shmid: None,
         size: meta.as_ref().map_or(0, std::fs::Metadata::len),
+        payload: None,
         kind: None,
         lifetime: None,
         uid: meta.as_ref().map_or(0, MetadataExt::uid),
@@ -270,6 +274,7 @@ fn fill_managed(info: &mut SegmentInfo, seg: Segment, unheld: bool) {
     match Managed::observe(seg) {
         Ok(m) => {
             info.kind = m.kind();
+            info.payload = Some(m.payload_len() as u64);
             info.lifetime = m.lifetime();
             let creator = m.creator();
             info.creator_pid = Some(creator.pid);

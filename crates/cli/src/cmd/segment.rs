@@ -154,6 +154,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 );
             }
             let len = len.unwrap_or(avail - offset);
+            if len > avail - offset {
+                crate::bad_input!(
+                    "offset {offset} + length {len} is past the end of segment {id} ({avail} bytes readable)"
+                );
+            }
             let mut buf = vec![0u8; len];
             target.read(offset, &mut buf)?;
             let mut out = std::io::stdout().lock();
@@ -350,6 +355,7 @@ fn to_json(info: &SegmentInfo) -> serde_json::Value {
         "name": name,
         "shmid": info.shmid,
         "size": info.size,
+        "payload": info.payload,
         "kind": info.kind.map(Kind::name),
         "lifetime": info.lifetime.map(Lifetime::name),
         "type": info.type_name,

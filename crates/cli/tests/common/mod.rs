@@ -97,7 +97,10 @@ pub fn run(args: &[&str], stdin: &[u8]) -> Output {
 /// As [`run`], with extra environment variables.
 pub fn run_env(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Output {
     let mut cmd = shmex();
-    cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -124,8 +127,18 @@ pub fn stderr(o: &Output) -> String {
 /// whole output in the failure message.
 #[track_caller]
 pub fn assert_fails(o: &Output, code: i32, needle: &str) {
-    assert_eq!(o.status.code(), Some(code), "exit status; stdout: {} stderr: {}", stdout(o), stderr(o));
-    assert!(stderr(o).contains(needle), "stderr {:?} lacks {needle:?}", stderr(o));
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "exit status; stdout: {} stderr: {}",
+        stdout(o),
+        stderr(o)
+    );
+    assert!(
+        stderr(o).contains(needle),
+        "stderr {:?} lacks {needle:?}",
+        stderr(o)
+    );
     let lines = stderr(o).trim_end().lines().count();
     assert_eq!(lines, 1, "error must be one line: {:?}", stderr(o));
 }
@@ -133,6 +146,12 @@ pub fn assert_fails(o: &Output, code: i32, needle: &str) {
 /// Asserts success, returning stdout.
 #[track_caller]
 pub fn assert_ok(o: &Output) -> String {
-    assert!(o.status.success(), "status {:?}; stdout: {} stderr: {}", o.status, stdout(o), stderr(o));
+    assert!(
+        o.status.success(),
+        "status {:?}; stdout: {} stderr: {}",
+        o.status,
+        stdout(o),
+        stderr(o)
+    );
     stdout(o)
 }
