@@ -1,3 +1,47 @@
-//! The shmex currency exchange (work in progress).
-#![forbid(unsafe_code)]
+//! The shmex currency exchange: the seed's exchange table, made safe for
+//! many trader processes at once.
+//!
+//! The exchange lives in one managed shared-memory segment (POSIX or
+//! System V) and holds, for every foreign currency, the rates at which it
+//! buys and sells and its stock, a till of home currency, the customers'
+//! accounts, the totals that conservation needs, and a journal ring.
+//!
+//! * Money is exact decimal fixed point ([`money`]): amounts in minor
+//!   units, rates in millionths, products in 128 bits; a buy's price rounds
+//!   up and a sell's proceeds round down, to the exchange's favour.
+//! * Every mutation ([`Engine::buy`], [`Engine::sell`], [`Engine::deposit`],
+//!   [`Engine::withdraw`], [`Engine::set_rate`], [`Engine::open_account`])
+//!   is atomic under one robust process-shared mutex, with an undo record
+//!   that the next lock holder rolls back if the owner dies mid-operation.
+//! * Readers ([`Engine::quote`], [`Engine::state`], [`Engine::check`]) take
+//!   consistent snapshots through a seqlock and never block traders.
+//! * [`State::check`] verifies conservation for every currency (the
+//!   exchange's holding plus all account holdings equals genesis plus
+//!   deposits minus withdrawals), non-negativity and `0 < buy <= sell`.
+//!
+//! A customer **buys** `AMOUNT` of `CODE`: pays `AMOUNT × sell rate` in home
+//! currency (rounded up); the stock goes down, the till up. A customer
+//! **sells**: receives `AMOUNT × buy rate` (rounded down); the stock goes
+//! up, the till down.
+// `deny` rather than `forbid` at the root only because `shm::shared_struct!`
+// expands to an `#[allow(unsafe_code)] unsafe impl` (checked by that macro);
+// every module but `layout` forbids unsafe code outright.
+#![deny(unsafe_code)]
 #![deny(missing_docs)]
+
+mod config;
+mod engine;
+mod error;
+pub mod failpoint;
+mod layout;
+pub mod money;
+pub mod snapshot;
+mod state;
+mod types;
+
+pub use config::{Config, CurrencySpec};
+pub use engine::{Engine, Exchange, Info, QuoteRow, Receipt, check_rates};
+pub use error::{OpError, OpenError, SnapshotError, TableError};
+pub use layout::{MAX_ACCOUNTS, MAX_CURRENCIES, MAX_JOURNAL, NAME_MAX};
+pub use state::{AccountState, Capacity, CurrencyState, Entry, State};
+pub use types::{AccountId, Code, CurrencyId, Op, check_account_name};

@@ -1,0 +1,91 @@
+//! Test-only failpoints: `SHMEX_FAILPOINT=NAME` makes the process abort at a
+//! named point inside a mutation, holding the lock, so that crash recovery
+//! can be tested deterministically.
+//!
+//! The variable is read once per process; an [`Engine`](crate::Engine)
+//! keeps the result in a field, so an unarmed failpoint costs one compare
+//! of a register.
+#![forbid(unsafe_code)]
+
+use std::sync::OnceLock;
+
+/// A named point where a process may be made to abort.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failpoint {
+    /// None armed.
+    Off,
+    /// In a buy or sell, after the undo record is written and the stock
+    /// changed, before the till and the balances.
+    MidTrade,
+    /// In a deposit or withdrawal, after the balance changed, before the
+    /// totals.
+    MidDeposit,
+    /// In set-rate, after the buy rate changed, before the sell rate.
+    MidSetRate,
+    /// In opening an account, after the name is written and the account
+    /// counted, before its opening deposit is totalled.
+    MidOpen,
+    /// In any mutation, after its journal record, before the undo record is
+    /// cleared (the operation is then undone, as a whole).
+    AfterJournal,
+    /// While rolling back a crashed operation, after its first field is
+    /// restored: the next process must roll back again.
+    MidRollback,
+}
+
+/// The names `SHMEX_FAILPOINT` accepts.
+pub const NAMES: [&str; 6] = [
+    "mid-trade",
+    "mid-deposit",
+    "mid-set-rate",
+    "mid-open",
+    "after-journal",
+    "mid-rollback",
+];
+
+impl Failpoint {
+    /// The failpoint of that name.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Failpoint> {
+        Some(match name {
+            "" => Failpoint::Off,
+            "mid-trade" => Failpoint::MidTrade,
+            "mid-deposit" => Failpoint::MidDeposit,
+            "mid-set-rate" => Failpoint::MidSetRate,
+            "mid-open" => Failpoint::MidOpen,
+            "after-journal" => Failpoint::AfterJournal,
+            "mid-rollback" => Failpoint::MidRollback,
+            _ => return None,
+        })
+    }
+}
+
+static ARMED: OnceLock<Result<Failpoint, String>> = OnceLock::new();
+
+/// The failpoint armed for this process by `SHMEX_FAILPOINT`.
+///
+/// # Errors
+///
+/// The variable's value, if it names no failpoint.
+pub fn armed() -> Result<Failpoint, String> {
+    ARMED
+        .get_or_init(|| match std::env::var("SHMEX_FAILPOINT") {
+            Ok(v) => Failpoint::from_name(v.trim()).ok_or(v),
+            Err(_) => Ok(Failpoint::Off),
+        })
+        .clone()
+}
+
+/// Aborts the process if `point` is `armed`.
+#[inline(always)]
+pub(crate) fn hit(armed: Failpoint, point: Failpoint) {
+    if armed == point {
+        hit_cold();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn hit_cold() {
+    std::process::abort();
+}

@@ -1,0 +1,243 @@
+//! The exchange's layout in its segment: every shared field is an atomic in
+//! a `shared_struct!`, and the variable-size parts (currency rows, account
+//! names, balances, journal) follow the head at offsets computed from the
+//! capacities, all 64-byte aligned.
+//!
+//! ```text
+//! Head | CurrencyRow × C | AccountName × A | balance (AtomicI64) × A·C | Record × J
+//! ```
+//!
+//! Currency row 0 is the home currency; its `holding` is the till. Account
+//! `a` holds currency `c` in balance `a·C + c`.
+//!
+//! The one module that only denies unsafe code: `shm::shared_struct!`
+//! writes the `unsafe impl Shared` (after checking every field) itself.
+#![deny(unsafe_code)]
+
+use std::sync::atomic::{AtomicI64, AtomicU64};
+
+use shm::sync::{RobustMutex, SeqLock};
+
+/// Format of the payload; bumped when the layout changes meaning.
+pub(crate) const FORMAT: u64 = 0x5845_0001; // "XE" v1
+
+/// Most fields one operation changes (a trade changes four).
+pub(crate) const MAX_UNDO: usize = 6;
+
+/// Longest account name.
+pub const NAME_MAX: usize = 32;
+
+shm::shared_struct! {
+    /// The fixed part of the exchange.
+    pub(crate) struct Head {
+        /// Guards every mutation.
+        pub lock: RobustMutex,
+        /// Lets readers take consistent snapshots without the lock.
+        pub seq: SeqLock,
+        /// [`FORMAT`].
+        pub format: AtomicU64,
+        /// Currency capacity (home included).
+        pub cap_currencies: AtomicU64,
+        /// Account capacity.
+        pub cap_accounts: AtomicU64,
+        /// Journal capacity (records).
+        pub cap_journal: AtomicU64,
+        /// Currencies in use (home included); fixed at creation.
+        pub n_currencies: AtomicU64,
+        /// Accounts open (undoable: an `open` that is rolled back restores it).
+        pub n_accounts: AtomicI64,
+        /// The sequence number the next operation gets (first is 1).
+        pub next_seq: AtomicU64,
+        /// Opening balance of a new account, in home minor units.
+        pub opening: AtomicI64,
+        /// Creation time, ns since the epoch.
+        pub created_ns: AtomicU64,
+        /// How many crashed operations were rolled back.
+        pub recoveries: AtomicU64,
+        /// Spare, zero.
+        pub reserved: [AtomicU64; 4],
+        /// The undo record of the operation in progress.
+        pub undo: Undo,
+    }
+
+    /// What to restore if the lock holder dies mid-operation.
+    pub(crate) struct Undo {
+        /// 1 while an operation is applying its changes.
+        pub active: AtomicU64,
+        /// The operation's sequence number.
+        pub seq: AtomicU64,
+        /// Entries in `fields`/`olds`.
+        pub count: AtomicU64,
+        /// Encoded field references (see `Field`).
+        pub fields: [AtomicU64; MAX_UNDO],
+        /// Their values before the operation.
+        pub olds: [AtomicI64; MAX_UNDO],
+        /// The journal record the operation would have written, so that the
+        /// rollback record says what was undone.
+        pub pending: Record,
+    }
+
+    /// One currency.
+    pub(crate) struct CurrencyRow {
+        /// Code, ASCII, zero-padded, packed little-endian.
+        pub code: AtomicU64,
+        /// Decimals of its amounts.
+        pub decimals: AtomicU64,
+        /// Rate at which the exchange buys it (millionths of home per unit).
+        pub buy: AtomicI64,
+        /// Rate at which the exchange sells it.
+        pub sell: AtomicI64,
+        /// The exchange's stock of it (the till, for the home currency).
+        pub holding: AtomicI64,
+        /// What existed at creation.
+        pub genesis: AtomicI64,
+        /// Sum of all deposits (opening balances included).
+        pub deposits: AtomicI64,
+        /// Sum of all withdrawals.
+        pub withdrawals: AtomicI64,
+    }
+
+    /// An account's name; written once, before the account count includes it.
+    pub(crate) struct AccountName {
+        /// Bytes used.
+        pub len: AtomicU64,
+        /// Up to 32 bytes, packed little-endian.
+        pub bytes: [AtomicU64; 4],
+    }
+
+    /// One journal record. `seq` is 0 while the record is being written, so
+    /// that a reader can tell a torn record from a whole one.
+    pub(crate) struct Record {
+        /// Sequence number (0: empty or being written).
+        pub seq: AtomicU64,
+        /// Wall-clock time, ns since the epoch.
+        pub time_ns: AtomicU64,
+        /// op | currency << 8 | undone op << 16 | pid << 32.
+        pub meta: AtomicU64,
+        /// Amount, in the currency's minor units.
+        pub amount: AtomicI64,
+        /// Rate applied (the sell rate, for set-rate).
+        pub rate: AtomicI64,
+        /// Total paid or received in home minor units (the amount itself
+        /// for deposits, withdrawals and openings).
+        pub total: AtomicI64,
+        /// set-rate: the new buy rate; rollback: the undone operation's pid.
+        pub extra: AtomicI64,
+        /// Account name length.
+        pub name_len: AtomicU64,
+        /// Account name bytes.
+        pub name: [AtomicU64; 4],
+    }
+}
+
+const fn align64(n: u64) -> u64 {
+    (n + 63) & !63
+}
+
+/// Offsets of the variable parts, computed from the capacities.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Geometry {
+    pub currencies: usize,
+    pub accounts: usize,
+    pub journal: usize,
+    pub off_rows: usize,
+    pub off_names: usize,
+    pub off_balances: usize,
+    pub off_journal: usize,
+    pub size: u64,
+}
+
+/// Largest capacities accepted.
+pub const MAX_CURRENCIES: usize = 256;
+/// Largest account capacity.
+pub const MAX_ACCOUNTS: usize = 1 << 20;
+/// Largest journal capacity.
+pub const MAX_JOURNAL: usize = 1 << 22;
+
+impl Geometry {
+    /// The geometry for these capacities, or a reason they are unusable.
+    pub fn new(currencies: usize, accounts: usize, journal: usize) -> Result<Geometry, String> {
+        if !(2..=MAX_CURRENCIES).contains(&currencies) {
+            return Err(format!(
+                "currency capacity {currencies} is out of range: it counts the home currency and must be 2 to {MAX_CURRENCIES}"
+            ));
+        }
+        if !(1..=MAX_ACCOUNTS).contains(&accounts) {
+            return Err(format!(
+                "account capacity {accounts} is out of range: 1 to {MAX_ACCOUNTS}"
+            ));
+        }
+        if !(1..=MAX_JOURNAL).contains(&journal) {
+            return Err(format!(
+                "journal capacity {journal} is out of range: 1 to {MAX_JOURNAL}"
+            ));
+        }
+        let (c, a, j) = (currencies as u64, accounts as u64, journal as u64);
+        let off_rows = align64(std::mem::size_of::<Head>() as u64);
+        let off_names = align64(off_rows + c * std::mem::size_of::<CurrencyRow>() as u64);
+        let off_balances = align64(off_names + a * std::mem::size_of::<AccountName>() as u64);
+        let off_journal = align64(off_balances + a * c * 8);
+        let size = align64(off_journal + j * std::mem::size_of::<Record>() as u64);
+        Ok(Geometry {
+            currencies,
+            accounts,
+            journal,
+            off_rows: off_rows as usize,
+            off_names: off_names as usize,
+            off_balances: off_balances as usize,
+            off_journal: off_journal as usize,
+            size,
+        })
+    }
+}
+
+/// Packs up to 8 ASCII bytes.
+pub(crate) fn pack8(bytes: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    b[..bytes.len().min(8)].copy_from_slice(&bytes[..bytes.len().min(8)]);
+    u64::from_le_bytes(b)
+}
+
+/// Packs a name of up to 32 bytes into four words.
+pub(crate) fn pack_name(name: &[u8]) -> [u64; 4] {
+    let mut w = [0u64; 4];
+    for (i, chunk) in name.chunks(8).take(4).enumerate() {
+        w[i] = pack8(chunk);
+    }
+    w
+}
+
+/// Unpacks a name; `None` if the length is out of range.
+pub(crate) fn unpack_name(len: u64, words: [u64; 4]) -> Option<String> {
+    let len = usize::try_from(len).ok().filter(|&l| l <= NAME_MAX)?;
+    let mut b = [0u8; 32];
+    for (i, w) in words.iter().enumerate() {
+        b[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
+    }
+    String::from_utf8(b[..len].to_vec()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_what_the_format_says() {
+        assert_eq!(std::mem::size_of::<CurrencyRow>(), 64);
+        assert_eq!(std::mem::size_of::<Record>(), 96);
+        assert_eq!(std::mem::size_of::<AccountName>(), 40);
+        let g = Geometry::new(16, 1024, 8192).unwrap();
+        assert_eq!(g.off_rows % 64, 0);
+        assert_eq!(g.off_journal % 64, 0);
+        assert!(Geometry::new(1, 1, 1).is_err());
+        assert!(Geometry::new(2, 0, 1).is_err());
+    }
+
+    #[test]
+    fn names_round_trip() {
+        let n = "a23456789012345678901234567890_z";
+        assert_eq!(n.len(), 32);
+        assert_eq!(unpack_name(32, pack_name(n.as_bytes())).as_deref(), Some(n));
+        assert_eq!(unpack_name(33, [0; 4]), None);
+    }
+}

@@ -1,0 +1,219 @@
+//! Small value types: currency codes, operation kinds, identifiers.
+#![forbid(unsafe_code)]
+
+use std::fmt;
+
+/// A currency code: 1 to 8 ASCII capital letters or digits, starting with a
+/// letter (`TRY`, `DOLLAR`, `STERLIN`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Code([u8; 8]);
+
+impl Code {
+    /// Parses a code; lower case is accepted and made upper case.
+    ///
+    /// # Errors
+    ///
+    /// A message saying what a code may hold.
+    pub fn new(text: &str) -> Result<Code, String> {
+        let b = text.as_bytes();
+        let ok = (1..=8).contains(&b.len())
+            && b[0].is_ascii_alphabetic()
+            && b.iter().all(u8::is_ascii_alphanumeric);
+        if !ok {
+            return Err(format!(
+                "invalid currency code {text:?}: 1 to 8 ASCII letters or digits, starting with a letter, such as DOLLAR"
+            ));
+        }
+        let mut c = [0u8; 8];
+        for (d, s) in c.iter_mut().zip(b) {
+            *d = s.to_ascii_uppercase();
+        }
+        Ok(Code(c))
+    }
+
+    /// The code of a packed word, if it is a valid one.
+    pub(crate) fn from_packed(w: u64) -> Option<Code> {
+        let b = w.to_le_bytes();
+        let len = b.iter().position(|&x| x == 0).unwrap_or(8);
+        let s = std::str::from_utf8(&b[..len]).ok()?;
+        let c = Code::new(s).ok()?;
+        (c.0 == b).then_some(c)
+    }
+
+    /// The packed form stored in the segment.
+    pub(crate) fn packed(self) -> u64 {
+        u64::from_le_bytes(self.0)
+    }
+
+    /// The code as text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        let len = self.0.iter().position(|&x| x == 0).unwrap_or(8);
+        std::str::from_utf8(&self.0[..len]).unwrap_or("?")
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl fmt::Debug for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Code({})", self.as_str())
+    }
+}
+
+/// What an operation did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// A customer bought foreign currency.
+    Buy,
+    /// A customer sold foreign currency.
+    Sell,
+    /// Cash in.
+    Deposit,
+    /// Cash out.
+    Withdraw,
+    /// New quotes for a currency.
+    SetRate,
+    /// A new account, with its opening balance.
+    Open,
+    /// A crashed operation was undone.
+    Rollback,
+}
+
+impl Op {
+    /// Every kind.
+    pub const ALL: [Op; 7] = [
+        Op::Buy,
+        Op::Sell,
+        Op::Deposit,
+        Op::Withdraw,
+        Op::SetRate,
+        Op::Open,
+        Op::Rollback,
+    ];
+
+    /// The name the journal prints.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Buy => "buy",
+            Op::Sell => "sell",
+            Op::Deposit => "deposit",
+            Op::Withdraw => "withdraw",
+            Op::SetRate => "set-rate",
+            Op::Open => "open",
+            Op::Rollback => "rollback",
+        }
+    }
+
+    /// The kind with that name.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Op> {
+        Op::ALL.into_iter().find(|o| o.name() == name)
+    }
+
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            Op::Buy => 1,
+            Op::Sell => 2,
+            Op::Deposit => 3,
+            Op::Withdraw => 4,
+            Op::SetRate => 5,
+            Op::Open => 6,
+            Op::Rollback => 7,
+        }
+    }
+
+    pub(crate) fn from_code(c: u8) -> Option<Op> {
+        Op::ALL.into_iter().find(|o| o.code() == c)
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+/// An open account, by position. Valid for the exchange that returned it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct AccountId(pub(crate) u32);
+
+impl AccountId {
+    /// Position in the account table.
+    #[must_use]
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// A currency, by position (0 is the home currency).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CurrencyId(pub(crate) u16);
+
+impl CurrencyId {
+    /// The home currency.
+    pub const HOME: CurrencyId = CurrencyId(0);
+
+    /// Position in the currency table.
+    #[must_use]
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// Checks an account name: 1 to 32 bytes of `[A-Za-z0-9_.-]`.
+///
+/// # Errors
+///
+/// A message naming the name and the rule.
+pub fn check_account_name(name: &str) -> Result<(), String> {
+    let ok = (1..=crate::layout::NAME_MAX).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid account name {name:?}: use 1 to 32 characters from A-Z, a-z, 0-9, '_', '.' and '-'"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes() {
+        let c = Code::new("dollar").unwrap();
+        assert_eq!(c.as_str(), "DOLLAR");
+        assert_eq!(Code::from_packed(c.packed()), Some(c));
+        for bad in ["", "123", "TOOLONGXX", "A-B", "ÜBER", "A B"] {
+            assert!(Code::new(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(Code::from_packed(0), None);
+        assert_eq!(Code::from_packed(u64::MAX), None);
+    }
+
+    #[test]
+    fn names() {
+        assert!(check_account_name("alice.b-c_9").is_ok());
+        for bad in ["", "bad name", "x/y", "ünïcode", &"a".repeat(33)] {
+            assert!(check_account_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn op_codes_round_trip() {
+        for op in Op::ALL {
+            assert_eq!(Op::from_code(op.code()), Some(op));
+            assert_eq!(Op::from_name(op.name()), Some(op));
+        }
+    }
+}
