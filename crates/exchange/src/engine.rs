@@ -1317,6 +1317,16 @@ impl<'a> Engine<'a> {
         self.consistent(|| self.read_state())
     }
 
+    /// The books and the journal (oldest first), consistent with each
+    /// other: what a snapshot file holds.
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::quote_into`].
+    pub fn snapshot(&self) -> Result<(State, Vec<Entry>), OpError> {
+        self.consistent(|| (self.read_state(), self.journal(None)))
+    }
+
     /// Checks every invariant on a consistent copy of the books; returns
     /// the violations (empty: sound).
     ///

@@ -164,6 +164,13 @@ impl CurrencyId {
     pub fn index(self) -> usize {
         self.0 as usize
     }
+
+    /// The currency at position `index` (0 is home); the engine refuses
+    /// a position past its table with [`OpError::BadId`](crate::OpError).
+    #[must_use]
+    pub fn from_index(index: usize) -> CurrencyId {
+        CurrencyId(u16::try_from(index).unwrap_or(u16::MAX))
+    }
 }
 
 /// Checks an account name: 1 to 32 bytes of `[A-Za-z0-9_.-]`.

@@ -1,0 +1,6 @@
+//! The exchange's part of `shmex demo`.
+
+/// The exchange's part of `shmex demo`.
+pub fn demo() -> anyhow::Result<()> {
+    Ok(())
+}

@@ -1,0 +1,256 @@
+//! How the exchange's reads print: JSON with decimals as strings, in the
+//! contract's key order, and plain text tables.
+
+use std::fmt::Write as _;
+
+use exchange::money::{Amount, Rate};
+use exchange::{Code, Entry, QuoteRow, State};
+
+/// A JSON string literal.
+pub fn js(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+/// `"home":"TRY","till":"…","currencies":[…]` (no braces), from a quote
+/// whose first row is the home currency.
+pub fn quote_fields(out: &mut String, rows: &[QuoteRow]) {
+    let home = &rows[0];
+    let _ = write!(
+        out,
+        "\"home\":\"{}\",\"till\":\"{}\",\"currencies\":[",
+        home.code,
+        Amount::new(home.holding, home.decimals)
+    );
+    for (i, r) in rows[1..].iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(
+            out,
+            "{{\"code\":\"{}\",\"buy\":\"{}\",\"sell\":\"{}\",\"stock\":\"{}\"}}",
+            r.code,
+            Rate(r.buy),
+            Rate(r.sell),
+            Amount::new(r.holding, r.decimals)
+        );
+    }
+    out.push(']');
+}
+
+/// `{"TRY":"1000.00","DOLLAR":"0.00",…}`.
+pub fn balances_object(out: &mut String, currencies: &[(Code, u32)], balances: &[i64]) {
+    out.push('{');
+    for (i, ((code, dec), b)) in currencies.iter().zip(balances).enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "\"{code}\":\"{}\"", Amount::new(*b, *dec));
+    }
+    out.push('}');
+}
+
+/// The quote as a table.
+pub fn quote_text(what: &str, rows: &[QuoteRow]) -> String {
+    let home = &rows[0];
+    let mut s = format!(
+        "exchange {what}: home currency {}, till {}\n",
+        home.code,
+        Amount::new(home.holding, home.decimals)
+    );
+    let _ = writeln!(
+        s,
+        "{:<8} {:>12} {:>12} {:>20}",
+        "CODE", "BUY", "SELL", "STOCK"
+    );
+    for r in &rows[1..] {
+        let _ = writeln!(
+            s,
+            "{:<8} {:>12} {:>12} {:>20}",
+            r.code,
+            Rate(r.buy).to_string(),
+            Rate(r.sell).to_string(),
+            Amount::new(r.holding, r.decimals).to_string()
+        );
+    }
+    s
+}
+
+/// `accounts --json`.
+pub fn accounts_json(state: &State) -> String {
+    let currencies: Vec<(Code, u32)> = state
+        .currencies
+        .iter()
+        .map(|c| (c.code, c.decimals))
+        .collect();
+    let mut out = String::from("[");
+    for (i, a) in state.accounts.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "{{\"name\":{},\"balances\":", js(&a.name));
+        balances_object(&mut out, &currencies, &a.balances);
+        out.push('}');
+    }
+    out.push(']');
+    out
+}
+
+/// The accounts as a table.
+pub fn accounts_text(state: &State) -> String {
+    if state.accounts.is_empty() {
+        return "no accounts yet: one opens on first use, e.g. `shmex exchange trade --account NAME`\n"
+            .into();
+    }
+    let width = state
+        .accounts
+        .iter()
+        .map(|a| a.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(7);
+    let mut s = format!("{:<width$}", "ACCOUNT");
+    for c in &state.currencies {
+        let _ = write!(s, " {:>16}", c.code.as_str());
+    }
+    s.push('\n');
+    for a in &state.accounts {
+        let _ = write!(s, "{:<width$}", a.name);
+        for (c, b) in state.currencies.iter().zip(&a.balances) {
+            let _ = write!(s, " {:>16}", c.amount(*b).to_string());
+        }
+        s.push('\n');
+    }
+    s
+}
+
+fn code_of(state: &State, e: &Entry) -> (Code, u32) {
+    let c = state
+        .currencies
+        .get(e.currency)
+        .unwrap_or(&state.currencies[0]);
+    (c.code, c.decimals)
+}
+
+fn total_of(state: &State, e: &Entry) -> Amount {
+    let (_, dec) = code_of(state, e);
+    let d = if e.total_is_home() {
+        state.currencies[0].decimals
+    } else {
+        dec
+    };
+    Amount::new(e.total, d)
+}
+
+/// One journal record as a JSON object.
+pub fn entry_json(state: &State, e: &Entry) -> String {
+    let (code, dec) = code_of(state, e);
+    let mut s = format!(
+        "{{\"seq\":{},\"time_ns\":{},\"pid\":{},\"account\":{},\"op\":\"{}\",\"code\":\"{}\",\"amount\":\"{}\",\"rate\":\"{}\",\"total\":\"{}\"",
+        e.seq,
+        e.time_ns,
+        e.pid,
+        js(&e.account),
+        e.op,
+        code,
+        Amount::new(e.amount, dec),
+        Rate(e.rate),
+        total_of(state, e)
+    );
+    match e.op {
+        exchange::Op::SetRate => {
+            let _ = write!(
+                s,
+                ",\"buy\":\"{}\",\"sell\":\"{}\"",
+                Rate(e.extra),
+                Rate(e.rate)
+            );
+        }
+        exchange::Op::Rollback => {
+            let _ = write!(
+                s,
+                ",\"undone\":\"{}\",\"undone_pid\":{}",
+                e.undone.map_or("?", exchange::Op::name),
+                e.extra
+            );
+        }
+        _ => {}
+    }
+    s.push('}');
+    s
+}
+
+/// One journal record as a line of text.
+pub fn entry_text(state: &State, e: &Entry) -> String {
+    let (code, dec) = code_of(state, e);
+    let home = state.currencies[0].code;
+    let amount = Amount::new(e.amount, dec);
+    let what = match e.op {
+        exchange::Op::Buy => format!(
+            "{} bought {amount} {code} at {} for {} {home}",
+            e.account,
+            Rate(e.rate),
+            total_of(state, e)
+        ),
+        exchange::Op::Sell => format!(
+            "{} sold {amount} {code} at {} for {} {home}",
+            e.account,
+            Rate(e.rate),
+            total_of(state, e)
+        ),
+        exchange::Op::Deposit => format!("{} deposited {amount} {code}", e.account),
+        exchange::Op::Withdraw => format!("{} withdrew {amount} {code}", e.account),
+        exchange::Op::Open => format!("{} opened an account with {amount} {code}", e.account),
+        exchange::Op::SetRate => format!(
+            "{code} rates set to buy {} sell {}",
+            Rate(e.extra),
+            Rate(e.rate)
+        ),
+        exchange::Op::Rollback => format!(
+            "rolled back a {} of {amount} {code} by {} (pid {} died holding the lock)",
+            e.undone.map_or("?", exchange::Op::name),
+            if e.account.is_empty() {
+                "-"
+            } else {
+                &e.account
+            },
+            e.extra
+        ),
+    };
+    format!("{:>8}  {}  pid {:<7} {what}", e.seq, utc(e.time_ns), e.pid)
+}
+
+/// `2026-01-02T03:04:05.678Z` from ns since the epoch.
+pub fn utc(ns: u64) -> String {
+    let secs = ns / 1_000_000_000;
+    let ms = (ns / 1_000_000) % 1000;
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (proleptic Gregorian).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(utc(951_782_400_123_000_000), "2000-02-29T00:00:00.123Z");
+        assert_eq!(utc(1_767_225_599_000_000_000), "2025-12-31T23:59:59.000Z");
+    }
+}

@@ -1,0 +1,403 @@
+//! The trade loop: one command a line from stdin, one answer a line to
+//! stdout, fast (stdin and stdout locked once, buffered both ways, no
+//! allocation per line on the common path) and flushed whenever input runs
+//! dry, so that an interactive client gets each answer at once.
+
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::process::ExitCode;
+
+use exchange::money::{self, Amount, Rate};
+use exchange::{
+    AccountId, Code, CurrencyId, Engine, OpError, QuoteRow, Receipt, check_account_name,
+};
+use shm::SegmentId;
+
+use super::show;
+use crate::error::BadInput;
+
+/// Longest line accepted, in bytes (without the newline).
+pub const MAX_LINE: usize = 1024;
+
+const HELP: &str = "buy CODE AMOUNT | sell CODE AMOUNT | deposit CODE AMOUNT | withdraw CODE AMOUNT | quote | balance | help | quit";
+
+/// A mutation named on a line or the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verb {
+    /// Buy foreign currency at the sell rate.
+    Buy,
+    /// Sell foreign currency at the buy rate.
+    Sell,
+    /// Cash in.
+    Deposit,
+    /// Cash out.
+    Withdraw,
+}
+
+impl Verb {
+    /// The verb for `word` (any case).
+    pub fn parse(word: &str) -> Option<Verb> {
+        let eq = |w: &str| word.eq_ignore_ascii_case(w);
+        if eq("buy") {
+            Some(Verb::Buy)
+        } else if eq("sell") {
+            Some(Verb::Sell)
+        } else if eq("deposit") {
+            Some(Verb::Deposit)
+        } else if eq("withdraw") {
+            Some(Verb::Withdraw)
+        } else {
+            None
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Verb::Buy => "buy",
+            Verb::Sell => "sell",
+            Verb::Deposit => "deposit",
+            Verb::Withdraw => "withdraw",
+        }
+    }
+}
+
+/// A validated order, ready to apply.
+#[derive(Clone, Copy, Debug)]
+pub struct Order {
+    verb: Verb,
+    currency: CurrencyId,
+    amount: i64,
+}
+
+impl Order {
+    /// Applies it for `account`.
+    ///
+    /// # Errors
+    ///
+    /// The exchange's refusal.
+    pub fn apply(&self, e: &Engine<'_>, account: AccountId) -> Result<Receipt, OpError> {
+        match self.verb {
+            Verb::Buy => e.buy(account, self.currency, self.amount),
+            Verb::Sell => e.sell(account, self.currency, self.amount),
+            Verb::Deposit => e.deposit(account, self.currency, self.amount),
+            Verb::Withdraw => e.withdraw(account, self.currency, self.amount),
+        }
+    }
+}
+
+/// The message for a currency this exchange does not have.
+pub fn unknown_currency(code: &str, currencies: &[(Code, u32)]) -> String {
+    let list: Vec<&str> = currencies.iter().map(|(c, _)| c.as_str()).collect();
+    let shown: String = code.chars().take(40).collect();
+    format!(
+        "unknown currency {shown:?}: this exchange has {}",
+        list.join(", ")
+    )
+}
+
+/// Validates `VERB CODE AMOUNT` against the exchange's currencies. The
+/// message of an error says what is wrong and what is expected.
+pub fn parse_order(
+    verb: Verb,
+    code: &str,
+    amount: &str,
+    currencies: &[(Code, u32)],
+) -> Result<Order, String> {
+    let c = Code::new(code)
+        .ok()
+        .and_then(|c| currencies.iter().position(|(x, _)| *x == c))
+        .ok_or_else(|| unknown_currency(code, currencies))?;
+    if c == 0 && matches!(verb, Verb::Buy | Verb::Sell) {
+        return Err(OpError::HomeCurrency {
+            code: currencies[0].0.to_string(),
+        }
+        .to_string());
+    }
+    let amount = money::parse_amount(amount, currencies[c].1).map_err(|e| e.to_string())?;
+    Ok(Order {
+        verb,
+        currency: CurrencyId::from_index(c),
+        amount,
+    })
+}
+
+/// Appends the answer to a successful mutation.
+pub fn answer(out: &mut String, e: &Engine<'_>, account: &str, r: &Receipt, json: bool) {
+    let code = e.code(r.currency);
+    let amount = Amount::new(r.amount, e.decimals(r.currency));
+    let home = e.home();
+    let hd = e.decimals(CurrencyId::HOME);
+    let total = if matches!(r.op, exchange::Op::Buy | exchange::Op::Sell) {
+        Amount::new(r.total, hd)
+    } else {
+        amount
+    };
+    if json {
+        let _ = writeln!(
+            out,
+            "{{\"ok\":true,\"op\":\"{}\",\"account\":\"{account}\",\"code\":\"{code}\",\"amount\":\"{amount}\",\"rate\":\"{}\",\"total\":\"{total}\",\"seq\":{}}}",
+            r.op,
+            Rate(r.rate),
+            r.seq
+        );
+        return;
+    }
+    let _ = match r.op {
+        exchange::Op::Buy => writeln!(
+            out,
+            "{account} bought {amount} {code} at {} for {total} {home} (seq {})",
+            Rate(r.rate),
+            r.seq
+        ),
+        exchange::Op::Sell => writeln!(
+            out,
+            "{account} sold {amount} {code} at {} for {total} {home} (seq {})",
+            Rate(r.rate),
+            r.seq
+        ),
+        exchange::Op::Deposit => writeln!(
+            out,
+            "{account} deposited {amount} {code}; balance {} {code} (seq {})",
+            Amount::new(r.balance, e.decimals(r.currency)),
+            r.seq
+        ),
+        _ => writeln!(
+            out,
+            "{account} withdrew {amount} {code}; balance {} {code} (seq {})",
+            Amount::new(r.balance, e.decimals(r.currency)),
+            r.seq
+        ),
+    };
+}
+
+fn error(out: &mut String, msg: &str, json: bool) {
+    if json {
+        let _ = writeln!(out, "{{\"ok\":false,\"error\":{}}}", show::js(msg));
+    } else {
+        let _ = writeln!(out, "error: {msg}");
+    }
+}
+
+/// Reads one line into `line` (at most `MAX_LINE + 2` bytes of it are
+/// kept; the rest is consumed and counted). Flushes `out` before any read
+/// that may block. Returns the line's full length, or `None` at the end.
+fn read_line<R: Read, W: Write>(
+    input: &mut BufReader<R>,
+    out: &mut W,
+    line: &mut Vec<u8>,
+) -> std::io::Result<Option<usize>> {
+    line.clear();
+    let mut total = 0usize;
+    let mut any = false;
+    loop {
+        if input.buffer().is_empty() {
+            out.flush()?;
+        }
+        let buf = match input.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if buf.is_empty() {
+            return Ok(any.then_some(total));
+        }
+        any = true;
+        let (chunk, used, done) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (&buf[..i], i + 1, true),
+            None => (buf, buf.len(), false),
+        };
+        let room = (MAX_LINE + 2).saturating_sub(line.len());
+        line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        total += chunk.len();
+        input.consume(used);
+        if done {
+            return Ok(Some(total));
+        }
+    }
+}
+
+struct Loop<'e, 'a> {
+    e: &'e Engine<'a>,
+    account: AccountId,
+    name: &'e str,
+    currencies: Vec<(Code, u32)>,
+    json: bool,
+    quote: Vec<QuoteRow>,
+}
+
+impl Loop<'_, '_> {
+    /// Answers one line; returns true on `quit`.
+    fn line(&mut self, out: &mut String, raw: &[u8], len: usize) -> bool {
+        let json = self.json;
+        let (raw, len) = match raw.last() {
+            Some(b'\r') if len == raw.len() => (&raw[..raw.len() - 1], len - 1),
+            _ => (raw, len),
+        };
+        if len > MAX_LINE {
+            error(
+                out,
+                &format!("line too long: {len} bytes, at most {MAX_LINE} are read"),
+                json,
+            );
+            return false;
+        }
+        let Ok(text) = std::str::from_utf8(raw) else {
+            error(out, "the line is not valid UTF-8", json);
+            return false;
+        };
+        let mut words = text.split_ascii_whitespace();
+        let Some(verb) = words.next() else {
+            error(out, &format!("empty line: expected {HELP}"), json);
+            return false;
+        };
+        if let Some(v) = Verb::parse(verb) {
+            let usage = format!("expected `{} CODE AMOUNT`", v.name());
+            let (Some(code), Some(amount)) = (words.next(), words.next()) else {
+                error(out, &format!("missing currency or amount: {usage}"), json);
+                return false;
+            };
+            if let Some(extra) = words.next() {
+                let shown: String = extra.chars().take(40).collect();
+                error(
+                    out,
+                    &format!("unexpected {shown:?} after the amount: {usage}"),
+                    json,
+                );
+                return false;
+            }
+            match parse_order(v, code, amount, &self.currencies) {
+                Err(m) => error(out, &m, json),
+                Ok(order) => match order.apply(self.e, self.account) {
+                    Ok(r) => answer(out, self.e, self.name, &r, json),
+                    Err(err) => error(out, &err.to_string(), json),
+                },
+            }
+            return false;
+        }
+        let word = |w: &str| verb.eq_ignore_ascii_case(w);
+        let known = ["quote", "balance", "help", "quit"]
+            .into_iter()
+            .find(|w| word(w));
+        let Some(cmd) = known else {
+            let shown: String = verb.chars().take(40).collect();
+            error(
+                out,
+                &format!("unknown command {shown:?}: expected {HELP}"),
+                json,
+            );
+            return false;
+        };
+        if let Some(extra) = words.next() {
+            let shown: String = extra.chars().take(40).collect();
+            error(
+                out,
+                &format!("unexpected {shown:?} after `{cmd}`, which takes nothing"),
+                json,
+            );
+            return false;
+        }
+        match cmd {
+            "quote" => self.quote(out),
+            "balance" => self.balance(out),
+            "help" => {
+                if json {
+                    let _ = writeln!(out, "{{\"ok\":true,\"op\":\"help\",\"usage\":\"{HELP}\"}}");
+                } else {
+                    let _ = writeln!(out, "commands: {HELP}");
+                }
+            }
+            _ => {
+                if json {
+                    out.push_str("{\"ok\":true,\"op\":\"quit\"}\n");
+                } else {
+                    out.push_str("bye\n");
+                }
+                return true;
+            }
+        }
+        false
+    }
+
+    fn quote(&mut self, out: &mut String) {
+        if let Err(err) = self.e.quote_into(&mut self.quote) {
+            return error(out, &err.to_string(), self.json);
+        }
+        if self.json {
+            out.push_str("{\"ok\":true,\"op\":\"quote\",");
+            show::quote_fields(out, &self.quote);
+            out.push_str("}\n");
+        } else {
+            let home = &self.quote[0];
+            let _ = write!(
+                out,
+                "{} till {}",
+                home.code,
+                Amount::new(home.holding, home.decimals)
+            );
+            for r in &self.quote[1..] {
+                let _ = write!(
+                    out,
+                    "; {} buy {} sell {} stock {}",
+                    r.code,
+                    Rate(r.buy),
+                    Rate(r.sell),
+                    Amount::new(r.holding, r.decimals)
+                );
+            }
+            out.push('\n');
+        }
+    }
+
+    fn balance(&mut self, out: &mut String) {
+        let b = match self.e.balances(self.account) {
+            Ok(b) => b,
+            Err(err) => return error(out, &err.to_string(), self.json),
+        };
+        if self.json {
+            let _ = write!(
+                out,
+                "{{\"ok\":true,\"op\":\"balance\",\"account\":\"{}\",\"balances\":",
+                self.name
+            );
+            show::balances_object(out, &self.currencies, &b);
+            out.push_str("}\n");
+        } else {
+            let _ = write!(out, "{}:", self.name);
+            for (i, ((c, d), v)) in self.currencies.iter().zip(&b).enumerate() {
+                let sep = if i == 0 { " " } else { ", " };
+                let _ = write!(out, "{sep}{} {c}", Amount::new(*v, *d));
+            }
+            out.push('\n');
+        }
+    }
+}
+
+/// `shmex exchange trade --account NAME [--json]`.
+pub fn run(id: &SegmentId, account: &str, json: bool) -> anyhow::Result<ExitCode> {
+    check_account_name(account).map_err(BadInput)?;
+    let ex = super::open(id)?;
+    let e = ex.engine();
+    let (acct, _) = e.open_account(account)?;
+    let mut lp = Loop {
+        e: &e,
+        account: acct,
+        name: account,
+        currencies: e.currencies(),
+        json,
+        quote: Vec::new(),
+    };
+    let mut input = BufReader::with_capacity(1 << 16, std::io::stdin().lock());
+    let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let mut line = Vec::with_capacity(MAX_LINE + 2);
+    let mut answer = String::with_capacity(512);
+    while let Some(len) = read_line(&mut input, &mut out, &mut line)? {
+        answer.clear();
+        let quit = lp.line(&mut answer, &line, len);
+        out.write_all(answer.as_bytes())?;
+        if quit {
+            break;
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
