@@ -102,9 +102,9 @@ impl Config {
     /// Reads a table file:
     ///
     /// ```toml
-    /// home = "TRY"            # home currency code
+    /// home = "TRY"            # optional, default TRY
     /// home_decimals = 2       # optional, default 2
-    /// till = "100000.00"
+    /// till = "100000.00"      # optional, default 100000
     /// opening = "1000.00"     # optional, default 1000
     ///
     /// [capacity]              # optional, each field too
@@ -139,15 +139,19 @@ impl Config {
             }
             Ok(d)
         };
-        let home = Code::new(&t.home).map_err(TableError)?;
+        let home = Code::new(t.home.as_deref().unwrap_or("TRY")).map_err(TableError)?;
         let home_decimals = dec(t.home_decimals, "home")?;
         let field = |what: String, text: &Dec, d: u32| -> Result<i64, TableError> {
             money::parse_value(&text.0, d).map_err(|e| TableError(format!("{what}: {e}")))
         };
-        let till = field("till".into(), &t.till, home_decimals)?;
+        let unit = money::pow10(home_decimals).unwrap_or(1);
+        let till = match &t.till {
+            Some(v) => field("till".into(), v, home_decimals)?,
+            None => 100_000 * unit,
+        };
         let opening = match &t.opening {
             Some(o) => field("opening".into(), o, home_decimals)?,
-            None => 1000 * money::pow10(home_decimals).unwrap_or(1),
+            None => 1000 * unit,
         };
         let mut currencies = Vec::new();
         for c in &t.currency {
@@ -293,9 +297,9 @@ impl<'de> Deserialize<'de> for Dec {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TableFile {
-    home: String,
+    home: Option<String>,
     home_decimals: Option<u32>,
-    till: Dec,
+    till: Option<Dec>,
     opening: Option<Dec>,
     capacity: Option<CapacityFile>,
     #[serde(default)]
@@ -364,6 +368,7 @@ mod tests {
             "home = \"EUR\"\ntill = \"1\"\n[[currency]]\ncode=\"USD\"\nbuy=\"2\"\nsell=\"1\"\nstock=\"1\"",
             "home = \"EUR\"\ntill = \"1\"\nextra = 1",
             "home = \"EUR\"\ntill = \"-1\"",
+            "[[currency]]\ncode = \"DOLLAR\"\nbuy = \"14\"\nsell = \"13\"\nstock = \"1\"\n",
         ] {
             assert!(Config::from_toml(bad).is_err(), "{bad}");
         }
