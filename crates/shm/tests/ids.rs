@@ -151,3 +151,17 @@ fn impossible_names_are_refused_with_the_reason() {
     assert!(err.to_string().ends_with("it is longer than 255 bytes"));
     SegmentId::posix("n".repeat(255)).expect("255 bytes is the limit");
 }
+
+/// Signs where only digits may stand: `from_str_radix` would take them.
+#[test]
+fn signed_digits_after_a_prefix_are_refused() {
+    for text in ["0x-5", "0x+5", "--11", "-+5", "0o-7", "-0x-1", "+5"] {
+        let err = SegmentId::parse_key(text).expect_err(text);
+        assert_eq!(
+            err.to_string(),
+            format!("invalid key {text:?}: expected a 32-bit integer such as 5678 or 0x162e")
+        );
+    }
+    assert_eq!(SegmentId::parse_key("-0x5").unwrap(), SegmentId::SysV(-5));
+    assert_eq!(SegmentId::parse_key(" 0o17 ").unwrap(), SegmentId::SysV(15));
+}
