@@ -391,15 +391,30 @@ impl Segment {
         }
     }
 
-    /// The whole segment as atomic bytes.
-    #[must_use]
-    pub fn bytes(&self) -> &[AtomicU8] {
+    /// The whole segment as atomic bytes, for a read-write attach.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OutOfBounds`] for a read-only attach: a store through the
+    /// slice would fault. Use [`Segment::read_at`] there.
+    pub fn bytes(&self) -> Result<&[AtomicU8], Error> {
+        if self.access == Access::ReadOnly {
+            return Err(Error::OutOfBounds(format!(
+                "segment {} is attached read-only; atomic byte access needs read-write",
+                self.id
+            )));
+        }
+        Ok(self.atomic_bytes())
+    }
+
+    /// Every byte as an atomic, whatever the access: only loads may go
+    /// through it on a read-only attach.
+    fn atomic_bytes(&self) -> &[AtomicU8] {
         // SAFETY: the mapping is `len` bytes, valid and aligned for u8 while
         // `self` lives; AtomicU8 has u8's layout and accepts every value, and
         // concurrent writes by other processes are atomic byte accesses.
-        // Atomic loads on a read-only mapping are allowed; stores are refused
-        // by `write_at` for such segments (a store through `bytes()` on one
-        // faults rather than corrupting anything).
+        // Atomic loads on a read-only mapping are allowed; the callers that
+        // store (`write_at`, `bytes`) refuse read-only attaches first.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().cast::<AtomicU8>(), self.len) }
     }
 
@@ -420,7 +435,7 @@ impl Segment {
     /// [`Error::OutOfBounds`] if the range passes the end.
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<(), Error> {
         let r = self.range(offset, buf.len())?;
-        for (dst, src) in buf.iter_mut().zip(&self.bytes()[r]) {
+        for (dst, src) in buf.iter_mut().zip(&self.atomic_bytes()[r]) {
             *dst = src.load(Ordering::Relaxed);
         }
         std::sync::atomic::fence(Ordering::Acquire);
@@ -442,7 +457,7 @@ impl Segment {
         }
         let r = self.range(offset, data.len())?;
         std::sync::atomic::fence(Ordering::Release);
-        for (dst, src) in self.bytes()[r].iter().zip(data) {
+        for (dst, src) in self.atomic_bytes()[r].iter().zip(data) {
             dst.store(*src, Ordering::Relaxed);
         }
         Ok(())
