@@ -49,6 +49,9 @@ const R: Ordering = Ordering::Relaxed;
 const READ_PATIENCE: Duration = Duration::from_millis(50);
 /// How long a reader waits for the lock after that.
 const READ_LOCK_WAIT: Duration = Duration::from_secs(10);
+/// Tries at the mutex while spinning, then while yielding, before blocking.
+const SPIN_ROUNDS: u32 = 32;
+const YIELD_ROUNDS: u32 = 32;
 
 /// An exchange segment, attached to this process.
 ///
@@ -662,8 +665,30 @@ impl<'a> Engine<'a> {
 
     // ---- the lock and recovery --------------------------------------------
 
+    /// Takes the mutex: a few tries while spinning (the holder is likely
+    /// running and done within ~100 ns), then a few while yielding the CPU
+    /// (the holder may have been preempted, and a waiter that sleeps in
+    /// the kernel makes every later unlock a system call), then blocking.
+    fn acquire(&self) -> Result<MutexGuard<'a>, LockError> {
+        let m = &self.head.lock;
+        for round in 0..SPIN_ROUNDS + YIELD_ROUNDS {
+            match m.try_lock() {
+                Err(LockError::WouldBlock) => {}
+                r => return r,
+            }
+            if round < SPIN_ROUNDS {
+                for _ in 0..8 {
+                    std::hint::spin_loop();
+                }
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        m.lock()
+    }
+
     fn lock(&self) -> Result<MutexGuard<'a>, OpError> {
-        let mut g = self.head.lock.lock().map_err(OpError::Lock)?;
+        let mut g = self.acquire().map_err(OpError::Lock)?;
         if g.owner_died() || self.head.undo.active.load(R) != 0 {
             self.recover(&mut g)?;
         }
@@ -955,6 +980,8 @@ impl<'a> Engine<'a> {
         let ai = self.acct(a)?;
         let dec = self.ex.decimals[ci];
         Self::positive(amount, dec)?;
+        // Built before the lock: the name and the clock need no lock.
+        let mut p = self.pending(Op::Buy, ci, Some(ai), amount, 0, 0);
         self.locked(|| {
             let row = &self.rows[ci];
             let home = &self.rows[0];
@@ -987,7 +1014,7 @@ impl<'a> Engine<'a> {
             let new_bc = bc
                 .checked_add(amount)
                 .ok_or_else(|| Self::overflow("the balance"))?;
-            let p = self.pending(Op::Buy, ci, Some(ai), amount, rate, price);
+            (p.rate, p.total) = (rate, price);
             let seq = self.begin(
                 &[
                     (Field::Holding(ci), stock),
@@ -1029,6 +1056,7 @@ impl<'a> Engine<'a> {
         let ai = self.acct(a)?;
         let dec = self.ex.decimals[ci];
         Self::positive(amount, dec)?;
+        let mut p = self.pending(Op::Sell, ci, Some(ai), amount, 0, 0);
         self.locked(|| {
             let row = &self.rows[ci];
             let home = &self.rows[0];
@@ -1061,7 +1089,7 @@ impl<'a> Engine<'a> {
             let new_bh = bh
                 .checked_add(proceeds)
                 .ok_or_else(|| Self::overflow("the balance"))?;
-            let p = self.pending(Op::Sell, ci, Some(ai), amount, rate, proceeds);
+            (p.rate, p.total) = (rate, proceeds);
             let seq = self.begin(
                 &[
                     (Field::Holding(ci), stock),
@@ -1113,6 +1141,7 @@ impl<'a> Engine<'a> {
         let ci = self.any_currency(c)?;
         let ai = self.acct(a)?;
         Self::positive(amount, self.ex.decimals[ci])?;
+        let p = self.pending(op, ci, Some(ai), amount, 0, amount);
         self.locked(|| {
             let row = &self.rows[ci];
             let cell = &self.balances[ai * self.slots + ci];
@@ -1144,7 +1173,6 @@ impl<'a> Engine<'a> {
                     "the total of withdrawals"
                 })
             })?;
-            let p = self.pending(op, ci, Some(ai), amount, 0, amount);
             let seq = self.begin(
                 &[(Field::Balance(ai * self.slots + ci), bal), (field, total)],
                 &p,
