@@ -1,9 +1,11 @@
 //! A sequence lock: one writer at a time (serialized by a mutex), readers
 //! that never block it and retry when they overlap a write.
 
-use std::sync::atomic::{AtomicU64, Ordering, fence};
 use std::time::{Duration, Instant};
 
+use super::atomic::{AtomicU64, Ordering, fence};
+
+#[cfg(not(loom))]
 crate::shared_struct! {
     /// The sequence word of a seqlock. Even: stable. Odd: a write is in
     /// progress (or its writer died mid-write; see [`SeqLock::repair`]).
@@ -12,6 +14,18 @@ crate::shared_struct! {
     /// inside a write and read with `Relaxed` loads inside a read.
     pub struct SeqLock {
         seq: AtomicU64,
+    }
+}
+
+/// The sequence word of a seqlock, on loom's atomics for model checking.
+#[cfg(loom)]
+pub struct SeqLock {
+    seq: AtomicU64,
+}
+
+impl Default for SeqLock {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -30,6 +44,15 @@ pub struct SeqWriteGuard<'a> {
 }
 
 impl SeqLock {
+    /// A stable seqlock in ordinary memory. (In shared memory, zeroed bytes
+    /// are a valid, stable seqlock.)
+    #[must_use]
+    pub fn new() -> Self {
+        SeqLock {
+            seq: AtomicU64::new(0),
+        }
+    }
+
     /// Begins a write. Writers must already be serialized (hold the mutex).
     pub fn write(&self) -> SeqWriteGuard<'_> {
         let s = self.seq.load(Ordering::Relaxed);
@@ -71,10 +94,14 @@ impl SeqLock {
                 }
             }
             spins += 1;
+            if cfg!(loom) {
+                yield_now();
+                continue;
+            }
             if spins < 64 {
                 std::hint::spin_loop();
             } else {
-                std::thread::yield_now();
+                yield_now();
                 let start = *since.get_or_insert_with(Instant::now);
                 if start.elapsed() > patience {
                     return None;
@@ -83,6 +110,12 @@ impl SeqLock {
         }
     }
 }
+
+#[cfg(not(loom))]
+use std::thread::yield_now;
+
+#[cfg(loom)]
+use loom::thread::yield_now;
 
 impl Drop for SeqWriteGuard<'_> {
     fn drop(&mut self) {
