@@ -158,8 +158,13 @@ fn attach(id: &SegmentId, side: Side, opts: &Options) -> Result<End, OpenError> 
             Err(shm::Error::Exists { .. }) => {}
             Err(e) => return Err(e.into()),
         }
-        let m = match Managed::open(id, Access::ReadWrite, Kind::Channel, &layout, opts.ready_wait)
-        {
+        let m = match Managed::open(
+            id,
+            Access::ReadWrite,
+            Kind::Channel,
+            &layout,
+            opts.ready_wait,
+        ) {
             Ok(m) => m,
             Err(e) if e.is_not_found() => continue,
             Err(e) => return Err(e.into()),
@@ -283,7 +288,11 @@ impl Grant<'_> {
     ///
     /// If `len` is larger than the grant.
     pub fn commit_len(self, len: usize) {
-        assert!(len <= self.len, "commit of {len} bytes in a grant of {}", self.len);
+        assert!(
+            len <= self.len,
+            "commit of {len} bytes in a grant of {}",
+            self.len
+        );
         let end = &self.tx.end;
         self.tx.core.commit(end.ctl(), &end.mapped, len);
     }
@@ -357,7 +366,12 @@ impl Sender {
 
     /// Finds room for `len` bytes: `Ok(offset)`, or why not. `deadline`
     /// `None` waits forever; `Some(now)` does not wait.
-    fn room(&mut self, len: usize, deadline: Option<Instant>, timeout: Duration) -> Result<usize, SendError> {
+    fn room(
+        &mut self,
+        len: usize,
+        deadline: Option<Instant>,
+        timeout: Duration,
+    ) -> Result<usize, SendError> {
         self.too_large(len)?;
         let mut backoff = Backoff::new(self.end.wait);
         loop {
@@ -384,7 +398,10 @@ impl Sender {
             let ctl = end.ctl();
             let snooze = backoff.snooze(
                 &ctl.park.tx_parked,
-                || core.has_room(ctl, len) || ctl.setup.rx_state.load(Ordering::SeqCst) != ring::OPEN,
+                || {
+                    core.has_room(ctl, len)
+                        || ctl.setup.rx_state.load(Ordering::SeqCst) != ring::OPEN
+                },
                 limit,
             );
             if snooze == Snooze::Waited {
@@ -422,8 +439,16 @@ impl Sender {
     /// # Errors
     ///
     /// As [`Sender::reserve`], and [`SendError::Timeout`].
-    pub fn reserve_timeout(&mut self, len: usize, timeout: Duration) -> Result<Grant<'_>, SendError> {
-        let off = self.room(len, Some(Instant::now() + timeout), timeout.max(Duration::from_nanos(1)))?;
+    pub fn reserve_timeout(
+        &mut self,
+        len: usize,
+        timeout: Duration,
+    ) -> Result<Grant<'_>, SendError> {
+        let off = self.room(
+            len,
+            Some(Instant::now() + timeout),
+            timeout.max(Duration::from_nanos(1)),
+        )?;
         Ok(Grant { tx: self, off, len })
     }
 
@@ -460,7 +485,11 @@ impl Sender {
     ///
     /// As [`Sender::reserve_timeout`].
     pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<(), SendError> {
-        let off = self.room(msg.len(), Some(Instant::now() + timeout), timeout.max(Duration::from_nanos(1)))?;
+        let off = self.room(
+            msg.len(),
+            Some(Instant::now() + timeout),
+            timeout.max(Duration::from_nanos(1)),
+        )?;
         self.put(msg, off);
         Ok(())
     }
@@ -624,7 +653,11 @@ impl Receiver {
 
     /// The next message's offset and length, `None` at the end of the
     /// stream.
-    fn next(&mut self, deadline: Option<Instant>, timeout: Duration) -> Result<Option<(usize, usize)>, RecvError> {
+    fn next(
+        &mut self,
+        deadline: Option<Instant>,
+        timeout: Duration,
+    ) -> Result<Option<(usize, usize)>, RecvError> {
         let mut backoff = Backoff::new(self.end.wait);
         loop {
             let end = &self.end;
@@ -701,7 +734,10 @@ impl Receiver {
     ///
     /// As [`Receiver::recv`], and [`RecvError::Timeout`].
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<Message<'_>>, RecvError> {
-        let next = self.next(Some(Instant::now() + timeout), timeout.max(Duration::from_nanos(1)))?;
+        let next = self.next(
+            Some(Instant::now() + timeout),
+            timeout.max(Duration::from_nanos(1)),
+        )?;
         Ok(self.lend(next))
     }
 

@@ -61,7 +61,9 @@ pub enum OpenError {
     },
     /// The segment kept changing under the opener (created and removed by
     /// others in a loop).
-    #[error("channel {channel} could not be attached: it was removed and re-created repeatedly while opening; try again")]
+    #[error(
+        "channel {channel} could not be attached: it was removed and re-created repeatedly while opening; try again"
+    )]
     Unstable {
         /// The channel.
         channel: String,

@@ -125,7 +125,11 @@ impl Bytes for Mapped {
         // SAFETY: in bounds (checked); `src` is private memory, so the ranges
         // do not overlap; the range was reserved to the producer.
         unsafe {
-            std::ptr::copy_nonoverlapping(src.as_ptr(), self.ring.as_ptr().wrapping_add(off), src.len());
+            std::ptr::copy_nonoverlapping(
+                src.as_ptr(),
+                self.ring.as_ptr().wrapping_add(off),
+                src.len(),
+            );
         }
     }
 
@@ -134,7 +138,11 @@ impl Bytes for Mapped {
         // SAFETY: in bounds (checked); `dst` is private memory; the range was
         // published to the consumer and is not reused until it releases it.
         unsafe {
-            std::ptr::copy_nonoverlapping(self.ring.as_ptr().wrapping_add(off), dst.as_mut_ptr(), dst.len());
+            std::ptr::copy_nonoverlapping(
+                self.ring.as_ptr().wrapping_add(off),
+                dst.as_mut_ptr(),
+                dst.len(),
+            );
         }
     }
 }

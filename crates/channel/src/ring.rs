@@ -206,7 +206,12 @@ impl Producer {
     /// Publishes the message of `len` bytes written at the offset the last
     /// [`Producer::try_reserve`] returned (for `len` at most the length
     /// reserved).
-    pub fn commit<C: Control + ?Sized, B: Bytes + ?Sized>(&mut self, ctl: &C, bytes: &B, len: usize) {
+    pub fn commit<C: Control + ?Sized, B: Bytes + ?Sized>(
+        &mut self,
+        ctl: &C,
+        bytes: &B,
+        len: usize,
+    ) {
         bytes.write_word(self.off, len as u64);
         self.advance(frame_len(len));
         publish(ctl.head(), self.head, ctl.rx_parked());
