@@ -1,32 +1,228 @@
-//! `shmex send` and `shmex recv`.
+//! `shmex send` and `shmex recv`: stdin → channel → stdout.
 
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
 use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use channel::{OpenError, Options, Receiver, RecvError, SendError, Sender};
+use shm::SegmentId;
+
+use crate::util::{parse_mode, parse_seconds, parse_size};
+
+/// Bytes read from stdin per message.
+const CHUNK: usize = 64 * 1024;
 
 /// Flags of `shmex send`.
 #[derive(Debug, clap::Args)]
 pub struct SendArgs {
-    /// Channel name.
+    /// Channel name (a POSIX shared-memory name). Either `send` or `recv`
+    /// may start first; the second attaches to the first's channel.
     pub name: String,
+    /// Largest message, if this end creates the channel: bytes such as
+    /// 65536, 64K or 1M [default: 256K]. An existing channel keeps its own.
+    #[arg(long, value_name = "BYTES")]
+    pub capacity: Option<String>,
+    /// Give up when the receiver takes nothing for this many seconds
+    /// (fractions allowed) [default: wait forever].
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<String>,
+    /// Permission bits, if this end creates the channel.
+    #[arg(long, value_name = "OCTAL", default_value = "0600")]
+    pub mode: String,
 }
 
 /// Flags of `shmex recv`.
 #[derive(Debug, clap::Args)]
 pub struct RecvArgs {
-    /// Channel name.
+    /// Channel name (a POSIX shared-memory name).
     pub name: String,
+    /// Give up when no data arrives for this many seconds (fractions
+    /// allowed), including while waiting for a sender [default: wait
+    /// forever].
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<String>,
+    /// Largest message, if this end creates the channel [default: 256K].
+    #[arg(long, value_name = "BYTES")]
+    pub capacity: Option<String>,
+    /// Permission bits, if this end creates the channel.
+    #[arg(long, value_name = "OCTAL", default_value = "0600")]
+    pub mode: String,
 }
 
-pub fn send(_args: SendArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not yet implemented")
+fn options(capacity: Option<&str>, mode: &str) -> anyhow::Result<Options> {
+    let mut opts = Options {
+        mode: parse_mode(mode)?,
+        ..Options::default()
+    };
+    if let Some(text) = capacity {
+        let c = parse_size(text)?;
+        if c == 0 || c > 1 << 40 {
+            crate::bad_input!(
+                "invalid capacity {text:?}: a channel holds messages of 1 byte to 1T"
+            );
+        }
+        opts.capacity = usize::try_from(c)?;
+    }
+    Ok(opts)
 }
 
-pub fn recv(_args: RecvArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not yet implemented")
+fn timeout(text: Option<&str>) -> anyhow::Result<Option<Duration>> {
+    Ok(text.map(parse_seconds).transpose()?)
+}
+
+fn channel_id(name: &str) -> anyhow::Result<SegmentId> {
+    Ok(SegmentId::posix(name)?)
+}
+
+/// Reads into `buf`, retrying reads that a non-terminating signal
+/// interrupted.
+fn read_some(input: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match input.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                if shm::sys::termination_signal().is_some() {
+                    return Err(e);
+                }
+            }
+            r => return r,
+        }
+    }
+}
+
+/// Writes all of `buf`, giving up on a termination signal (std's
+/// `write_all` would retry forever on a blocked stdout).
+fn write_all(out: &mut File, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        match out.write(buf) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                if shm::sys::termination_signal().is_some() {
+                    return Err(e);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Unbuffered handles on fd 0 and 1: messages go straight from `read(2)`
+/// into the ring and from the ring to `write(2)`.
+fn raw_stdin() -> io::Result<File> {
+    Ok(File::from(io::stdin().as_fd().try_clone_to_owned()?))
+}
+
+fn raw_stdout() -> io::Result<File> {
+    Ok(File::from(io::stdout().as_fd().try_clone_to_owned()?))
+}
+
+fn interrupted(signal: i32) -> anyhow::Error {
+    anyhow::Error::new(Interrupted(signal))
+}
+
+/// A termination signal ended a command (exit status 128 + signal).
+#[derive(Debug)]
+struct Interrupted(i32);
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "interrupted by signal {}", self.0)
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+pub fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
+    let id = channel_id(&args.name)?;
+    let opts = options(args.capacity.as_deref(), &args.mode)?;
+    let timeout = timeout(args.timeout.as_deref())?;
+    shm::sys::catch_termination();
+    let mut input = raw_stdin().context("cannot use stdin")?;
+    let mut tx = Sender::open(&id, &opts)?;
+    let chunk = CHUNK.min(tx.capacity());
+    loop {
+        let reserved = match timeout {
+            Some(t) => tx.reserve_timeout(chunk, t),
+            None => tx.reserve(chunk),
+        };
+        let mut grant = match reserved {
+            Ok(g) => g,
+            Err(SendError::Interrupted { signal, .. }) => {
+                tx.abort();
+                return Err(interrupted(signal));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        match read_some(&mut input, &mut grant) {
+            Ok(0) => break,
+            Ok(n) => grant.commit_len(n),
+            Err(e) => {
+                if let Some(signal) = shm::sys::termination_signal() {
+                    tx.abort();
+                    return Err(interrupted(signal));
+                }
+                return Err(anyhow::Error::new(e).context("cannot read stdin"));
+            }
+        }
+    }
+    match tx.flush(timeout) {
+        Ok(()) => {}
+        Err(SendError::Interrupted { signal, .. }) => {
+            tx.abort();
+            return Err(interrupted(signal));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    tx.close();
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn recv(args: RecvArgs) -> anyhow::Result<ExitCode> {
+    let id = channel_id(&args.name)?;
+    let opts = options(args.capacity.as_deref(), &args.mode)?;
+    let timeout = timeout(args.timeout.as_deref())?;
+    shm::sys::catch_termination();
+    let mut out = raw_stdout().context("cannot use stdout")?;
+    let mut rx = Receiver::open(&id, &opts)?;
+    loop {
+        let next = match timeout {
+            Some(t) => rx.recv_timeout(t),
+            None => rx.recv(),
+        };
+        let msg = match next {
+            Ok(Some(msg)) => msg,
+            Ok(None) => return Ok(ExitCode::SUCCESS),
+            Err(RecvError::Interrupted { signal, .. }) => return Err(interrupted(signal)),
+            Err(e) => return Err(e.into()),
+        };
+        match write_all(&mut out, &msg) {
+            Ok(()) => {}
+            // The reader of stdout is gone (`| head`): done, quietly.
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
+            Err(e) => {
+                if let Some(signal) = shm::sys::termination_signal() {
+                    return Err(interrupted(signal));
+                }
+                return Err(anyhow::Error::new(e).context("cannot write stdout"));
+            }
+        }
+    }
 }
 
 /// Exit status for this layer's library errors, if `cause` is one.
-pub fn exit_code_for(_cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
-    None
+pub fn exit_code_for(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
+    if let Some(Interrupted(signal)) = cause.downcast_ref::<Interrupted>() {
+        return Some(128u8.saturating_add(u8::try_from(*signal).unwrap_or(0)));
+    }
+    match cause.downcast_ref::<OpenError>()? {
+        OpenError::Capacity { .. } => Some(2),
+        OpenError::Segment(shm::Error::Invalid(_) | shm::Error::OutOfBounds(_)) => Some(2),
+        _ => None,
+    }
 }
 
 /// The channel's part of `shmex demo`.
