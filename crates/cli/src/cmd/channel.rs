@@ -23,11 +23,11 @@ pub struct SendArgs {
     pub name: String,
     /// Largest message, if this end creates the channel: bytes such as
     /// 65536, 64K or 1M [default: 256K]. An existing channel keeps its own.
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES", allow_hyphen_values = true)]
     pub capacity: Option<String>,
     /// Give up when the receiver takes nothing for this many seconds
     /// (fractions allowed) [default: wait forever].
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", allow_hyphen_values = true)]
     pub timeout: Option<String>,
     /// Permission bits, if this end creates the channel.
     #[arg(long, value_name = "OCTAL", default_value = "0600")]
@@ -42,10 +42,10 @@ pub struct RecvArgs {
     /// Give up when no data arrives for this many seconds (fractions
     /// allowed), including while waiting for a sender [default: wait
     /// forever].
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", allow_hyphen_values = true)]
     pub timeout: Option<String>,
     /// Largest message, if this end creates the channel [default: 256K].
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES", allow_hyphen_values = true)]
     pub capacity: Option<String>,
     /// Permission bits, if this end creates the channel.
     #[arg(long, value_name = "OCTAL", default_value = "0600")]
