@@ -36,6 +36,7 @@
 #![deny(missing_docs)]
 
 mod error;
+pub mod eventfd;
 pub mod header;
 mod id;
 mod list;
