@@ -517,16 +517,23 @@ fn lines_run(lines: usize, json: bool) -> anyhow::Result<f64> {
     Ok(lines as f64 / secs)
 }
 
-fn progress(what: &str) {
+fn progress(what: &str) -> anyhow::Result<()> {
+    if let Some(sig) = shm::sys::termination_signal() {
+        bail!("bench exchange interrupted by signal {sig}");
+    }
     if std::io::stderr().is_terminal() {
         eprint!("\r\x1b[Kbench exchange: {what}");
         let _ = std::io::stderr().flush();
     }
+    Ok(())
 }
 
 /// Runs the benchmark; prints its table unless `args.json`; returns the
 /// figures as JSON.
 pub fn run(args: &super::Args) -> anyhow::Result<serde_json::Value> {
+    // Ctrl-C stops the benchmark between steps (and kills the traders,
+    // which fail the step), so that its exchanges are always destroyed.
+    shm::sys::catch_termination();
     let runs = args.runs as usize;
     let dur = if args.quick {
         Duration::from_millis(300)
@@ -540,7 +547,7 @@ pub fn run(args: &super::Args) -> anyhow::Result<serde_json::Value> {
     let (mut text_lines, mut json_lines) = (Vec::new(), Vec::new());
     for run in 1..=runs {
         for n in TRADERS {
-            progress(&format!("run {run}/{runs}: {n} trader processes"));
+            progress(&format!("run {run}/{runs}: {n} trader processes"))?;
             let r = trade_run(n, dur)?;
             if n == 2 {
                 hold_mean.push(r.hold.mean());
@@ -548,15 +555,15 @@ pub fn run(args: &super::Args) -> anyhow::Result<serde_json::Value> {
             }
             trades.entry(n).or_default().push(r.per_sec);
         }
-        progress(&format!("run {run}/{runs}: quote snapshots"));
+        progress(&format!("run {run}/{runs}: quote snapshots"))?;
         let (p50, p99) = quote_run(dur)?;
         q50.push(p50);
         q99.push(p99);
-        progress(&format!("run {run}/{runs}: the trade loop"));
+        progress(&format!("run {run}/{runs}: the trade loop"))?;
         text_lines.push(lines_run(lines, false)?);
         json_lines.push(lines_run(lines, true)?);
     }
-    progress("");
+    progress("")?;
     if std::io::stderr().is_terminal() {
         eprint!("\r\x1b[K");
     }

@@ -20,6 +20,9 @@ fn indent(text: &str) -> String {
 /// The exchange's part of `shmex demo`.
 pub fn demo() -> anyhow::Result<()> {
     println!("== the currency exchange");
+    // Ctrl-C kills the traders, which fails the demo, which destroys its
+    // exchange on the way out.
+    shm::sys::catch_termination();
     let (config, notes) = Config::builtin();
     // The scratch exchange is destroyed and its traders killed when it is
     // dropped, whether the demo ends well or not.
