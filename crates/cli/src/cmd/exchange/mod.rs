@@ -297,7 +297,7 @@ fn init(id: &SegmentId, a: &InitArgs) -> anyhow::Result<ExitCode> {
     let state = config.into_state()?;
     let ex = match Exchange::create(id, &state, &[], mode) {
         Err(OpenError::Exists { .. }) if a.force => {
-            Exchange::destroy(id).context("cannot replace the existing exchange")?;
+            replace(id)?;
             Exchange::create(id, &state, &[], mode)?
         }
         r => r?,
@@ -506,7 +506,7 @@ fn restore(id: &SegmentId, a: &RestoreArgs) -> anyhow::Result<ExitCode> {
     };
     match Exchange::create(id, &state, &journal, mode) {
         Err(OpenError::Exists { .. }) if a.force => {
-            Exchange::destroy(id).context("cannot replace the existing exchange")?;
+            replace(id)?;
             create()?;
         }
         Err(e @ OpenError::Invalid(_)) => {
@@ -527,6 +527,16 @@ fn restore(id: &SegmentId, a: &RestoreArgs) -> anyhow::Result<ExitCode> {
         state.next_seq
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Removes the exchange at `id` for `--force`: a sound one, or one whose
+/// contents are corrupted; never a segment of another kind.
+fn replace(id: &SegmentId) -> anyhow::Result<()> {
+    match Exchange::destroy(id) {
+        Ok(()) | Err(OpenError::Missing { .. }) => Ok(()),
+        Err(OpenError::Corrupt { .. }) => Ok(shm::Segment::remove(id)?),
+        Err(e) => Err(e).context("cannot replace the existing exchange"),
+    }
 }
 
 fn destroy(id: &SegmentId) -> anyhow::Result<ExitCode> {
