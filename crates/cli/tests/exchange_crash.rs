@@ -13,6 +13,7 @@ mod exchange_helpers;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::ExitStatusExt;
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
@@ -27,44 +28,67 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
-const FAILPOINT: (&str, &str) = ("SHMEX_FAILPOINT", "mid-trade");
-
-/// How the trade that dies is started.
+/// How the operation that dies is started, and at which failpoint.
 #[derive(Debug, Clone, Copy)]
 enum Dying {
+    /// `buy`, aborting after the stock changed (the contract's `mid-trade`).
     OneShotBuy,
+    /// `sell` at `mid-trade`.
     OneShotSell,
+    /// A buy inside the `trade` loop at `mid-trade`.
     TradeLoopBuy,
+    /// `deposit` at `mid-deposit`: the balance changed, not the totals.
+    Deposit,
+    /// `withdraw` at `mid-deposit`.
+    Withdraw,
+    /// `set-rate` at `mid-set-rate`: the buy rate changed, not the sell.
+    SetRate,
+    /// Opening a new account at `mid-open`.
+    Open,
+    /// A buy at `after-journal`: wholly applied and journalled, but the
+    /// undo record not yet cleared; it is undone as a whole.
+    AfterJournal,
+    /// A buy at `mid-trade`, then the reader that rolls it back dies at
+    /// `mid-rollback`; the next one rolls back again.
+    MidRollback,
 }
 
-#[test]
-fn failpoint_buy_posix() {
-    failpoint_rolls_back(Backend::Posix, Dying::OneShotBuy);
+macro_rules! failpoint_tests {
+    ($($posix:ident, $sysv:ident => $dying:ident;)*) => {
+        $(
+            #[test]
+            fn $posix() {
+                failpoint_rolls_back(Backend::Posix, Dying::$dying);
+            }
+            #[test]
+            fn $sysv() {
+                failpoint_rolls_back(Backend::SysV, Dying::$dying);
+            }
+        )*
+    };
 }
 
-#[test]
-fn failpoint_buy_sysv() {
-    failpoint_rolls_back(Backend::SysV, Dying::OneShotBuy);
+failpoint_tests! {
+    failpoint_buy_posix, failpoint_buy_sysv => OneShotBuy;
+    failpoint_sell_posix, failpoint_sell_sysv => OneShotSell;
+    failpoint_in_trade_loop_posix, failpoint_in_trade_loop_sysv => TradeLoopBuy;
+    failpoint_deposit_posix, failpoint_deposit_sysv => Deposit;
+    failpoint_withdraw_posix, failpoint_withdraw_sysv => Withdraw;
+    failpoint_set_rate_posix, failpoint_set_rate_sysv => SetRate;
+    failpoint_open_posix, failpoint_open_sysv => Open;
+    failpoint_after_journal_posix, failpoint_after_journal_sysv => AfterJournal;
+    failpoint_mid_rollback_posix, failpoint_mid_rollback_sysv => MidRollback;
 }
 
-#[test]
-fn failpoint_sell_posix() {
-    failpoint_rolls_back(Backend::Posix, Dying::OneShotSell);
-}
-
-#[test]
-fn failpoint_sell_sysv() {
-    failpoint_rolls_back(Backend::SysV, Dying::OneShotSell);
-}
-
-#[test]
-fn failpoint_in_trade_loop_posix() {
-    failpoint_rolls_back(Backend::Posix, Dying::TradeLoopBuy);
-}
-
-#[test]
-fn failpoint_in_trade_loop_sysv() {
-    failpoint_rolls_back(Backend::SysV, Dying::TradeLoopBuy);
+#[track_caller]
+fn assert_aborted(o: &std::process::Output) {
+    assert_eq!(
+        o.status.signal(),
+        Some(SIGABRT),
+        "the failpoint must abort the process: {:?} {}",
+        o.status,
+        stderr(o)
+    );
 }
 
 fn failpoint_rolls_back(b: Backend, dying: Dying) {
@@ -74,46 +98,74 @@ fn failpoint_rolls_back(b: Backend, dying: Dying) {
     let before = ex.state();
     let last = before.last_seq().expect("journal has the setup");
 
-    // The trade aborts in the middle, holding the lock.
+    // The operation aborts in the middle, holding the lock.
+    let alice = |args: &[&'static str]| {
+        let mut v = vec![args[0], "--account", "alice"];
+        v.extend_from_slice(&args[1..]);
+        v
+    };
     let o = match dying {
-        Dying::OneShotBuy => {
-            run_failpoint(&ex, &["buy", "--account", "alice", "DOLLAR", "10"], b"")
+        Dying::OneShotBuy | Dying::MidRollback => {
+            run_failpoint(&ex, "mid-trade", &alice(&["buy", "DOLLAR", "10"]), b"")
         }
         Dying::OneShotSell => {
-            run_failpoint(&ex, &["sell", "--account", "alice", "DOLLAR", "10"], b"")
+            run_failpoint(&ex, "mid-trade", &alice(&["sell", "DOLLAR", "10"]), b"")
         }
         Dying::TradeLoopBuy => run_failpoint(
             &ex,
+            "mid-trade",
             &["trade", "--account", "alice", "--json"],
             b"quote\nbuy DOLLAR 10\nbuy DOLLAR 1\n",
         ),
+        Dying::Deposit => run_failpoint(&ex, "mid-deposit", &alice(&["deposit", "TRY", "5"]), b""),
+        Dying::Withdraw => {
+            run_failpoint(&ex, "mid-deposit", &alice(&["withdraw", "TRY", "5"]), b"")
+        }
+        Dying::SetRate => run_failpoint(
+            &ex,
+            "mid-set-rate",
+            &["set-rate", "DOLLAR", "--buy", "20", "--sell", "21"],
+            b"",
+        ),
+        Dying::Open => run_failpoint(
+            &ex,
+            "mid-open",
+            &["buy", "--account", "newbie", "DOLLAR", "1"],
+            b"",
+        ),
+        Dying::AfterJournal => {
+            run_failpoint(&ex, "after-journal", &alice(&["buy", "DOLLAR", "10"]), b"")
+        }
     };
-    assert_eq!(
-        o.status.signal(),
-        Some(SIGABRT),
-        "the failpoint must abort the trader: {:?} {}",
-        o.status,
-        stderr(&o)
-    );
+    assert_aborted(&o);
     if let Dying::TradeLoopBuy = dying {
         // Nothing after the dying buy was answered (the quote's answer may
         // have been lost unflushed).
         let got = answers(&common::stdout(&o));
         assert!(got.len() <= 1, "{got:?}");
     }
+    if let Dying::MidRollback = dying {
+        // The first reader to find the dead buy dies while rolling it back.
+        assert_aborted(&run_failpoint(
+            &ex,
+            "mid-rollback",
+            &["quote", "--json"],
+            b"",
+        ));
+    }
 
     // Readers in other processes neither hang nor see the half-done trade.
     assert_eq!(ex.quote(), before.quote, "quote after the crash");
     assert_eq!(ex.accounts(), before.accounts, "accounts after the crash");
 
-    // The next trade, from another process, recovers and goes through.
+    // The next trade, from another process, goes through.
     let got = ex.trade("bob", b"buy DOLLAR 1\n");
     assert_eq!(got.len(), 1);
     assert_eq!(got[0]["ok"], true, "{}", got[0]);
     assert_eq!(got[0]["total"], "13.72");
     ex.check();
 
-    // The journal shows the rollback and no trace of the dead trade.
+    // The journal shows the rollback and no trace of the dead operation.
     let journal = ex.journal();
     let new: Vec<&Value> = journal
         .iter()
@@ -138,13 +190,13 @@ fn failpoint_rolls_back(b: Backend, dying: Dying) {
         "older records untouched"
     );
 
-    // The state is the one before the dead trade, plus bob's buy.
+    // The state is the one before the dead operation, plus bob's buy.
     let mut want = before.clone();
     bob_bought_one_dollar(&mut want);
     assert_eq!(
         ex.quote(),
         want.quote,
-        "quote: the dead trade left no trace"
+        "quote: the dead operation left no trace"
     );
     assert_eq!(
         balances(&ex.accounts()),
@@ -152,16 +204,19 @@ fn failpoint_rolls_back(b: Backend, dying: Dying) {
         "accounts"
     );
 
-    // And alice can trade again.
+    // And everyone can go on: alice trades, newbie opens afresh.
     ex.ok(&["sell", "--account", "alice", "DOLLAR", "10"]);
+    ex.ok(&["set-rate", "DOLLAR", "--buy", "13.40", "--sell", "13.72"]);
+    let got = ex.trade("newbie", b"balance\n");
+    assert_eq!(got[0]["balances"]["TRY"], "1000.00", "{}", got[0]);
     ex.check();
 }
 
 const SIGABRT: i32 = 6;
 
-/// Runs `shmex exchange SUB…` with the failpoint armed and core dumps off,
-/// so the abort leaves no core file behind.
-fn run_failpoint(ex: &Exchange, sub: &[&str], stdin: &[u8]) -> std::process::Output {
+/// Runs `shmex exchange SUB…` with failpoint `point` armed and core dumps
+/// off, so the abort leaves no core file behind.
+fn run_failpoint(ex: &Exchange, point: &str, sub: &[&str], stdin: &[u8]) -> std::process::Output {
     let mut cmd = std::process::Command::new("sh");
     cmd.args([
         "-c",
@@ -169,7 +224,7 @@ fn run_failpoint(ex: &Exchange, sub: &[&str], stdin: &[u8]) -> std::process::Out
         env!("CARGO_BIN_EXE_shmex"),
     ])
     .args(ex.args(sub))
-    .env(FAILPOINT.0, FAILPOINT.1);
+    .env("SHMEX_FAILPOINT", point);
     exchange_helpers::run_deadline(&mut cmd, stdin.to_vec(), exchange_helpers::DEADLINE)
 }
 
@@ -203,15 +258,17 @@ fn bob_bought_one_dollar(s: &mut State) {
 
 // ---- chaos ------------------------------------------------------------------
 
-/// Traders running at once during the chaos.
-const CHAOS_TRADERS: usize = 4;
-/// Kills during the chaos.
+/// Kills at least this many traders.
 const KILLS: usize = 60;
+/// ... and goes on killing (up to [`MAX_KILLS`]) until this many kills
+/// have interrupted a mutation, so that recovery is surely exercised.
+const MIN_ROLLBACKS: u64 = 3;
+const MAX_KILLS: usize = 400;
 /// What the last traders and the steady one get to finish: a deadlock
 /// detector, not a speed goal.
 const FINISH: Duration = Duration::from_secs(60);
 
-/// One trader fed random lines until told to stop.
+/// A `trade` loop fed random lines until told to stop.
 struct Feeder {
     idx: usize,
     stop: Arc<AtomicBool>,
@@ -220,7 +277,7 @@ struct Feeder {
     reader: thread::JoinHandle<(usize, String)>,
 }
 
-fn start_trader(ex: &mut Exchange, account: &str, seed: u64) -> Feeder {
+fn start_feeder(ex: &mut Exchange, account: &str, seed: u64) -> Feeder {
     let idx = ex.spawn(&["trade", "--account", account, "--json"]);
     let child = ex.child(idx);
     let mut stdin = child.stdin.take().expect("stdin");
@@ -270,6 +327,53 @@ fn start_trader(ex: &mut Exchange, account: &str, seed: u64) -> Feeder {
     }
 }
 
+/// A trader process that calls the library in a tight loop (the hidden
+/// worker the benchmark uses) for `millis`: it spends much of its time
+/// holding the lock, so a SIGKILL often lands mid-mutation.
+fn start_hammer(ex: &mut Exchange, account: &str, millis: u64, seed: u64) -> usize {
+    let mut cmd = common::shmex();
+    cmd.args(["__exchange-worker", "trader"])
+        .args(&ex.select)
+        .args(["--account", account, "--deposits"])
+        .args(["--millis", &millis.to_string(), "--seed", &seed.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    ex.adopt(cmd.spawn().expect("spawn worker"))
+}
+
+/// Asserts a hammer that ended by itself did so cleanly, with its report.
+fn assert_hammer_finished(ex: &mut Exchange, idx: usize, status: std::process::ExitStatus) {
+    let child = ex.child(idx);
+    let mut out = String::new();
+    let mut err = String::new();
+    let _ = child.stdout.take().map(|mut o| o.read_to_string(&mut out));
+    let _ = child.stderr.take().map(|mut e| e.read_to_string(&mut err));
+    assert!(status.success(), "worker: {status:?} {err}");
+    let report: Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("worker report ({e}): {out:?}"));
+    assert!(report["trades"].is_u64(), "{report}");
+}
+
+/// Crashed operations rolled back so far, from `watch`'s plain snapshot.
+fn recoveries(ex: &Exchange) -> u64 {
+    let text = ex.ok(&["watch"]);
+    let tag = "crashed operations rolled back: ";
+    let at = text
+        .find(tag)
+        .unwrap_or_else(|| panic!("watch does not show the rollbacks:\n{text}"));
+    text[at + tag.len()..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("unreadable rollback count:\n{text}"))
+}
+
+enum Slot {
+    Loop(String, Feeder),
+    Hammer(String, usize),
+}
+
 #[test]
 fn chaos_posix() {
     chaos(Backend::Posix);
@@ -285,52 +389,109 @@ fn chaos(b: Backend) {
     let mut rng = StdRng::seed_from_u64(seed());
 
     // One trader that is never killed runs through the whole chaos.
-    let steady = start_trader(&mut ex, "steady", rng.random());
-    let mut traders: Vec<(String, Feeder)> = (0..CHAOS_TRADERS)
-        .map(|i| {
-            let name = format!("c{i}");
-            let f = start_trader(&mut ex, &name, rng.random());
-            (name, f)
-        })
-        .collect();
+    let steady = start_feeder(&mut ex, "steady", rng.random());
+    // Two trade loops and two library hammers get killed and replaced,
+    // each replacement on the same account.
+    let mut slots = Vec::new();
+    for i in 0..2 {
+        let name = format!("c{i}");
+        let f = start_feeder(&mut ex, &name, rng.random());
+        slots.push(Slot::Loop(name, f));
+        let name = format!("w{i}");
+        let h = start_hammer(&mut ex, &name, rng.random_range(500..3000), rng.random());
+        slots.push(Slot::Hammer(name, h));
+    }
 
-    for _ in 0..KILLS {
-        thread::sleep(Duration::from_millis(rng.random_range(0..25)));
-        let k = rng.random_range(0..traders.len());
-        let (name, f) = &traders[k];
-        let child = ex.child(f.idx);
+    let mut kills = 0;
+    let mut rolled_back = 0;
+    while kills < KILLS || (rolled_back < MIN_ROLLBACKS && kills < MAX_KILLS) {
+        thread::sleep(Duration::from_millis(rng.random_range(5..40)));
+        let k = rng.random_range(0..slots.len());
+        let idx = match &slots[k] {
+            Slot::Loop(_, f) => f.idx,
+            Slot::Hammer(_, h) => *h,
+        };
+        if let Ok(Some(st)) = ex.child(idx).try_wait() {
+            // A hammer whose time ran out: no kill; start another.
+            let Slot::Hammer(name, _) = &slots[k] else {
+                panic!("a trade loop ended by itself: {st:?}");
+            };
+            let name = name.clone();
+            assert_hammer_finished(&mut ex, idx, st);
+            let h = start_hammer(&mut ex, &name, rng.random_range(500..3000), rng.random());
+            slots[k] = Slot::Hammer(name, h);
+            continue;
+        }
+        let child = ex.child(idx);
         child.kill().expect("SIGKILL");
         let status = child.wait().expect("reap");
-        assert_eq!(
-            status.signal(),
-            Some(9),
-            "{name} died of something else than our SIGKILL: {status:?}"
-        );
-        let name = name.clone();
+        if status.signal() != Some(9) {
+            // It ended by itself between try_wait and kill.
+            let Slot::Hammer(..) = &slots[k] else {
+                panic!("a trade loop ended by itself: {status:?}");
+            };
+            assert_hammer_finished(&mut ex, idx, status);
+        } else {
+            kills += 1;
+        }
         // Its account lives on; a replacement trades on it.
-        let f = start_trader(&mut ex, &name, rng.random());
-        let (_, old) = std::mem::replace(&mut traders[k], (name, f));
-        old.stop.store(true, Ordering::Relaxed);
-        let _ = old.writer.join();
-        let _ = old.reader.join();
+        let replacement = match &slots[k] {
+            Slot::Loop(name, _) => {
+                let name = name.clone();
+                let f = start_feeder(&mut ex, &name, rng.random());
+                Slot::Loop(name, f)
+            }
+            Slot::Hammer(name, _) => {
+                let name = name.clone();
+                let h = start_hammer(&mut ex, &name, rng.random_range(500..3000), rng.random());
+                Slot::Hammer(name, h)
+            }
+        };
+        if let Slot::Loop(_, old) = std::mem::replace(&mut slots[k], replacement) {
+            old.stop.store(true, Ordering::Relaxed);
+            let _ = old.writer.join();
+            let _ = old.reader.join();
+        }
+        if kills >= KILLS && kills % 10 == 0 {
+            rolled_back = recoveries(&ex);
+        }
     }
+    rolled_back = recoveries(&ex);
+    eprintln!("{kills} kills, {rolled_back} crashed operations rolled back");
+    assert!(
+        rolled_back >= MIN_ROLLBACKS,
+        "{kills} kills, but only {rolled_back} rollbacks: recovery was hardly exercised"
+    );
 
     // Let the survivors finish what they were given; none may hang.
-    traders.push(("steady".to_string(), steady));
-    for (_, f) in &traders {
-        f.stop.store(true, Ordering::Relaxed);
+    slots.push(Slot::Loop("steady".to_string(), steady));
+    for s in &slots {
+        if let Slot::Loop(_, f) = s {
+            f.stop.store(true, Ordering::Relaxed);
+        }
     }
-    for (name, f) in traders {
-        f.writer.join().expect("writer");
-        let status = wait_timeout(ex.child(f.idx), FINISH)
-            .unwrap_or_else(|| panic!("{name} did not finish within {FINISH:?}: deadlock?"));
-        let (answered, err) = f.reader.join().expect("reader");
-        assert!(status.success(), "{name}: {status:?} {err}");
-        assert_eq!(
-            answered,
-            f.written.load(Ordering::Relaxed),
-            "{name}: one well-formed answer per line; {err}"
-        );
+    for s in slots {
+        match s {
+            Slot::Loop(name, f) => {
+                f.writer.join().expect("writer");
+                let status = wait_timeout(ex.child(f.idx), FINISH).unwrap_or_else(|| {
+                    panic!("{name} did not finish within {FINISH:?}: deadlock?")
+                });
+                let (answered, err) = f.reader.join().expect("reader");
+                assert!(status.success(), "{name}: {status:?} {err}");
+                assert_eq!(
+                    answered,
+                    f.written.load(Ordering::Relaxed),
+                    "{name}: one well-formed answer per line; {err}"
+                );
+            }
+            Slot::Hammer(name, idx) => {
+                let status = wait_timeout(ex.child(idx), FINISH).unwrap_or_else(|| {
+                    panic!("{name} did not finish within {FINISH:?}: deadlock?")
+                });
+                assert_hammer_finished(&mut ex, idx, status);
+            }
+        }
     }
 
     ex.check();
@@ -342,8 +503,6 @@ fn chaos(b: Backend) {
             "gap in the journal"
         );
     }
-    let rollbacks = journal.iter().filter(|r| r["op"] == "rollback").count();
-    eprintln!("{KILLS} kills, {rollbacks} rollbacks in the retained journal");
 
     // Readers and writers still work after all that.
     let q = ex.quote();

@@ -35,6 +35,8 @@ on_both_backends!(
     missing_exchange_is_reported_and_not_created,
     init_twice_is_refused_without_force,
     huge_deposits_never_panic,
+    selling_into_an_empty_till_is_refused,
+    a_bad_table_is_refused_and_creates_nothing,
 );
 
 /// Balances of one account with absent codes read as zero.
@@ -549,4 +551,134 @@ fn exchange_is_chosen_by_env_or_by_flag_in_either_position() {
         micro("10000.00"),
         "the System V exchange is another one"
     );
+}
+
+/// A table with a custom home currency and opening balance, a till of one
+/// franc, and a currency without decimals.
+const TINY_TILL: &str = r#"
+home = "CHF"
+till = "1.00"
+opening = "50.00"
+
+[[currency]]
+code = "DOLLAR"
+buy = "2.00"
+sell = "2.50"
+stock = "100"
+
+[[currency]]
+code = "YEN"
+buy = "0.01"
+sell = "0.02"
+stock = "1000000"
+decimals = 0
+"#;
+
+fn selling_into_an_empty_till_is_refused(b: Backend) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let table = dir.path().join("tiny.toml");
+    std::fs::write(&table, TINY_TILL).expect("write table");
+    let ex = Exchange::new(b, "ex-till");
+    ex.ok(&["init", "--table", table.to_str().unwrap()]);
+    let q = ex.quote();
+    assert_eq!(q["home"], "CHF", "{q}");
+    assert_eq!(q["till"], "1.00", "{q}");
+    let r = rows(&q);
+    assert_eq!(r["DOLLAR"], (micro("2"), micro("2.5"), micro("100")));
+    assert_eq!(r["YEN"], (micro("0.01"), micro("0.02"), micro("1000000")));
+
+    let got = ex.trade("alice", b"deposit DOLLAR 10\nbalance\n");
+    assert_eq!(got[0]["ok"], true, "{}", got[0]);
+    assert_eq!(
+        got[1]["balances"]["CHF"], "50.00",
+        "opening balance: {}",
+        got[1]
+    );
+
+    // The till holds 1.00: proceeds of 2.00 are refused; 1.00 empties it.
+    let before = ex.state();
+    let got = ex.trade("alice", b"sell DOLLAR 1\n");
+    assert_eq!(got[0]["ok"], false, "{}", got[0]);
+    assert_eq!(ex.state(), before);
+    let got = ex.trade("alice", b"sell DOLLAR 0.5\n");
+    assert_eq!(got[0]["ok"], true, "{}", got[0]);
+    assert_eq!(ex.quote()["till"], "0.00");
+
+    // Selling into the empty till: refused, nothing changes.
+    let before = ex.state();
+    let got = ex.trade("alice", b"sell DOLLAR 0.01\nsell DOLLAR 0.5\n");
+    for a in &got {
+        assert_eq!(a["ok"], false, "{a}");
+    }
+    assert_refused(
+        &ex.run(&["sell", "--account", "alice", "DOLLAR", "0.01"]),
+        1,
+        &[],
+    );
+    assert_eq!(
+        ex.state(),
+        before,
+        "selling into an empty till changed the state"
+    );
+
+    // A currency without decimals takes whole amounts only; the home
+    // currency is the table's, not TRY.
+    let got = ex.trade(
+        "alice",
+        b"buy YEN 1.5\nbuy YEN 1.0\ndeposit TRY 1\nbuy CHF 1\n",
+    );
+    for a in &got {
+        assert_eq!(a["ok"], false, "{a}");
+    }
+    assert_eq!(ex.state(), before);
+    let got = ex.trade("alice", b"buy YEN 100\n");
+    assert_eq!(got[0]["ok"], true, "{}", got[0]);
+    assert_eq!(got[0]["total"], "2.00", "{}", got[0]);
+    assert_eq!(ex.quote()["till"], "2.00");
+    ex.check();
+}
+
+fn a_bad_table_is_refused_and_creates_nothing(b: Backend) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ex = Exchange::new(b, "ex-badtable");
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "crossed",
+            "[[currency]]\ncode = \"DOLLAR\"\nbuy = \"14\"\nsell = \"13\"\nstock = \"1\"\n",
+            &["DOLLAR"],
+        ),
+        (
+            "float",
+            "[[currency]]\ncode = \"DOLLAR\"\nbuy = 13.40\nsell = \"13.72\"\nstock = \"1\"\n",
+            &[],
+        ),
+        (
+            "zero rate",
+            "[[currency]]\ncode = \"DOLLAR\"\nbuy = \"0\"\nsell = \"13.72\"\nstock = \"1\"\n",
+            &[],
+        ),
+        (
+            "negative stock",
+            "[[currency]]\ncode = \"DOLLAR\"\nbuy = \"1\"\nsell = \"2\"\nstock = \"-1\"\n",
+            &[],
+        ),
+        (
+            "too precise stock",
+            "[[currency]]\ncode = \"DOLLAR\"\nbuy = \"1\"\nsell = \"2\"\nstock = \"1.001\"\n",
+            &[],
+        ),
+        ("not TOML", "[[[", &[]),
+    ];
+    for (why, text, needles) in cases {
+        let table = dir.path().join(format!("{}.toml", why.replace(' ', "-")));
+        std::fs::write(&table, text).expect("write table");
+        let o = ex.run(&["init", "--table", table.to_str().unwrap()]);
+        assert_refused(&o, 2, needles);
+        assert!(!ex.exists(), "{why}: a refused init created the exchange");
+    }
+    let missing = dir.path().join("missing.toml");
+    let o = ex.run(&["init", "--table", missing.to_str().unwrap()]);
+    assert!(matches!(o.status.code(), Some(1 | 2)), "{o:?}");
+    assert_refused(&o, o.status.code().unwrap(), &["missing.toml"]);
+    assert!(!ex.exists());
 }

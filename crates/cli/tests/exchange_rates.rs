@@ -11,6 +11,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use common::stderr;
 use exchange_helpers::{
@@ -244,6 +245,7 @@ fn readers_never_see_a_torn_row(b: Backend) {
         for code in ["EURO", "STERLIN", "POUND"] {
             assert_eq!(r[code], genesis[code], "{who}: {code} changed: {q}");
         }
+        d == a
     };
 
     // The writer flips for as long as any reader runs, so every read
@@ -276,8 +278,33 @@ fn readers_never_see_a_torn_row(b: Backend) {
             }
         })
     };
+    // A second writer calls the library straight from this process,
+    // flipping tens of thousands of times a second with short pauses (so
+    // that readers mostly succeed on the seqlock rather than falling back
+    // to the lock): this is what would expose a torn read.
+    let fast_flips = Arc::new(AtomicUsize::new(0));
+    let fast = {
+        let (done, fast_flips, id) = (done.clone(), fast_flips.clone(), ex.id.clone());
+        thread::spawn(move || {
+            let lib = exchange::Exchange::open(&id).expect("open the exchange");
+            let e = lib.engine();
+            let c = e.currency("DOLLAR").expect("DOLLAR");
+            let pairs = [(1_000_000, 2_000_000), (3_000_000, 4_000_000)];
+            let mut n = 0;
+            while !done.load(Ordering::Relaxed) || n % 2 == 1 {
+                let (buy, sell) = pairs[(n + 1) % 2];
+                e.set_rate(c, buy, sell).expect("set_rate");
+                n += 1;
+                let t = Instant::now();
+                while t.elapsed() < Duration::from_micros(20) {
+                    std::hint::spin_loop();
+                }
+            }
+            fast_flips.store(n, Ordering::Relaxed);
+        })
+    };
     while flips.load(Ordering::Relaxed) == 0 {
-        thread::sleep(std::time::Duration::from_millis(1));
+        thread::sleep(Duration::from_millis(1));
     }
 
     // Readers: two trade loops asking `quote` over and over, and one-shot
@@ -301,6 +328,7 @@ fn readers_never_see_a_torn_row(b: Backend) {
         assert_consistent(&ex.quote(), "quote --json");
         one_shots += 1;
     }
+    let mut seen = [0usize; 2];
     for l in loops {
         let o = l.join().expect("reader");
         assert!(o.status.success(), "reader: {}", stderr(&o));
@@ -308,16 +336,25 @@ fn readers_never_see_a_torn_row(b: Backend) {
         assert_eq!(got.len(), READS);
         for q in &got {
             assert_eq!(q["ok"], true, "{q}");
-            assert_consistent(q, "trade loop quote");
+            seen[usize::from(assert_consistent(q, "trade loop quote"))] += 1;
         }
     }
     done.store(true, Ordering::Relaxed);
+    fast.join().expect("library writer");
     writer.join().expect("writer");
+    // Not vacuous: the readers saw the writers at work.
+    assert!(
+        seen[0] > 0 && seen[1] > 0,
+        "readers saw only one pair: {seen:?}"
+    );
     eprintln!(
-        "{} flips, {} one-shot quotes, {} loop quotes",
+        "{} + {} flips, {} one-shot quotes, {} loop quotes ({} B, {} A)",
         flips.load(Ordering::Relaxed),
+        fast_flips.load(Ordering::Relaxed),
         one_shots,
-        2 * READS
+        2 * READS,
+        seen[0],
+        seen[1]
     );
     assert_eq!(dollar_row(&ex.quote()), a);
     ex.check();

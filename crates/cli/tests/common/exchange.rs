@@ -215,6 +215,12 @@ impl Exchange {
         self.children.len() - 1
     }
 
+    /// Keeps any child (killed when the exchange is dropped).
+    pub fn adopt(&mut self, child: Child) -> usize {
+        self.children.push(child);
+        self.children.len() - 1
+    }
+
     pub fn child(&mut self, i: usize) -> &mut Child {
         &mut self.children[i]
     }
