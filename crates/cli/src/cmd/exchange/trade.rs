@@ -251,16 +251,20 @@ impl Loop<'_, '_> {
             return false;
         };
         if let Some(v) = Verb::parse(verb) {
-            let usage = format!("expected `{} CODE AMOUNT`", v.name());
+            let usage = || format!("expected `{} CODE AMOUNT`", v.name());
             let (Some(code), Some(amount)) = (words.next(), words.next()) else {
-                error(out, &format!("missing currency or amount: {usage}"), json);
+                error(
+                    out,
+                    &format!("missing currency or amount: {}", usage()),
+                    json,
+                );
                 return false;
             };
             if let Some(extra) = words.next() {
                 let shown: String = extra.chars().take(40).collect();
                 error(
                     out,
-                    &format!("unexpected {shown:?} after the amount: {usage}"),
+                    &format!("unexpected {shown:?} after the amount: {}", usage()),
                     json,
                 );
                 return false;
