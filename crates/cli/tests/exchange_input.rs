@@ -682,3 +682,39 @@ fn a_bad_table_is_refused_and_creates_nothing(b: Backend) {
     assert_refused(&o, o.status.code().unwrap(), &["missing.toml"]);
     assert!(!ex.exists());
 }
+
+#[test]
+fn plain_trade_loop_answers_one_line_per_line() {
+    let ex = Exchange::init(Backend::Posix, "ex-plain", &[]);
+    ex.ok(&["deposit", "--account", "alice", "TRY", "200000"]);
+    ex.ok(&["deposit", "--account", "alice", "DOLLAR", "10000"]);
+    let before = ex.state();
+    let mut input = Vec::new();
+    let lines = bad_lines();
+    for (_, l) in &lines {
+        input.extend_from_slice(l);
+        input.push(b'\n');
+    }
+    input.extend_from_slice(b"quote\nbalance\nhelp\n");
+    let o = ex.run_in(&["trade", "--account", "alice"], &input);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert_eq!(
+        out.lines().count() + stderr(&o).lines().count(),
+        lines.len() + 3,
+        "one answer line per line:\n{out}\n{}",
+        stderr(&o)
+    );
+    assert_eq!(ex.state(), before);
+}
+
+#[test]
+fn account_names_of_32_bytes_are_accepted() {
+    let ex = Exchange::init(Backend::Posix, "ex-names", &[]);
+    let name = "A.b-c_9".repeat(5)[..32].to_string();
+    ex.ok(&["deposit", "--account", &name, "TRY", "1"]);
+    let got = ex.trade(&name, b"balance\n");
+    assert_eq!(got[0]["account"], name.as_str());
+    assert_eq!(got[0]["balances"]["TRY"], "1001.00");
+    ex.check();
+}

@@ -236,3 +236,77 @@ fn restore_refuses_a_bad_file_and_creates_nothing(b: Backend) {
     target.ok(&["restore", good_path.to_str().unwrap()]);
     assert_eq!(full(&target), before);
 }
+
+#[test]
+fn snapshots_of_a_busy_exchange_are_consistent_posix() {
+    snapshots_of_a_busy_exchange_are_consistent(Backend::Posix);
+}
+
+#[test]
+fn snapshots_of_a_busy_exchange_are_consistent_sysv() {
+    snapshots_of_a_busy_exchange_are_consistent(Backend::SysV);
+}
+
+/// Snapshots taken while four trader processes hammer the exchange each
+/// restore (restore refuses a file that fails `check`), and the restored
+/// exchange's journal ends right before the sequence number it goes on
+/// with.
+fn snapshots_of_a_busy_exchange_are_consistent(b: Backend) {
+    use std::process::Stdio;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut ex = Exchange::init(b, "ex-snap-live", &["--journal", "1024"]);
+    let mut workers = Vec::new();
+    for i in 0..4 {
+        let mut cmd = common::shmex();
+        cmd.args(["__exchange-worker", "trader"])
+            .args(&ex.select)
+            .args(["--account", &format!("h{i}"), "--deposits"])
+            .args(["--millis", "1500", "--seed", &(i + 1).to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        workers.push(ex.adopt(cmd.spawn().expect("spawn worker")));
+    }
+    let mut files = Vec::new();
+    while files.len() < 6 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        files.push(snapshot(
+            &ex,
+            dir.path(),
+            &format!("live-{}.toml", files.len()),
+        ));
+    }
+    for w in workers {
+        let st = exchange_helpers::wait_timeout(ex.child(w), exchange_helpers::DEADLINE)
+            .expect("worker finishes");
+        assert!(st.success(), "worker: {st:?}");
+    }
+    ex.check();
+
+    let mut taken_at = std::collections::BTreeSet::new();
+    for f in &files {
+        let r = Exchange::new(b, "ex-snap-live-r");
+        r.ok(&["restore", f.to_str().unwrap()]);
+        r.check();
+        let j = r.journal();
+        for w in j.windows(2) {
+            assert_eq!(
+                w[1]["seq"].as_u64(),
+                w[0]["seq"].as_u64().map(|s| s + 1),
+                "gap in a snapshot's journal"
+            );
+        }
+        let got = r.trade("h0", b"deposit TRY 1\n");
+        assert_eq!(
+            got[0]["seq"].as_u64(),
+            j.last().and_then(|e| e["seq"].as_u64()).map(|s| s + 1),
+            "the journal and the books were taken together"
+        );
+        taken_at.insert(j.last().and_then(|e| e["seq"].as_u64()));
+    }
+    assert!(
+        taken_at.len() >= 3,
+        "snapshots were not taken while the traders ran: {taken_at:?}"
+    );
+}
