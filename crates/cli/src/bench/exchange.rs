@@ -538,7 +538,7 @@ pub fn run(args: &super::Args) -> anyhow::Result<serde_json::Value> {
     let dur = if args.quick {
         Duration::from_millis(300)
     } else {
-        Duration::from_millis(1500)
+        Duration::from_millis(2000)
     };
     let lines = if args.quick { 200_000 } else { 2_000_000 };
     let mut trades: BTreeMap<usize, Vec<f64>> = BTreeMap::new();

@@ -49,11 +49,34 @@ pub struct Args {
 /// The subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum Sub {
-    /// Create the exchange: the built-in table (the seed's, uncrossed) or a TOML table.
+    /// Create the exchange: the built-in table (the seed's, uncrossed) or a TOML table
+    ///
+    /// The built-in table is the seed's init[]: DOLLAR, EURO, STERLIN and POUND with their
+    /// rates and stock (two crossed rows have their rates swapped, and init says so), home
+    /// currency TRY, till 100000.00, opening balance 1000.00.
+    ///
+    /// A table file (decimals as strings; every field but code, buy, sell and stock optional):
+    ///
+    ///     home = "TRY"
+    ///     till = "100000.00"
+    ///     opening = "1000.00"
+    ///     [[currency]]
+    ///     code = "DOLLAR"
+    ///     buy = "13.40"
+    ///     sell = "13.72"
+    ///     stock = "10000"
+    ///     decimals = 2
+    #[command(verbatim_doc_comment)]
     Init(InitArgs),
     /// Print the quotes, the stock and the till.
     Quote(JsonFlag),
     /// Trade from stdin, one command a line: buy|sell|deposit|withdraw CODE AMOUNT, quote, balance, help, quit.
+    ///
+    /// Every line gets one answer line; a refused or malformed line gets an error line, changes
+    /// nothing, and the loop goes on. With --json every answer is one object:
+    /// {"ok":true,"op":"buy","account":"alice","code":"DOLLAR","amount":"100.00","rate":"13.72",
+    /// "total":"1372.00","seq":17}, or {"ok":false,"error":"..."}. Lines longer than 1024 bytes
+    /// or not UTF-8 are refused. The account opens on first use with the opening balance.
     Trade(TradeArgs),
     /// Buy AMOUNT of CODE at the exchange's sell rate.
     Buy(OneShot),
