@@ -367,3 +367,85 @@ pub fn from_toml(text: &str) -> Result<(State, Vec<Entry>), SnapshotError> {
     }
     Ok((state, journal))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Config;
+
+    fn sample() -> (State, Vec<Entry>) {
+        let (c, _) = Config::builtin();
+        let mut s = c.into_state().unwrap();
+        s.accounts.push(AccountState {
+            name: "bob".into(),
+            balances: vec![95_884, 300, 0, 0, 0],
+        });
+        s.currencies[0].holding += 4_116;
+        s.currencies[0].deposits += 100_000;
+        s.currencies[1].holding -= 300;
+        s.next_seq = 5;
+        let e = |seq, op, undone, account: &str, currency, amount, rate, total, extra| Entry {
+            seq,
+            time_ns: 1_767_225_600_000_000_000 + seq,
+            pid: 4242,
+            op,
+            undone,
+            account: account.into(),
+            currency,
+            amount,
+            rate,
+            total,
+            extra,
+        };
+        let journal = vec![
+            e(1, Op::Open, None, "bob", 0, 100_000, 0, 100_000, 0),
+            e(2, Op::Buy, None, "bob", 1, 300, 13_720_000, 4_116, 0),
+            e(3, Op::SetRate, None, "", 2, 0, 19_600_000, 0, 18_900_000),
+            e(
+                4,
+                Op::Rollback,
+                Some(Op::Sell),
+                "bob",
+                1,
+                100,
+                13_400_000,
+                1_340,
+                999,
+            ),
+        ];
+        (s, journal)
+    }
+
+    #[test]
+    fn snapshots_round_trip() {
+        let (s, j) = sample();
+        assert!(s.check().is_empty(), "{:?}", s.check());
+        let text = to_toml(&s, &j, 7);
+        let (s2, j2) = from_toml(&text).unwrap();
+        assert_eq!(s2, s);
+        assert_eq!(j2, j);
+    }
+
+    #[test]
+    fn tampered_snapshots_are_refused() {
+        let (s, j) = sample();
+        let text = to_toml(&s, &j, 7);
+        let stock = text.replacen("stock = \"9997.00\"", "stock = \"9998.00\"", 1);
+        assert_ne!(stock, text);
+        assert!(matches!(from_toml(&stock), Err(SnapshotError::Check(m)) if m.contains("DOLLAR")));
+        let newer = text.replacen("version = 1", "version = 2", 1);
+        assert!(matches!(
+            from_toml(&newer),
+            Err(SnapshotError::Version { version: 2, .. })
+        ));
+        let crossed = text.replacen("sell = \"13.72\"", "sell = \"13.00\"", 1);
+        assert!(
+            matches!(from_toml(&crossed), Err(SnapshotError::Check(m)) if m.contains("crossed"))
+        );
+        let gap = text.replacen("seq = 4", "seq = 9", 1);
+        assert!(matches!(from_toml(&gap), Err(SnapshotError::Invalid(_))));
+        let unknown = text.replacen("[capacity]", "extra = 1\n[capacity]", 1);
+        assert!(matches!(from_toml(&unknown), Err(SnapshotError::Parse(_))));
+        assert!(from_toml("not toml [").is_err());
+    }
+}
