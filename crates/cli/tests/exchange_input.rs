@@ -365,6 +365,7 @@ fn one_shot_bad_input_exits_2_and_refused_exits_1(b: Backend) {
             &[],
         ),
         (&["deposit", "--account", "ünïcode", "TRY", "1"], &[]),
+        (&["deposit", "--account", "", "TRY", "1"], &[]),
         // Bad input with a new account name opens nothing either.
         (&["buy", "--account", "carol", "XYZ", "1"], &["XYZ"]),
         (&["trade", "--account", "bad name", "--json"], &[]),
@@ -717,4 +718,21 @@ fn account_names_of_32_bytes_are_accepted() {
     assert_eq!(got[0]["account"], name.as_str());
     assert_eq!(got[0]["balances"]["TRY"], "1001.00");
     ex.check();
+}
+
+#[test]
+fn the_default_exchange_is_named_shmex_exchange() {
+    if std::path::Path::new("/dev/shm/shmex-exchange").exists() {
+        // Someone's real exchange: leave it alone.
+        eprintln!("/dev/shm/shmex-exchange exists; not touching it");
+        return;
+    }
+    let o = exchange_helpers::run_deadline(
+        common::shmex()
+            .env_remove("SHMEX_EXCHANGE")
+            .args(["exchange", "quote"]),
+        Vec::new(),
+        exchange_helpers::DEADLINE,
+    );
+    assert_refused(&o, 1, &[&format!("exchange \"shmex-exchange\" {MISSING}")]);
 }
