@@ -84,14 +84,14 @@ impl Segment {
                 "invalid size 0: a segment holds at least 1 byte".into(),
             ));
         }
-        if let Some(total) = crate::total_memory() {
-            if size > total {
-                return Err(no_space(
-                    id,
-                    size,
-                    format!("it is larger than this machine's memory ({total} bytes)"),
-                ));
-            }
+        if let Some(total) = crate::total_memory()
+            && size > total
+        {
+            return Err(no_space(
+                id,
+                size,
+                format!("it is larger than this machine's memory ({total} bytes)"),
+            ));
         }
         let len =
             usize::try_from(size).map_err(|_| no_space(id, size, "too large for this machine"))?;
