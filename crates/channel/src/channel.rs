@@ -31,7 +31,7 @@ const ATTACH_TRIES: u32 = 16;
 pub struct Options {
     /// Largest message, in bytes, if this side creates the channel (an
     /// existing channel keeps its own). The ring holds this plus an 8-byte
-    /// frame header, rounded up to 8.
+    /// frame header and 8 bytes of slack, rounded up to 8.
     pub capacity: usize,
     /// Permission bits of a channel this side creates.
     pub mode: u32,
@@ -107,7 +107,7 @@ fn ring_size(capacity: u64) -> Result<usize, OpenError> {
     if capacity == 0 || capacity > MAX_CAPACITY {
         return Err(OpenError::Capacity { capacity });
     }
-    usize::try_from(capacity.next_multiple_of(8) + ring::FRAME_HEADER as u64)
+    usize::try_from(capacity.next_multiple_of(8) + (ring::FRAME_HEADER + ring::SLACK) as u64)
         .map_err(|_| OpenError::Capacity { capacity })
 }
 
@@ -172,7 +172,7 @@ fn attach(id: &SegmentId, side: Side, opts: &Options) -> Result<End, OpenError> 
         let h = m.payload_view::<ChannelHeader>(0)?;
         let their_size = h.setup.ring_size.load(Ordering::Acquire);
         if their_size % 8 != 0
-            || their_size < 16
+            || their_size < 24
             || (header as u64).checked_add(their_size) != Some(m.payload_len() as u64)
         {
             return Err(OpenError::Corrupt {
@@ -520,7 +520,7 @@ impl Sender {
         let mut backoff = Backoff::new(self.end.wait);
         loop {
             let ctl = self.end.ctl();
-            let head = ctl.head.pos.load(Ordering::Acquire);
+            let head = self.core.position();
             let drained = || ctl.tail.pos.load(Ordering::SeqCst) == head;
             if drained() {
                 return Ok(());
@@ -631,7 +631,7 @@ impl Receiver {
     /// The largest message this channel takes.
     #[must_use]
     pub fn capacity(&self) -> usize {
-        self.end.size - ring::FRAME_HEADER
+        ring::max_message(self.end.size)
     }
 
     /// The channel's key or name, for messages.
@@ -688,7 +688,12 @@ impl Receiver {
             }
             let core = &self.core;
             let ctl = end.ctl();
-            if backoff.snooze(&ctl.park.rx_parked, || core.has_news(ctl), limit) == Snooze::Waited {
+            if backoff.snooze(
+                &ctl.park.rx_parked,
+                || core.has_news(ctl, &end.mapped),
+                limit,
+            ) == Snooze::Waited
+            {
                 if let Some(signal) = shm::sys::termination_signal() {
                     return Err(RecvError::Interrupted {
                         channel: channel(),
@@ -697,7 +702,7 @@ impl Receiver {
                 }
                 if let Some(pid) = self.end.dead_peer(Instant::now()) {
                     // Whatever it committed before dying is still delivered.
-                    if self.core.has_news(self.end.ctl()) {
+                    if self.core.has_news(self.end.ctl(), &self.end.mapped) {
                         continue;
                     }
                     return Err(RecvError::PeerGone {

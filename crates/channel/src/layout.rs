@@ -1,12 +1,12 @@
-//! The channel segment's payload: a header of four 128-byte lines, then the
-//! ring.
+//! The channel segment's payload: a header of three 128-byte lines, then
+//! the ring.
 //!
-//! The producer's and the consumer's positions live on lines of their own so
-//! that each side writes only its own line on the fast path (128 bytes: two
-//! 64-byte lines, since adjacent-line prefetchers pull pairs). The parking
-//! words, read on every publish, share a line that is written only when a
-//! side parks. Setup and liveness fields, written once per attach, have the
-//! last line.
+//! The consumer's position lives on a line of its own (128 bytes: two
+//! 64-byte lines, since adjacent-line prefetchers pull pairs); the producer
+//! publishes through the frame headers in the ring itself (see
+//! [`crate::ring`]). The parking words, read on every publish, share a line
+//! that is written only when a side parks. Setup and liveness fields,
+//! written once per attach, have the last line.
 //!
 //! `deny` rather than `forbid` here only because `shm::shared_struct!`
 //! emits its (checked) `unsafe impl Shared` with a local `allow`.
@@ -52,19 +52,15 @@ shm::shared_struct! {
     /// The channel header at the start of the payload.
     #[derive(Debug)]
     pub(crate) struct ChannelHeader {
-        pub(crate) head: PositionLine,
         pub(crate) tail: PositionLine,
         pub(crate) park: ParkLine,
         pub(crate) setup: SetupLine,
     }
 }
 
-const _: () = assert!(std::mem::size_of::<ChannelHeader>() == 512);
+const _: () = assert!(std::mem::size_of::<ChannelHeader>() == 384);
 
 impl Control for ChannelHeader {
-    fn head(&self) -> &AtomicU64 {
-        &self.head.pos
-    }
     fn tail(&self) -> &AtomicU64 {
         &self.tail.pos
     }

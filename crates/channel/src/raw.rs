@@ -17,6 +17,8 @@ use std::ptr::NonNull;
 use shm::Managed;
 
 use crate::layout::ChannelHeader;
+use shm::sync::atomic::AtomicU64;
+
 use crate::ring::Bytes;
 
 /// An attached channel segment: the header and the ring behind it.
@@ -100,24 +102,18 @@ impl Mapped {
 }
 
 impl Bytes for Mapped {
-    fn read_word(&self, off: usize) -> u64 {
+    fn header(&self, off: usize) -> &AtomicU64 {
         self.check(off, 8);
-        debug_assert_eq!(off % 8, 0);
-        let p = self.ring.as_ptr().wrapping_add(off).cast::<u64>();
-        // SAFETY: in bounds (checked), 8-aligned (the ring starts 128-aligned
-        // and frame offsets are multiples of 8); the producer published this
-        // header before the consumer's acquire load of `head` let it here.
-        unsafe { p.read() }
-    }
-
-    fn write_word(&self, off: usize, value: u64) {
-        self.check(off, 8);
-        debug_assert_eq!(off % 8, 0);
-        let p = self.ring.as_ptr().wrapping_add(off).cast::<u64>();
-        // SAFETY: in bounds and aligned as for `read_word`; the consumer
-        // released this slot (its tail passed it) before the producer's
-        // acquire load of `tail` allowed the write.
-        unsafe { p.write(value) }
+        assert_eq!(off % 8, 0, "unaligned header offset {off}");
+        let p = self.ring.as_ptr().wrapping_add(off).cast::<AtomicU64>();
+        // SAFETY: in bounds (checked) and 8-aligned (checked; the ring
+        // starts 128-aligned), inside the mapping that lives as long as
+        // `self`. An `AtomicU64` accepts every bit pattern, and header slots
+        // are only accessed atomically while either side may touch them (the
+        // producer writes message bytes over a slot only after the consumer
+        // released it, and the consumer reads a slot as bytes only after
+        // acquiring the header that published them).
+        unsafe { &*p }
     }
 
     fn write(&self, off: usize, src: &[u8]) {

@@ -1,26 +1,33 @@
 //! The ring's index protocol, apart from where the ring lives.
 //!
-//! A producer and a consumer share two monotonically increasing byte
-//! positions, `head` (written only by the producer) and `tail` (written only
-//! by the consumer), and a ring of `size` bytes. A message is a *frame*: an
-//! 8-byte header holding its length, then its bytes, padded to 8. A frame is
+//! A producer and a consumer share a ring of `size` bytes. A message is a
+//! *frame*: an 8-byte header word, then its bytes, padded to 8. A frame is
 //! always contiguous; when one does not fit before the end of the ring, the
-//! producer writes a *wrap marker* in the header slot and continues at offset
-//! 0, so a message of up to `size - 8` bytes always fits once the consumer has
+//! producer writes a *wrap marker* header and continues at offset 0, so a
+//! message of up to `size - 16` bytes always fits once the consumer has
 //! caught up.
 //!
-//! Ordering: the producer writes a frame with plain stores, then publishes
-//! `head` (release); the consumer loads `head` (acquire) before it reads the
-//! frame. The consumer releases a frame by publishing `tail` (release); the
-//! producer loads `tail` (acquire) before it overwrites that space. Each side
-//! caches the other's position and reloads it only when its cached copy says
-//! there is nothing to do, so the other side's cache line moves only when
-//! needed.
+//! The header word itself says whether a frame is published: 0 means "not
+//! yet", anything else is a length (with [`VALID`] set) or [`WRAP`]. The
+//! producer writes the bytes, then zeroes the *next* frame's header slot,
+//! then publishes this frame's header (release); the consumer loads the
+//! header at its position (acquire) before it reads the bytes. Zeroing the
+//! next slot before publishing is what makes a stale word from an earlier
+//! lap (an old header or message bytes that happen to look like one)
+//! impossible to mistake for a new frame. So the consumer's fast path
+//! touches only the frame's own cache line: a small message costs one line
+//! transfer, as close to the raw cache-line floor as a framed ring gets.
 //!
-//! Publishing is a `SeqCst` swap and the peer's "parked" word is read with
-//! `SeqCst`: with the parker's `SeqCst` store of its flag and `SeqCst` load
-//! of the position, one of the two always sees the other, so a wake-up is
-//! never lost, yet no system call is made unless the peer is parked.
+//! The consumer gives space back by publishing `tail` (release), which the
+//! producer reads (acquire) only when its cached copy says the ring is full.
+//! The consumer publishes lazily: at least every quarter ring, whenever it
+//! finds the ring empty, and at once when the producer is parked.
+//!
+//! Parking: publishing is a `SeqCst` swap and the peer's "parked" word is
+//! read with `SeqCst`; the parker stores its flag with `SeqCst` and then
+//! re-reads with `SeqCst`. One of the two always sees the other, so a
+//! wake-up is never lost, yet no system call is made unless the peer is
+//! parked.
 //!
 //! Every atomic comes from [`shm::sync::atomic`], so this module runs under
 //! `loom` unchanged (the model lives in `tests/loom.rs`).
@@ -30,6 +37,11 @@ use shm::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// Bytes of a frame header.
 pub const FRAME_HEADER: usize = 8;
+/// Bytes the ring keeps beyond the largest frame: the next frame's header
+/// slot, zeroed before each publish.
+pub const SLACK: usize = 8;
+/// Set in every published length header, so that no header is 0.
+pub const VALID: u64 = 1 << 63;
 /// Header value of a wrap marker: skip to offset 0.
 pub const WRAP: u64 = u64::MAX;
 
@@ -46,10 +58,14 @@ pub const fn frame_len(len: usize) -> usize {
     FRAME_HEADER + len.next_multiple_of(8)
 }
 
+/// The largest message a ring of `size` bytes takes.
+#[must_use]
+pub const fn max_message(size: usize) -> usize {
+    size - FRAME_HEADER - SLACK
+}
+
 /// The shared words of one channel.
 pub trait Control {
-    /// The producer's position (bytes ever published).
-    fn head(&self) -> &AtomicU64;
     /// The consumer's position (bytes ever released).
     fn tail(&self) -> &AtomicU64;
     /// [`OPEN`], [`CLOSED`] or [`ABORTED`], written by the sender.
@@ -62,14 +78,12 @@ pub trait Control {
     fn rx_parked(&self) -> &AtomicU32;
 }
 
-/// The ring's bytes. Offsets are always inside the ring, 8-aligned for
-/// words, and the index protocol guarantees that the peer does not touch a
-/// range while it is read or written here.
+/// The ring's bytes. Offsets are always inside the ring (and 8-aligned for
+/// header words), and the protocol guarantees that the peer does not touch
+/// a range of message bytes while it is read or written here.
 pub trait Bytes {
-    /// Reads the 8-byte word at `off`.
-    fn read_word(&self, off: usize) -> u64;
-    /// Writes the 8-byte word at `off`.
-    fn write_word(&self, off: usize, value: u64);
+    /// The header word at `off`, as an atomic.
+    fn header(&self, off: usize) -> &AtomicU64;
     /// Copies `src` to `off`.
     fn write(&self, off: usize, src: &[u8]);
     /// Copies from `off` into `dst`.
@@ -88,9 +102,14 @@ fn wake(word: &AtomicU32) {
     }
 }
 
-/// Publishes `pos` to `slot` and wakes the peer if it is parked on `parked`.
-fn publish(slot: &AtomicU64, pos: u64, parked: &AtomicU32) {
-    slot.swap(pos, Ordering::SeqCst);
+/// Publishes `value` to `slot` and wakes the peer if it is parked on
+/// `parked`.
+fn publish(slot: &AtomicU64, value: u64, parked: &AtomicU32) {
+    slot.swap(value, Ordering::SeqCst);
+    wake_if_parked(parked);
+}
+
+fn wake_if_parked(parked: &AtomicU32) {
     if parked.load(Ordering::SeqCst) != 0 && parked.swap(0, Ordering::SeqCst) != 0 {
         wake(parked);
     }
@@ -119,14 +138,14 @@ pub struct Producer {
 }
 
 impl Producer {
-    /// Starts producing on a ring of `size` bytes (a multiple of 8, at least
-    /// 16) whose positions are now as `ctl` says.
+    /// Starts producing on a fresh ring of `size` bytes (a multiple of 8, at
+    /// least 24) whose consumer position is now as `ctl` says.
     pub fn new<C: Control + ?Sized>(ctl: &C, size: usize) -> Producer {
-        let head = ctl.head().load(Ordering::Acquire);
+        let tail = ctl.tail().load(Ordering::Acquire);
         Producer {
-            head,
-            off: (head % size as u64) as usize,
-            cached_tail: ctl.tail().load(Ordering::Acquire),
+            head: tail,
+            off: (tail % size as u64) as usize,
+            cached_tail: tail,
             size,
         }
     }
@@ -134,7 +153,13 @@ impl Producer {
     /// The largest message the ring takes.
     #[must_use]
     pub fn max_message(&self) -> usize {
-        self.size - FRAME_HEADER
+        max_message(self.size)
+    }
+
+    /// Bytes ever committed (wrap markers included).
+    #[must_use]
+    pub fn position(&self) -> u64 {
+        self.head
     }
 
     fn free(&self) -> usize {
@@ -171,17 +196,17 @@ impl Producer {
         len: usize,
     ) -> Result<usize, Full> {
         debug_assert!(len <= self.max_message());
-        let need = frame_len(len);
+        let need = frame_len(len) + SLACK;
         let to_end = self.size - self.off;
-        if need > to_end {
+        if frame_len(len) > to_end {
             // Publish the marker on its own: a frame as large as the ring
             // only fits once the consumer has passed it.
-            if !self.room(ctl, to_end) {
+            if !self.room(ctl, to_end + SLACK) {
                 return Err(Full);
             }
-            bytes.write_word(self.off, WRAP);
+            bytes.header(0).store(0, Ordering::Relaxed);
+            publish(bytes.header(self.off), WRAP, ctl.rx_parked());
             self.advance(to_end);
-            publish(ctl.head(), self.head, ctl.rx_parked());
         }
         if !self.room(ctl, need) {
             return Err(Full);
@@ -195,11 +220,10 @@ impl Producer {
         let tail = ctl.tail().load(Ordering::SeqCst);
         let free = self.size - (self.head - tail) as usize;
         let to_end = self.size - self.off;
-        let need = frame_len(len);
-        if need > to_end {
-            free >= to_end
+        if frame_len(len) > to_end {
+            free >= to_end + SLACK
         } else {
-            free >= need
+            free >= frame_len(len) + SLACK
         }
     }
 
@@ -212,20 +236,17 @@ impl Producer {
         bytes: &B,
         len: usize,
     ) {
-        bytes.write_word(self.off, len as u64);
+        let here = self.off;
         self.advance(frame_len(len));
-        publish(ctl.head(), self.head, ctl.rx_parked());
+        bytes.header(self.off).store(0, Ordering::Relaxed);
+        publish(bytes.header(here), len as u64 | VALID, ctl.rx_parked());
     }
 
     /// Marks the end of the stream ([`CLOSED`]) or an abort ([`ABORTED`])
     /// after everything committed, and wakes a parked consumer.
     pub fn close<C: Control + ?Sized>(&self, ctl: &C, state: u32) {
         ctl.tx_state().swap(state, Ordering::SeqCst);
-        let parked = ctl.rx_parked();
-        if parked.load(Ordering::SeqCst) != 0 {
-            parked.store(0, Ordering::SeqCst);
-            wake(parked);
-        }
+        wake_if_parked(ctl.rx_parked());
     }
 }
 
@@ -251,19 +272,20 @@ pub enum Peek {
 pub struct Consumer {
     tail: u64,
     off: usize,
-    cached_head: u64,
+    /// Bytes released but not yet published to the producer.
+    unpublished: usize,
     size: usize,
 }
 
 impl Consumer {
-    /// Starts consuming a ring of `size` bytes whose positions are now as
-    /// `ctl` says.
+    /// Starts consuming a ring of `size` bytes whose consumer position is
+    /// now as `ctl` says.
     pub fn new<C: Control + ?Sized>(ctl: &C, size: usize) -> Consumer {
         let tail = ctl.tail().load(Ordering::Acquire);
         Consumer {
             tail,
             off: (tail % size as u64) as usize,
-            cached_head: ctl.head().load(Ordering::Acquire),
+            unpublished: 0,
             size,
         }
     }
@@ -271,8 +293,17 @@ impl Consumer {
     fn advance(&mut self, n: usize) {
         self.tail += n as u64;
         self.off += n;
+        self.unpublished += n;
         if self.off == self.size {
             self.off = 0;
+        }
+    }
+
+    /// Gives every released byte back to the producer now.
+    pub fn publish<C: Control + ?Sized>(&mut self, ctl: &C) {
+        if self.unpublished != 0 {
+            self.unpublished = 0;
+            publish(ctl.tail(), self.tail, ctl.tx_parked());
         }
     }
 
@@ -287,37 +318,29 @@ impl Consumer {
         bytes: &B,
     ) -> Result<Peek, Corrupt> {
         loop {
-            if self.tail == self.cached_head {
-                self.cached_head = ctl.head().load(Ordering::Acquire);
-                if self.tail == self.cached_head {
-                    let state = ctl.tx_state().load(Ordering::Acquire);
-                    if state == OPEN {
-                        return Ok(Peek::Empty);
-                    }
-                    // The state is stored after the last publish: look once more.
-                    self.cached_head = ctl.head().load(Ordering::Acquire);
-                    if self.tail == self.cached_head {
-                        return Ok(Peek::Ended(state));
-                    }
+            let mut word = bytes.header(self.off).load(Ordering::Acquire);
+            if word == 0 {
+                // Caught up: the producer may be waiting for this space.
+                self.publish(ctl);
+                let state = ctl.tx_state().load(Ordering::Acquire);
+                if state == OPEN {
+                    return Ok(Peek::Empty);
+                }
+                // The state is stored after the last publish: look once more.
+                word = bytes.header(self.off).load(Ordering::Acquire);
+                if word == 0 {
+                    return Ok(Peek::Ended(state));
                 }
             }
-            let word = bytes.read_word(self.off);
-            let avail = (self.cached_head - self.tail) as usize;
             if word == WRAP {
-                let skip = self.size - self.off;
-                if skip > avail {
-                    return Err(Corrupt {
-                        offset: self.off,
-                        value: word,
-                    });
-                }
-                self.advance(skip);
-                // The producer may be waiting for exactly this space.
-                publish(ctl.tail(), self.tail, ctl.tx_parked());
+                self.advance(self.size - self.off);
                 continue;
             }
-            let len = usize::try_from(word).unwrap_or(usize::MAX);
-            if len > self.size - FRAME_HEADER || frame_len(len) > avail.min(self.size - self.off) {
+            let len = usize::try_from(word & !VALID).unwrap_or(usize::MAX);
+            if word & VALID == 0
+                || len > max_message(self.size)
+                || frame_len(len) > self.size - self.off
+            {
                 return Err(Corrupt {
                     offset: self.off,
                     value: word,
@@ -331,26 +354,28 @@ impl Consumer {
     }
 
     /// Whether there is anything to look at (fresh look at the producer's
-    /// position and state, for the decision to park).
-    pub fn has_news<C: Control + ?Sized>(&self, ctl: &C) -> bool {
-        ctl.head().load(Ordering::SeqCst) != self.tail
+    /// latest header and state, for the decision to park).
+    pub fn has_news<C: Control + ?Sized, B: Bytes + ?Sized>(&self, ctl: &C, bytes: &B) -> bool {
+        bytes.header(self.off).load(Ordering::SeqCst) != 0
             || ctl.tx_state().load(Ordering::SeqCst) != OPEN
     }
 
     /// Releases the message of `len` bytes that [`Consumer::try_peek`]
-    /// returned, giving its space back to the producer.
+    /// returned, giving its space back to the producer (at once if the
+    /// producer is parked or a quarter of the ring is pending, else when the
+    /// consumer next finds the ring empty).
     pub fn release<C: Control + ?Sized>(&mut self, ctl: &C, len: usize) {
         self.advance(frame_len(len));
-        publish(ctl.tail(), self.tail, ctl.tx_parked());
+        if self.unpublished >= self.size / 4 || ctl.tx_parked().load(Ordering::Relaxed) != 0 {
+            self.publish(ctl);
+        }
     }
 
-    /// Marks the receiver closed and wakes a parked producer.
-    pub fn close<C: Control + ?Sized>(&self, ctl: &C) {
+    /// Publishes what was released, marks the receiver closed and wakes a
+    /// parked producer.
+    pub fn close<C: Control + ?Sized>(&mut self, ctl: &C) {
+        self.publish(ctl);
         ctl.rx_state().swap(CLOSED, Ordering::SeqCst);
-        let parked = ctl.tx_parked();
-        if parked.load(Ordering::SeqCst) != 0 {
-            parked.store(0, Ordering::SeqCst);
-            wake(parked);
-        }
+        wake_if_parked(ctl.tx_parked());
     }
 }

@@ -26,9 +26,11 @@ const SPIN_FOR: Duration = Duration::from_micros(20);
 const YIELD_UNTIL: Duration = Duration::from_micros(200);
 /// A parked side wakes at least this often to check its peer's liveness.
 pub(crate) const PARK_SLICE: Duration = Duration::from_millis(100);
-/// Spins between the slow checks (deadline, signals, peer liveness).
+/// Spins between the slow checks (deadline, signals, peer liveness); a
+/// power of two.
 const SPINS_PER_CHECK: u32 = 4096;
-/// Spins between looks at the clock while deciding to stop spinning.
+/// Spins between looks at the clock while deciding to stop spinning; a
+/// power of two.
 const CLOCK_EVERY: u32 = 64;
 
 fn single_cpu() -> bool {
@@ -78,7 +80,7 @@ impl Backoff {
             Wait::Spin => Phase::Spin,
             // Looking at the clock costs more than a spin: do it every
             // CLOCK_EVERY spins only.
-            Wait::Adaptive if !single && self.spins % CLOCK_EVERY != 0 => Phase::Spin,
+            Wait::Adaptive if !single && self.spins & (CLOCK_EVERY - 1) != 0 => Phase::Spin,
             Wait::Adaptive => {
                 let started = *self.started.get_or_insert_with(Instant::now);
                 let spent = started.elapsed();
@@ -95,7 +97,7 @@ impl Backoff {
             Phase::Spin => {
                 std::hint::spin_loop();
                 self.spins = self.spins.wrapping_add(1);
-                if self.spins % SPINS_PER_CHECK == 0 {
+                if self.spins & (SPINS_PER_CHECK - 1) == 0 {
                     Snooze::Waited
                 } else {
                     Snooze::Spun
