@@ -225,7 +225,47 @@ pub fn exit_code_for(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
     }
 }
 
-/// The channel's part of `shmex demo`.
+/// The channel's part of `shmex demo`: the seed's producer and consumer of
+/// the alphabet, over a channel instead of a raw segment polled with
+/// `sleep(1)`.
 pub fn demo() -> anyhow::Result<()> {
+    let name = format!("shmex-demo-channel-{}", std::process::id());
+    let id = SegmentId::posix(name.clone())?;
+    println!("== channel: a producer hands the alphabet to a consumer ==");
+    let mut rx = Receiver::open(&id, &Options::default())?;
+    println!("consumer created channel \"{name}\" (owned: it goes when both ends are done)");
+    let producer = std::thread::spawn({
+        let id = id.clone();
+        move || -> Result<(), anyhow::Error> {
+            let mut tx = Sender::open(&id, &Options::default())?;
+            for letter in b'a'..=b'z' {
+                tx.send(&[letter])?;
+            }
+            tx.close();
+            Ok(())
+        }
+    });
+    let mut got = Vec::new();
+    while let Some(m) = rx.recv()? {
+        got.extend_from_slice(&m);
+    }
+    producer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the demo producer panicked"))??;
+    println!(
+        "consumer received {} letters, then the end of the stream: {}",
+        got.len(),
+        String::from_utf8_lossy(&got)
+    );
+    drop(rx);
+    println!(
+        "segment left behind: {}",
+        if std::path::Path::new("/dev/shm").join(&name).exists() {
+            "yes"
+        } else {
+            "none"
+        }
+    );
+    println!();
     Ok(())
 }
