@@ -280,7 +280,7 @@ fn lat_floor(sizes: &Sizes, place: &Placement) -> anyhow::Result<Lat> {
         while flip.load(Ordering::Acquire) != 2 * i + 2 {
             spin_or_yield(single);
             spins = spins.wrapping_add(1);
-            if spins % (1 << 20) == 0 {
+            if spins & ((1 << 20) - 1) == 0 {
                 w.check_running()?;
             }
         }
@@ -841,7 +841,7 @@ fn w_floor(name: &str, total: u64, single: bool) -> anyhow::Result<()> {
         while flip.load(Ordering::Acquire) != 2 * i + 1 {
             spin_or_yield(single);
             spins = spins.wrapping_add(1);
-            if spins % (1 << 22) == 0 && std::os::unix::process::parent_id() != parent {
+            if spins & ((1 << 22) - 1) == 0 && std::os::unix::process::parent_id() != parent {
                 bail!("the measuring process is gone");
             }
         }
