@@ -27,10 +27,10 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         if cause.is::<BadInput>() {
             return 2;
         }
-        if let Some(e) = cause.downcast_ref::<shm::Error>() {
-            if matches!(e, shm::Error::Invalid(_) | shm::Error::OutOfBounds(_)) {
-                return 2;
-            }
+        if let Some(e) = cause.downcast_ref::<shm::Error>()
+            && matches!(e, shm::Error::Invalid(_) | shm::Error::OutOfBounds(_))
+        {
+            return 2;
         }
         if let Some(code) = extra_exit_code(cause) {
             return code;

@@ -245,11 +245,10 @@ impl Drop for Exchange {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
+            && wait_timeout(&mut child, Duration::from_secs(20)).is_none()
         {
-            if wait_timeout(&mut child, Duration::from_secs(20)).is_none() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 }
