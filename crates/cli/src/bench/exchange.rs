@@ -338,7 +338,7 @@ fn bench_config() -> Config {
     c.capacity = Capacity {
         currencies: 8,
         accounts: 64,
-        journal: 1 << 16,
+        journal: Capacity::default().journal,
     };
     c
 }
