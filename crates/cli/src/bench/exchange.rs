@@ -37,6 +37,16 @@ fn now_ns() -> u64 {
 
 static SERIAL: AtomicU32 = AtomicU32::new(0);
 
+/// This very binary, to re-execute: `/proc/self/exe` still names it when
+/// a rebuild has replaced the file on disk.
+pub(crate) fn self_exe() -> anyhow::Result<PathBuf> {
+    let proc = PathBuf::from("/proc/self/exe");
+    if proc.exists() {
+        return Ok(proc);
+    }
+    std::env::current_exe().context("cannot find the shmex binary to re-execute")
+}
+
 /// An exchange (and children, and files) that exist for one run and are
 /// removed when it ends, however it ends.
 pub(crate) struct Scratch {
@@ -71,8 +81,7 @@ impl Scratch {
 
     /// Starts a trader process; returns its index.
     pub fn spawn_trader(&mut self, t: &TraderArgs) -> anyhow::Result<usize> {
-        let exe = std::env::current_exe().context("cannot find the shmex binary to re-execute")?;
-        let child = Command::new(exe)
+        let child = Command::new(self_exe()?)
             .arg("__exchange-worker")
             .arg("trader")
             .args(t.to_args(&self.name()))
@@ -475,8 +484,7 @@ fn lines_run(lines: usize, json: bool) -> anyhow::Result<f64> {
         });
     }
     std::fs::write(&path, text).context("cannot write the trade loop's input file")?;
-    let exe = std::env::current_exe()?;
-    let mut cmd = Command::new(exe);
+    let mut cmd = Command::new(self_exe()?);
     cmd.args([
         "exchange",
         "--exchange",
