@@ -297,7 +297,7 @@ fn trade(id: &SegmentId, t: &TraderArgs) -> anyhow::Result<Report> {
     let deposit = 500 * exchange::money::pow10(e.decimals(CurrencyId::HOME)).unwrap_or(1);
     let mut n = 0u64;
     loop {
-        if n % 256 == 0 && Instant::now() >= deadline {
+        if n.is_multiple_of(256) && Instant::now() >= deadline {
             break;
         }
         n += 1;

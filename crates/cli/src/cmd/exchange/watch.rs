@@ -101,15 +101,15 @@ fn board(id: &SegmentId, ex: &Exchange, interval: Duration) -> anyhow::Result<()
         if shm::sys::termination_signal().is_some() {
             return Ok(());
         }
-        if event::poll(interval)? {
-            if let Event::Key(k) = event::read()? {
-                let ctrl_c =
-                    k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL);
-                if k.kind == KeyEventKind::Press
-                    && (ctrl_c || matches!(k.code, KeyCode::Char('q' | 'Q') | KeyCode::Esc))
-                {
-                    return Ok(());
-                }
+        if event::poll(interval)?
+            && let Event::Key(k) = event::read()?
+        {
+            let ctrl_c =
+                k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL);
+            if k.kind == KeyEventKind::Press
+                && (ctrl_c || matches!(k.code, KeyCode::Char('q' | 'Q') | KeyCode::Esc))
+            {
+                return Ok(());
             }
         }
     }
