@@ -20,6 +20,10 @@ use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 use shm::{Segment, SegmentId};
 
+#[cfg(feature = "peers")]
+#[path = "iceoryx.rs"]
+mod iceoryx;
+
 /// Bytes of one latency message.
 const PING: usize = 8;
 /// Bytes of one streaming message.
@@ -529,7 +533,8 @@ fn measure(args: &super::Args, sizes: &Sizes, place: &Placement) -> anyhow::Resu
     };
     let mut lat = Vec::new();
     type LatFn = fn(&Sizes, &Placement) -> anyhow::Result<Lat>;
-    let lat_paths: [(&str, &str, LatFn); 6] = [
+    #[cfg_attr(not(feature = "peers"), allow(unused_mut))]
+    let mut lat_paths: Vec<(&str, &str, LatFn)> = vec![
         ("floor", "cache-line floor (one shared atomic)", lat_floor),
         (
             "channel_spin",
@@ -545,6 +550,12 @@ fn measure(args: &super::Args, sizes: &Sizes, place: &Placement) -> anyhow::Resu
         ("unix_socket", "unix socketpair", lat_socket),
         ("eventfd", "eventfd pair", lat_eventfd),
     ];
+    #[cfg(feature = "peers")]
+    lat_paths.push((
+        "iceoryx2",
+        "iceoryx2 publish-subscribe, busy waiting",
+        iceoryx::lat_iceoryx,
+    ));
     for (key, label, f) in lat_paths {
         progress(label);
         let all =
@@ -637,7 +648,7 @@ fn goals(f: &Figures) -> Vec<Goal> {
         lat("channel_parked"),
         lat("pipe"),
     );
-    vec![
+    let mut goals = vec![
         Goal {
             text: "channel p50 / cache-line floor p50".into(),
             ratio: spin.p50 / floor.p50,
@@ -686,7 +697,19 @@ fn goals(f: &Figures) -> Vec<Goal> {
             target: 1.0,
             at_most: true,
         },
-    ]
+    ];
+    if f.lat.iter().any(|l| l.0 == "iceoryx2") {
+        goals.insert(
+            3,
+            Goal {
+                text: "iceoryx2 p50 / channel p50".into(),
+                ratio: lat("iceoryx2").p50 / spin.p50,
+                target: 1.0,
+                at_most: false,
+            },
+        );
+    }
+    goals
 }
 
 fn ns(v: f64) -> String {
@@ -710,17 +733,23 @@ fn print_table(f: &Figures, goals: &[Goal], sizes: &Sizes, place: &Placement, ru
         sizes.round_trips, sizes.warmup
     );
     println!(
-        "  {:<42} {:>9} {:>9} {:>9} {:>9}",
-        "path", "p50", "p99", "p99.9", "max"
+        "  {:<42} {:>9} {:>9} {:>9} {:>9} {:>11}",
+        "path", "p50", "p99", "p99.9", "max", "p50/channel"
     );
+    let chan = f
+        .lat
+        .iter()
+        .find(|l| l.0 == "channel_spin")
+        .map_or(f64::NAN, |l| l.2.p50);
     for (_, label, l) in &f.lat {
         println!(
-            "  {:<42} {:>9} {:>9} {:>9} {:>9}",
+            "  {:<42} {:>9} {:>9} {:>9} {:>9} {:>10.2}×",
             label,
             ns(l.p50),
             ns(l.p99),
             ns(l.p999),
-            ns(l.max)
+            ns(l.max),
+            l.p50 / chan
         );
     }
     println!();
@@ -825,6 +854,8 @@ pub fn worker(args: &[String]) -> anyhow::Result<ExitCode> {
         ("efd-echo", [total]) => w_efd_echo(total.parse()?),
         ("chan-sink", [name, len]) => w_chan_sink(name, len.parse()?),
         ("fd-sink", [len]) => w_fd_sink(len.parse()?),
+        #[cfg(feature = "peers")]
+        ("iox-echo", rest) => iceoryx::worker(rest, single),
         _ => bail!("no such worker: {args:?}"),
     }?;
     Ok(ExitCode::SUCCESS)
