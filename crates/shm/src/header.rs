@@ -4,6 +4,10 @@
 //! [`HEADER_SIZE`]. The byte offsets of the fields are part of the format
 //! (tests and other tools read them), so they are fixed here.
 
+// The `Shared` impl that `shared_struct!` generates is the only unsafe
+// code here; the macro checks every field at compile time.
+#![allow(unsafe_code)]
+
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64};
 
 /// `"SHMEXSEG"` read as a native-endian `u64`.

@@ -41,6 +41,7 @@ pub mod header;
 mod id;
 mod list;
 mod managed;
+pub mod membarrier;
 mod os;
 mod segment;
 mod shared;

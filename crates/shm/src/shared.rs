@@ -78,7 +78,6 @@ macro_rules! shared_struct {
         // SAFETY: repr(C), and every field is `Shared` (checked above), so
         // the struct has no pointers, accepts every bit pattern and is
         // mutated only through atomics.
-        #[allow(unsafe_code)]
         unsafe impl $crate::Shared for $name {}
     )*};
 }

@@ -1,6 +1,10 @@
 //! A sequence lock: one writer at a time (serialized by a mutex), readers
 //! that never block it and retry when they overlap a write.
 
+// The `Shared` impl that `shared_struct!` generates is the only unsafe
+// code here; the macro checks every field at compile time.
+#![allow(unsafe_code)]
+
 use std::time::{Duration, Instant};
 
 use super::atomic::{AtomicU64, Ordering, fence};
