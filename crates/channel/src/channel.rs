@@ -10,10 +10,10 @@ use shm::sync::ProcessId;
 use shm::{Access, Kind, Lifetime, Managed, ManagedOptions, SegmentId};
 
 use crate::error::{OpenError, RecvError, SendError, Side};
-use crate::layout::ChannelHeader;
+use crate::layout::{ChannelHeader, FLAG_BARRIER};
 use crate::raw::Mapped;
 use crate::ring::{self, Consumer, Peek, Producer};
-use crate::wait::{Backoff, PARK_SLICE, Snooze, Wait};
+use crate::wait::{self, Backoff, PARK_SLICE, Snooze, Wait};
 
 /// Default capacity: the largest message, and about the bytes in flight.
 /// Small enough for the ring to stay in a core's L2 cache.
@@ -62,11 +62,52 @@ struct End {
     wait: Wait,
     created: bool,
     last_check: Option<Instant>,
+    /// Where this side may run ([`wait::cpus_code`]).
+    cpus: u64,
+    /// This process takes part in heavy barriers (so may run them).
+    barrier: bool,
 }
 
 impl End {
     fn ctl(&self) -> &ChannelHeader {
         self.mapped.header()
+    }
+
+    /// This side's park word.
+    fn own_park(&self) -> &AtomicU32 {
+        let p = &self.ctl().park;
+        match self.side {
+            Side::Sender => &p.tx_park,
+            Side::Receiver => &p.rx_park,
+        }
+    }
+
+    /// A fresh wait, spinning unless both sides share one CPU.
+    fn backoff(&self) -> Backoff {
+        let s = &self.ctl().setup;
+        let peer = match self.side {
+            Side::Sender => &s.rx_cpus,
+            Side::Receiver => &s.tx_cpus,
+        };
+        Backoff::new(
+            self.wait,
+            wait::must_yield(self.cpus, peer.load(Ordering::Relaxed)),
+        )
+    }
+
+    /// Ends a wait: lets the peer skip its fences while this side keeps
+    /// finding what it waits for without parking.
+    fn done(&mut self, backoff: &Backoff) {
+        if backoff.no_barrier {
+            self.barrier = false;
+        }
+        let s = &self.ctl().setup;
+        let peer = match self.side {
+            Side::Sender => &s.rx_flags,
+            Side::Receiver => &s.tx_flags,
+        };
+        let covered = self.barrier && peer.load(Ordering::Acquire) & FLAG_BARRIER != 0;
+        backoff.done(self.own_park(), covered);
     }
 
     fn peer_fields(&self) -> (&AtomicU32, &AtomicU64) {
@@ -119,6 +160,18 @@ fn claim_fields(h: &ChannelHeader, side: Side) -> (&AtomicU32, &AtomicU64, &Atom
     }
 }
 
+/// Tells the peer where this side runs and whether heavy barriers reach
+/// it.
+fn describe_self(h: &ChannelHeader, side: Side, cpus: u64, barrier: bool) {
+    let s = &h.setup;
+    let (c, f) = match side {
+        Side::Sender => (&s.tx_cpus, &s.tx_flags),
+        Side::Receiver => (&s.rx_cpus, &s.rx_flags),
+    };
+    c.store(cpus, Ordering::Relaxed);
+    f.store(if barrier { FLAG_BARRIER } else { 0 }, Ordering::Release);
+}
+
 /// Creates the channel, or opens it if it exists (waiting for its creator to
 /// finish), and claims `side` of it.
 fn attach(id: &SegmentId, side: Side, opts: &Options) -> Result<End, OpenError> {
@@ -127,6 +180,9 @@ fn attach(id: &SegmentId, side: Side, opts: &Options) -> Result<End, OpenError> 
     let header = std::mem::size_of::<ChannelHeader>();
     let me = ProcessId::current();
     let name = id.to_string();
+    let cpus = wait::cpus_code();
+    // Registered before the flag that says so is published.
+    let barrier = shm::membarrier::register_global_expedited().is_ok();
     for _ in 0..ATTACH_TRIES {
         let mopts = ManagedOptions {
             kind: Kind::Channel,
@@ -141,6 +197,7 @@ fn attach(id: &SegmentId, side: Side, opts: &Options) -> Result<End, OpenError> 
             let (pid, start, _) = claim_fields(h, side);
             pid.store(me.pid, Ordering::Relaxed);
             start.store(me.start_time, Ordering::Relaxed);
+            describe_self(h, side, cpus, barrier);
             Ok::<(), shm::Error>(())
         });
         match created {
@@ -153,6 +210,8 @@ fn attach(id: &SegmentId, side: Side, opts: &Options) -> Result<End, OpenError> 
                     wait: opts.wait,
                     created: true,
                     last_check: None,
+                    cpus,
+                    barrier,
                 });
             }
             Err(shm::Error::Exists { .. }) => {}
@@ -200,7 +259,10 @@ fn attach(id: &SegmentId, side: Side, opts: &Options) -> Result<End, OpenError> 
             continue;
         }
         match pid.compare_exchange(0, me.pid, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => start.store(me.start_time, Ordering::Release),
+            Ok(_) => {
+                start.store(me.start_time, Ordering::Release);
+                describe_self(h, side, cpus, barrier);
+            }
             Err(holder) => {
                 let holder = ProcessId {
                     pid: holder,
@@ -229,6 +291,8 @@ fn attach(id: &SegmentId, side: Side, opts: &Options) -> Result<End, OpenError> 
             wait: opts.wait,
             created: false,
             last_check: None,
+            cpus,
+            barrier,
         });
     }
     Err(OpenError::Unstable { channel: name })
@@ -366,6 +430,7 @@ impl Sender {
 
     /// Finds room for `len` bytes: `Ok(offset)`, or why not. `deadline`
     /// `None` waits forever; `Some(now)` does not wait.
+    #[inline(never)]
     fn room(
         &mut self,
         len: usize,
@@ -373,10 +438,11 @@ impl Sender {
         timeout: Duration,
     ) -> Result<usize, SendError> {
         self.too_large(len)?;
-        let mut backoff = Backoff::new(self.end.wait);
+        let mut backoff = self.end.backoff();
         loop {
             let end = &self.end;
             if let Ok(off) = self.core.try_reserve(end.ctl(), &end.mapped, len) {
+                self.end.done(&backoff);
                 return Ok(off);
             }
             let channel = || end.name.clone();
@@ -397,7 +463,8 @@ impl Sender {
             let core = &self.core;
             let ctl = end.ctl();
             let snooze = backoff.snooze(
-                &ctl.park.tx_parked,
+                ctl,
+                &ctl.park.tx_park,
                 || {
                     core.has_room(ctl, len)
                         || ctl.setup.rx_state.load(Ordering::SeqCst) != ring::OPEN
@@ -462,6 +529,7 @@ impl Sender {
         Ok(Grant { tx: self, off, len })
     }
 
+    #[inline]
     fn put(&mut self, msg: &[u8], off: usize) {
         let end = &self.end;
         ring::Bytes::write(&end.mapped, off, msg);
@@ -473,8 +541,20 @@ impl Sender {
     /// # Errors
     ///
     /// As [`Sender::reserve`].
+    #[inline]
     pub fn send(&mut self, msg: &[u8]) -> Result<(), SendError> {
-        let off = self.room(msg.len(), None, Duration::ZERO)?;
+        let end = &self.end;
+        let fast = if msg.len() <= self.core.max_message() {
+            self.core
+                .try_reserve(end.ctl(), &end.mapped, msg.len())
+                .ok()
+        } else {
+            None
+        };
+        let off = match fast {
+            Some(off) => off,
+            None => self.room(msg.len(), None, Duration::ZERO)?,
+        };
         self.put(msg, off);
         Ok(())
     }
@@ -517,12 +597,13 @@ impl Sender {
     /// [`SendError::Timeout`].
     pub fn flush(&mut self, timeout: Option<Duration>) -> Result<(), SendError> {
         let deadline = timeout.map(|t| Instant::now() + t);
-        let mut backoff = Backoff::new(self.end.wait);
+        let mut backoff = self.end.backoff();
         loop {
             let ctl = self.end.ctl();
             let head = self.core.position();
-            let drained = || ctl.tail.pos.load(Ordering::SeqCst) == head;
+            let drained = || ctl.tail.pos.load(Ordering::Acquire) == head;
             if drained() {
+                self.end.done(&backoff);
                 return Ok(());
             }
             let channel = || self.end.name.clone();
@@ -536,7 +617,7 @@ impl Sender {
                     after: timeout.unwrap_or_default(),
                 });
             }
-            if backoff.snooze(&ctl.park.tx_parked, drained, limit) == Snooze::Waited {
+            if backoff.snooze(ctl, &ctl.park.tx_park, drained, limit) == Snooze::Waited {
                 if let Some(signal) = shm::sys::termination_signal() {
                     return Err(SendError::Interrupted {
                         channel: channel(),
@@ -599,12 +680,14 @@ pub struct Message<'a> {
 
 impl std::ops::Deref for Message<'_> {
     type Target = [u8];
+    #[inline]
     fn deref(&self) -> &[u8] {
         self.rx.end.mapped.slice(self.off, self.len)
     }
 }
 
 impl Drop for Message<'_> {
+    #[inline]
     fn drop(&mut self) {
         let rx = &mut *self.rx;
         rx.core.release(rx.end.mapped.header(), self.len);
@@ -653,17 +736,23 @@ impl Receiver {
 
     /// The next message's offset and length, `None` at the end of the
     /// stream.
+    #[inline(never)]
     fn next(
         &mut self,
         deadline: Option<Instant>,
         timeout: Duration,
     ) -> Result<Option<(usize, usize)>, RecvError> {
-        let mut backoff = Backoff::new(self.end.wait);
+        let mut backoff: Option<Backoff> = None;
         loop {
             let end = &self.end;
             let channel = || end.name.clone();
             match self.core.try_peek(end.ctl(), &end.mapped) {
-                Ok(Peek::Message { off, len }) => return Ok(Some((off, len))),
+                Ok(Peek::Message { off, len }) => {
+                    if let Some(b) = &backoff {
+                        self.end.done(b);
+                    }
+                    return Ok(Some((off, len)));
+                }
                 Ok(Peek::Ended(ring::CLOSED)) => return Ok(None),
                 Ok(Peek::Ended(_)) => return Err(RecvError::Aborted { channel: channel() }),
                 Ok(Peek::Empty) => {}
@@ -688,8 +777,10 @@ impl Receiver {
             }
             let core = &self.core;
             let ctl = end.ctl();
+            let backoff = backoff.get_or_insert_with(|| end.backoff());
             if backoff.snooze(
-                &ctl.park.rx_parked,
+                ctl,
+                &ctl.park.rx_park,
                 || core.has_news(ctl, &end.mapped),
                 limit,
             ) == Snooze::Waited
@@ -728,7 +819,12 @@ impl Receiver {
     /// after the messages it committed), [`RecvError::Aborted`],
     /// [`RecvError::Interrupted`] on a termination signal,
     /// [`RecvError::Corrupt`].
+    #[inline]
     pub fn recv(&mut self) -> Result<Option<Message<'_>>, RecvError> {
+        let end = &self.end;
+        if let Ok(Peek::Message { off, len }) = self.core.try_peek(end.ctl(), &end.mapped) {
+            return Ok(Some(Message { rx: self, off, len }));
+        }
         let next = self.next(None, Duration::ZERO)?;
         Ok(self.lend(next))
     }

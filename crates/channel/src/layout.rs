@@ -4,13 +4,10 @@
 //! The consumer's position lives on a line of its own (128 bytes: two
 //! 64-byte lines, since adjacent-line prefetchers pull pairs); the producer
 //! publishes through the frame headers in the ring itself (see
-//! [`crate::ring`]). The parking words, read on every publish, share a line
-//! that is written only when a side parks. Setup and liveness fields,
-//! written once per attach, have the last line.
-//!
-//! `deny` rather than `forbid` here only because `shm::shared_struct!`
-//! emits its (checked) `unsafe impl Shared` with a local `allow`.
-#![deny(unsafe_code)]
+//! [`crate::ring`]). The park words, read on every publish, share a line
+//! that is written only when a side starts or stops parking. Setup and
+//! liveness fields, written once per attach, have the last line.
+#![forbid(unsafe_code)]
 
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
@@ -25,12 +22,12 @@ shm::shared_struct! {
         pad: [AtomicU64; 15],
     }
 
-    /// The futex words sides park on.
+    /// The sides' park words (futex words).
     #[repr(align(128))]
     #[derive(Debug)]
     pub(crate) struct ParkLine {
-        pub(crate) tx_parked: AtomicU32,
-        pub(crate) rx_parked: AtomicU32,
+        pub(crate) tx_park: AtomicU32,
+        pub(crate) rx_park: AtomicU32,
         pad: [AtomicU64; 15],
     }
 
@@ -46,7 +43,13 @@ shm::shared_struct! {
         pub(crate) rx_pid: AtomicU32,
         pub(crate) rx_state: AtomicU32,
         pub(crate) rx_start: AtomicU64,
-        pad: [AtomicU64; 11],
+        /// The CPUs the sender may run on (see `crate::wait::Cpus`).
+        pub(crate) tx_cpus: AtomicU64,
+        pub(crate) rx_cpus: AtomicU64,
+        /// `FLAG_BARRIER` if the sender takes part in heavy barriers.
+        pub(crate) tx_flags: AtomicU32,
+        pub(crate) rx_flags: AtomicU32,
+        pad: [AtomicU64; 8],
     }
 
     /// The channel header at the start of the payload.
@@ -60,6 +63,11 @@ shm::shared_struct! {
 
 const _: () = assert!(std::mem::size_of::<ChannelHeader>() == 384);
 
+/// `tx_flags` / `rx_flags`: the side's process is registered for
+/// `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`, so its peer's heavy
+/// barriers reach it.
+pub(crate) const FLAG_BARRIER: u32 = 1;
+
 impl Control for ChannelHeader {
     fn tail(&self) -> &AtomicU64 {
         &self.tail.pos
@@ -70,10 +78,16 @@ impl Control for ChannelHeader {
     fn rx_state(&self) -> &AtomicU32 {
         &self.setup.rx_state
     }
-    fn tx_parked(&self) -> &AtomicU32 {
-        &self.park.tx_parked
+    fn tx_park(&self) -> &AtomicU32 {
+        &self.park.tx_park
     }
-    fn rx_parked(&self) -> &AtomicU32 {
-        &self.park.rx_parked
+    fn rx_park(&self) -> &AtomicU32 {
+        &self.park.rx_park
+    }
+    fn heavy_barrier(&self) -> bool {
+        shm::membarrier::global_expedited().is_ok()
+    }
+    fn wake(&self, word: &AtomicU32) {
+        shm::sync::futex::wake(word, 1);
     }
 }

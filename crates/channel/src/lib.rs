@@ -14,7 +14,10 @@
 //!   timeout, or non-blocking (`try_…`).
 //! * Waiting spins briefly, then yields, then parks on a futex word in the
 //!   segment ([`Wait`]); a side issues `FUTEX_WAKE` only when its peer is
-//!   parked, so the fast path makes no system call.
+//!   parked. While the peer is not about to park, a publish is a plain
+//!   release store and a plain load: no system call, no fence, no locked
+//!   instruction (a side that starts to park first runs
+//!   `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`; see the `ring` module).
 //! * End of stream when the sender closes or is dropped; a peer that dies
 //!   (even by `SIGKILL`) is noticed by a blocked side within about 100 ms
 //!   ([`RecvError::PeerGone`], [`SendError::PeerGone`]), with pid reuse

@@ -58,6 +58,7 @@ impl Mapped {
     }
 
     /// The shared header.
+    #[inline]
     pub(crate) fn header(&self) -> &ChannelHeader {
         // SAFETY: `header` came from `payload_view` of `self.seg`, which
         // checked bounds and alignment; the mapping lives as long as `self`;
@@ -66,6 +67,7 @@ impl Mapped {
         unsafe { self.header.as_ref() }
     }
 
+    #[inline]
     fn check(&self, off: usize, len: usize) {
         assert!(
             off <= self.size && len <= self.size - off,
@@ -76,6 +78,7 @@ impl Mapped {
 
     /// The ring bytes `off..off + len`, lent to the consumer until it
     /// releases them.
+    #[inline]
     pub(crate) fn slice(&self, off: usize, len: usize) -> &[u8] {
         self.check(off, len);
         let p = self.ring.as_ptr().wrapping_add(off);
@@ -89,6 +92,7 @@ impl Mapped {
     /// The ring bytes `off..off + len`, granted to the producer until it
     /// commits them.
     #[allow(clippy::mut_from_ref)]
+    #[inline]
     pub(crate) fn slice_mut(&self, off: usize, len: usize) -> &mut [u8] {
         self.check(off, len);
         let p = self.ring.as_ptr().wrapping_add(off);
@@ -102,6 +106,7 @@ impl Mapped {
 }
 
 impl Bytes for Mapped {
+    #[inline]
     fn header(&self, off: usize) -> &AtomicU64 {
         self.check(off, 8);
         assert_eq!(off % 8, 0, "unaligned header offset {off}");
@@ -116,29 +121,58 @@ impl Bytes for Mapped {
         unsafe { &*p }
     }
 
+    #[inline]
     fn write(&self, off: usize, src: &[u8]) {
         self.check(off, src.len());
+        let dst = self.ring.as_ptr().wrapping_add(off);
+        let n = src.len();
+        // Small messages (the latency case) as one or two word stores,
+        // overlapping when `n` is not a multiple of the word, rather than a
+        // call to memcpy.
+        if (8..=16).contains(&n) {
+            let (a, b) = (word::<8>(src, 0), word::<8>(src, n - 8));
+            // SAFETY: bytes `off..off + 8` are in bounds (checked, n >= 8)
+            // and reserved to the producer; unaligned stores are allowed.
+            unsafe { dst.cast::<[u8; 8]>().write_unaligned(a) };
+            // SAFETY: as above, for bytes `off + n - 8..off + n`.
+            unsafe { dst.wrapping_add(n - 8).cast::<[u8; 8]>().write_unaligned(b) };
+            return;
+        }
         // SAFETY: in bounds (checked); `src` is private memory, so the ranges
         // do not overlap; the range was reserved to the producer.
         unsafe {
-            std::ptr::copy_nonoverlapping(
-                src.as_ptr(),
-                self.ring.as_ptr().wrapping_add(off),
-                src.len(),
-            );
+            std::ptr::copy_nonoverlapping(src.as_ptr(), dst, n);
         }
     }
 
+    #[inline]
     fn read(&self, off: usize, dst: &mut [u8]) {
         self.check(off, dst.len());
+        let src = self.ring.as_ptr().wrapping_add(off);
+        let n = dst.len();
+        if (8..=16).contains(&n) {
+            // SAFETY: bytes `off..off + 8` are in bounds (checked, n >= 8),
+            // published to the consumer and not reused until it releases
+            // them; unaligned loads are allowed.
+            let a = unsafe { src.cast::<[u8; 8]>().read_unaligned() };
+            // SAFETY: as above, for bytes `off + n - 8..off + n`.
+            let b = unsafe { src.wrapping_add(n - 8).cast::<[u8; 8]>().read_unaligned() };
+            dst[..8].copy_from_slice(&a);
+            dst[n - 8..].copy_from_slice(&b);
+            return;
+        }
         // SAFETY: in bounds (checked); `dst` is private memory; the range was
         // published to the consumer and is not reused until it releases it.
         unsafe {
-            std::ptr::copy_nonoverlapping(
-                self.ring.as_ptr().wrapping_add(off),
-                dst.as_mut_ptr(),
-                dst.len(),
-            );
+            std::ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), n);
         }
     }
+}
+
+/// The `N` bytes of `src` at `at`.
+#[inline]
+fn word<const N: usize>(src: &[u8], at: usize) -> [u8; N] {
+    let mut w = [0; N];
+    w.copy_from_slice(&src[at..at + N]);
+    w
 }

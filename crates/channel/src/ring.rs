@@ -23,17 +23,36 @@
 //! The consumer publishes lazily: at least every quarter ring, whenever it
 //! finds the ring empty, and at once when the producer is parked.
 //!
-//! Parking: publishing is a `SeqCst` swap and the peer's "parked" word is
-//! read with `SeqCst`; the parker stores its flag with `SeqCst` and then
-//! re-reads with `SeqCst`. One of the two always sees the other, so a
-//! wake-up is never lost, yet no system call is made unless the peer is
-//! parked.
+//! Parking. Each side has a park word, [`AWAKE`], [`SLEEPY`] or [`PARKED`].
+//! A side that published (a frame, its `tail`, its close) then looks at the
+//! peer's word, in the same *light section* ([`Control::light`]):
+//!
+//! * [`AWAKE`]: nothing more to do, no fence, no system call. This is the
+//!   fast path: a publish is a plain release store and a plain load.
+//! * otherwise: a `SeqCst` fence, a fresh look, and if the peer is
+//!   [`PARKED`], it is set back to [`SLEEPY`] and woken (`FUTEX_WAKE`).
+//!
+//! A side that wants to park leaves [`AWAKE`] first: it stores [`SLEEPY`]
+//! and runs a *heavy barrier* ([`Control::heavy_barrier`],
+//! `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)` between processes), which
+//! orders it against the whole of any light section of the peer: either
+//! that section's publish is visible after the barrier, or its look sees
+//! [`SLEEPY`]. Then, and on every later park, it stores [`PARKED`], fences
+//! (`SeqCst`) and looks once more for news before it sleeps; the peer that
+//! saw [`SLEEPY`] fenced too, so one of the two sees the other (Dekker). So
+//! a wake-up is never lost, and only a side that really sleeps pays for
+//! it: a fence per publish while the peer may sleep, a heavy barrier when
+//! it starts to. A side returns to [`AWAKE`] only while it is not about to
+//! park (after a wait that ended without parking), and only when the heavy
+//! barrier reaches its peer (the peer registered for it).
 //!
 //! Every atomic comes from [`shm::sync::atomic`], so this module runs under
 //! `loom` unchanged (the model lives in `tests/loom.rs`).
 #![forbid(unsafe_code)]
 
-use shm::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::compiler_fence;
+
+use shm::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 
 /// Bytes of a frame header.
 pub const FRAME_HEADER: usize = 8;
@@ -52,6 +71,16 @@ pub const CLOSED: u32 = 1;
 /// The sender stopped before the end of its input (interrupted).
 pub const ABORTED: u32 = 2;
 
+/// Park word: the side may park at any moment; a publishing peer fences
+/// and looks again (the value of a fresh segment).
+pub const SLEEPY: u32 = 0;
+/// Park word: the side sleeps (or is about to) on this futex word; a
+/// publishing peer sets it back to [`SLEEPY`] and wakes it.
+pub const PARKED: u32 = 1;
+/// Park word: the side does not park without a heavy barrier first; a
+/// publishing peer need not fence.
+pub const AWAKE: u32 = 2;
+
 /// Bytes a frame of a `len`-byte message takes in the ring.
 #[must_use]
 pub const fn frame_len(len: usize) -> usize {
@@ -64,7 +93,7 @@ pub const fn max_message(size: usize) -> usize {
     size - FRAME_HEADER - SLACK
 }
 
-/// The shared words of one channel.
+/// The shared words of one channel, and the barriers between its sides.
 pub trait Control {
     /// The consumer's position (bytes ever released).
     fn tail(&self) -> &AtomicU64;
@@ -72,10 +101,24 @@ pub trait Control {
     fn tx_state(&self) -> &AtomicU32;
     /// [`OPEN`] or [`CLOSED`], written by the receiver.
     fn rx_state(&self) -> &AtomicU32;
-    /// Non-zero while the sender is parked (futex word).
-    fn tx_parked(&self) -> &AtomicU32;
-    /// Non-zero while the receiver is parked (futex word).
-    fn rx_parked(&self) -> &AtomicU32;
+    /// The sender's park word ([`AWAKE`], [`SLEEPY`], [`PARKED`]; a futex
+    /// word).
+    fn tx_park(&self) -> &AtomicU32;
+    /// The receiver's park word.
+    fn rx_park(&self) -> &AtomicU32;
+    /// Runs `f`, a publish followed by a look at the peer's park word, as
+    /// one light section: the peer's [`Control::heavy_barrier`] orders
+    /// itself against it as a whole. Between processes that is simply
+    /// running it, in program order.
+    fn light<R>(&self, f: impl FnOnce() -> R) -> R {
+        f()
+    }
+    /// A barrier that every light section of the peer is wholly before or
+    /// wholly after (what `membarrier(2)` does to the peer's CPU). `false`
+    /// if it could not be run; the caller must then not sleep.
+    fn heavy_barrier(&self) -> bool;
+    /// Wakes the side sleeping on park word `word` (`FUTEX_WAKE`).
+    fn wake(&self, word: &AtomicU32);
 }
 
 /// The ring's bytes. Offsets are always inside the ring (and 8-aligned for
@@ -90,28 +133,82 @@ pub trait Bytes {
     fn read(&self, off: usize, dst: &mut [u8]);
 }
 
-/// Wakes whoever is parked on `word` (a futex wake; nothing under loom).
-fn wake(word: &AtomicU32) {
-    #[cfg(not(loom))]
-    {
-        shm::sync::futex::wake(word, 1);
-    }
-    #[cfg(loom)]
-    {
-        let _ = word;
+/// Runs `store` (a release store that gives the peer something to do),
+/// then wakes the peer if it is parked on `peer`.
+#[inline]
+fn announce<C: Control + ?Sized>(ctl: &C, store: impl FnOnce(), peer: &AtomicU32) {
+    let state = ctl.light(|| {
+        store();
+        // The look must follow the store in the instruction stream, for the
+        // peer's heavy barrier to split them in that order.
+        compiler_fence(Ordering::SeqCst);
+        peer.load(Ordering::Relaxed)
+    });
+    if state != AWAKE {
+        wake_if_parked(ctl, peer);
     }
 }
 
-/// Publishes `value` to `slot` and wakes the peer if it is parked on
-/// `parked`.
-fn publish(slot: &AtomicU64, value: u64, parked: &AtomicU32) {
-    slot.swap(value, Ordering::SeqCst);
-    wake_if_parked(parked);
+#[inline(never)]
+fn wake_if_parked<C: Control + ?Sized>(ctl: &C, peer: &AtomicU32) {
+    fence(Ordering::SeqCst);
+    if peer.load(Ordering::Relaxed) == PARKED
+        && peer
+            .compare_exchange(PARKED, SLEEPY, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        ctl.wake(peer);
+    }
 }
 
-fn wake_if_parked(parked: &AtomicU32) {
-    if parked.load(Ordering::SeqCst) != 0 && parked.swap(0, Ordering::SeqCst) != 0 {
-        wake(parked);
+/// What [`park_begin`] decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Park {
+    /// Sleep on the park word while it holds [`PARKED`], then call
+    /// [`park_end`].
+    Sleep,
+    /// There is news after all: do not sleep.
+    News,
+    /// The heavy barrier failed: do not sleep (and do not become
+    /// [`AWAKE`] again).
+    NoBarrier,
+}
+
+/// The first half of parking on `own`, this side's park word: announces it
+/// (leaving [`AWAKE`] through a heavy barrier), then looks for `news` (the
+/// peer's publishes that would end the wait) once more.
+pub fn park_begin<C: Control + ?Sized>(
+    ctl: &C,
+    own: &AtomicU32,
+    news: impl FnOnce() -> bool,
+) -> Park {
+    if own.load(Ordering::Relaxed) == AWAKE {
+        own.store(SLEEPY, Ordering::Relaxed);
+        if !ctl.heavy_barrier() {
+            return Park::NoBarrier;
+        }
+    }
+    own.store(PARKED, Ordering::Relaxed);
+    fence(Ordering::SeqCst);
+    if news() {
+        own.store(SLEEPY, Ordering::Relaxed);
+        return Park::News;
+    }
+    Park::Sleep
+}
+
+/// The second half of parking: after the sleep (woken, timed out or
+/// interrupted).
+pub fn park_end(own: &AtomicU32) {
+    let _ = own.compare_exchange(PARKED, SLEEPY, Ordering::Relaxed, Ordering::Relaxed);
+}
+
+/// Lets the peer skip its fence from now on, while this side does not park
+/// (call only between waits, never while parked). `peer_covered`: the
+/// heavy barrier reaches the peer.
+pub fn stay_awake(own: &AtomicU32, peer_covered: bool) {
+    if peer_covered && own.load(Ordering::Relaxed) == SLEEPY {
+        own.store(AWAKE, Ordering::Relaxed);
     }
 }
 
@@ -162,10 +259,12 @@ impl Producer {
         self.head
     }
 
+    #[inline]
     fn free(&self) -> usize {
         self.size - (self.head - self.cached_tail) as usize
     }
 
+    #[inline]
     fn room<C: Control + ?Sized>(&mut self, ctl: &C, n: usize) -> bool {
         if self.free() >= n {
             return true;
@@ -174,6 +273,7 @@ impl Producer {
         self.free() >= n
     }
 
+    #[inline]
     fn advance(&mut self, n: usize) {
         self.head += n as u64;
         self.off += n;
@@ -189,6 +289,7 @@ impl Producer {
     /// # Errors
     ///
     /// [`Full`] when the consumer has not yet released enough space.
+    #[inline]
     pub fn try_reserve<C: Control + ?Sized, B: Bytes + ?Sized>(
         &mut self,
         ctl: &C,
@@ -205,7 +306,8 @@ impl Producer {
                 return Err(Full);
             }
             bytes.header(0).store(0, Ordering::Relaxed);
-            publish(bytes.header(self.off), WRAP, ctl.rx_parked());
+            let slot = bytes.header(self.off);
+            announce(ctl, || slot.store(WRAP, Ordering::Release), ctl.rx_park());
             self.advance(to_end);
         }
         if !self.room(ctl, need) {
@@ -217,7 +319,7 @@ impl Producer {
     /// Whether a message of `len` bytes would fit now (fresh look at the
     /// consumer's position, for the decision to park).
     pub fn has_room<C: Control + ?Sized>(&self, ctl: &C, len: usize) -> bool {
-        let tail = ctl.tail().load(Ordering::SeqCst);
+        let tail = ctl.tail().load(Ordering::Acquire);
         let free = self.size - (self.head - tail) as usize;
         let to_end = self.size - self.off;
         if frame_len(len) > to_end {
@@ -230,6 +332,7 @@ impl Producer {
     /// Publishes the message of `len` bytes written at the offset the last
     /// [`Producer::try_reserve`] returned (for `len` at most the length
     /// reserved).
+    #[inline]
     pub fn commit<C: Control + ?Sized, B: Bytes + ?Sized>(
         &mut self,
         ctl: &C,
@@ -239,14 +342,22 @@ impl Producer {
         let here = self.off;
         self.advance(frame_len(len));
         bytes.header(self.off).store(0, Ordering::Relaxed);
-        publish(bytes.header(here), len as u64 | VALID, ctl.rx_parked());
+        let slot = bytes.header(here);
+        announce(
+            ctl,
+            || slot.store(len as u64 | VALID, Ordering::Release),
+            ctl.rx_park(),
+        );
     }
 
     /// Marks the end of the stream ([`CLOSED`]) or an abort ([`ABORTED`])
     /// after everything committed, and wakes a parked consumer.
     pub fn close<C: Control + ?Sized>(&self, ctl: &C, state: u32) {
-        ctl.tx_state().swap(state, Ordering::SeqCst);
-        wake_if_parked(ctl.rx_parked());
+        announce(
+            ctl,
+            || ctl.tx_state().store(state, Ordering::Release),
+            ctl.rx_park(),
+        );
     }
 }
 
@@ -290,6 +401,7 @@ impl Consumer {
         }
     }
 
+    #[inline]
     fn advance(&mut self, n: usize) {
         self.tail += n as u64;
         self.off += n;
@@ -300,10 +412,16 @@ impl Consumer {
     }
 
     /// Gives every released byte back to the producer now.
+    #[inline(never)]
     pub fn publish<C: Control + ?Sized>(&mut self, ctl: &C) {
         if self.unpublished != 0 {
             self.unpublished = 0;
-            publish(ctl.tail(), self.tail, ctl.tx_parked());
+            let tail = self.tail;
+            announce(
+                ctl,
+                || ctl.tail().store(tail, Ordering::Release),
+                ctl.tx_park(),
+            );
         }
     }
 
@@ -312,7 +430,28 @@ impl Consumer {
     /// # Errors
     ///
     /// [`Corrupt`] if a frame header is impossible.
+    #[inline]
     pub fn try_peek<C: Control + ?Sized, B: Bytes + ?Sized>(
+        &mut self,
+        ctl: &C,
+        bytes: &B,
+    ) -> Result<Peek, Corrupt> {
+        let word = bytes.header(self.off).load(Ordering::Acquire);
+        // The common case first, and small enough to inline: a message.
+        if word & VALID != 0 && word != WRAP {
+            let len = (word & !VALID) as usize;
+            if len <= max_message(self.size) && frame_len(len) <= self.size - self.off {
+                return Ok(Peek::Message {
+                    off: self.off + FRAME_HEADER,
+                    len,
+                });
+            }
+        }
+        self.peek_slow(ctl, bytes)
+    }
+
+    #[inline(never)]
+    fn peek_slow<C: Control + ?Sized, B: Bytes + ?Sized>(
         &mut self,
         ctl: &C,
         bytes: &B,
@@ -356,17 +495,18 @@ impl Consumer {
     /// Whether there is anything to look at (fresh look at the producer's
     /// latest header and state, for the decision to park).
     pub fn has_news<C: Control + ?Sized, B: Bytes + ?Sized>(&self, ctl: &C, bytes: &B) -> bool {
-        bytes.header(self.off).load(Ordering::SeqCst) != 0
-            || ctl.tx_state().load(Ordering::SeqCst) != OPEN
+        bytes.header(self.off).load(Ordering::Acquire) != 0
+            || ctl.tx_state().load(Ordering::Acquire) != OPEN
     }
 
     /// Releases the message of `len` bytes that [`Consumer::try_peek`]
     /// returned, giving its space back to the producer (at once if the
     /// producer is parked or a quarter of the ring is pending, else when the
     /// consumer next finds the ring empty).
+    #[inline]
     pub fn release<C: Control + ?Sized>(&mut self, ctl: &C, len: usize) {
         self.advance(frame_len(len));
-        if self.unpublished >= self.size / 4 || ctl.tx_parked().load(Ordering::Relaxed) != 0 {
+        if self.unpublished >= self.size / 4 || ctl.tx_park().load(Ordering::Relaxed) == PARKED {
             self.publish(ctl);
         }
     }
@@ -375,7 +515,10 @@ impl Consumer {
     /// parked producer.
     pub fn close<C: Control + ?Sized>(&mut self, ctl: &C) {
         self.publish(ctl);
-        ctl.rx_state().swap(CLOSED, Ordering::SeqCst);
-        wake_if_parked(ctl.tx_parked());
+        announce(
+            ctl,
+            || ctl.rx_state().store(CLOSED, Ordering::Release),
+            ctl.tx_park(),
+        );
     }
 }

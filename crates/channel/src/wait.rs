@@ -1,20 +1,22 @@
 //! How a blocked side waits: spin briefly, then yield, then park on a futex.
 #![forbid(unsafe_code)]
 
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
+
+use crate::ring::{self, Control, PARKED, Park};
 
 /// How a side waits for its peer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Wait {
     /// Spin for a few microseconds, then yield the CPU for a while, then park
-    /// on a futex until woken. Where only one CPU is allowed, spinning can
-    /// only delay the peer, so it yields at once.
+    /// on a futex until woken. Where both ends may only run on the same
+    /// single CPU, spinning can only delay the peer, so it yields at once.
     #[default]
     Adaptive,
-    /// Never park: lowest latency, one CPU kept busy while waiting (on a
-    /// single allowed CPU it yields between looks instead of spinning).
+    /// Never park: lowest latency, one CPU kept busy while waiting (where
+    /// both ends may only run on the same single CPU, it yields between
+    /// looks instead of spinning).
     Spin,
     /// Park at once: no CPU used while waiting, a futex wake per hand-off.
     Park,
@@ -33,17 +35,34 @@ const SPINS_PER_CHECK: u32 = 4096;
 /// power of two.
 const CLOCK_EVERY: u32 = 64;
 
-fn single_cpu() -> bool {
-    static SINGLE: OnceLock<bool> = OnceLock::new();
-    *SINGLE.get_or_init(|| shm::sys::allowed_cpus().len() <= 1)
+/// Where a side may run, as it tells its peer: 0 not known (not attached),
+/// `c + 1` only on CPU `c`, [`MANY_CPUS`] on more than one.
+pub(crate) fn cpus_code() -> u64 {
+    match shm::sys::allowed_cpus()[..] {
+        [c] => c as u64 + 1,
+        _ => MANY_CPUS,
+    }
+}
+
+/// [`cpus_code`] of a side that may run on more than one CPU.
+pub(crate) const MANY_CPUS: u64 = u64::MAX;
+
+/// Whether spinning is useless: this side may only run on one CPU, and so
+/// may its peer, the same one (or the peer is not known yet).
+pub(crate) fn must_yield(mine: u64, peer: u64) -> bool {
+    mine != MANY_CPUS && (peer == 0 || peer == mine)
 }
 
 /// The state of one wait.
 #[derive(Debug)]
 pub(crate) struct Backoff {
     mode: Wait,
+    /// Both ends share one CPU: yield instead of spinning.
+    single: bool,
     spins: u32,
     started: Option<Instant>,
+    /// A heavy barrier failed.
+    pub(crate) no_barrier: bool,
 }
 
 /// What [`Backoff::snooze`] did.
@@ -56,24 +75,27 @@ pub(crate) enum Snooze {
 }
 
 impl Backoff {
-    pub(crate) fn new(mode: Wait) -> Backoff {
+    pub(crate) fn new(mode: Wait, single: bool) -> Backoff {
         Backoff {
             mode,
+            single,
             spins: 0,
             started: None,
+            no_barrier: false,
         }
     }
 
-    /// Waits a little. `parked` is this side's futex word; `news` says,
-    /// after this side has announced that it parks, whether there is
-    /// something to do after all. `limit` bounds a park.
-    pub(crate) fn snooze(
+    /// Waits a little. `own` is this side's park word; `news` says, after
+    /// this side has announced that it parks, whether there is something to
+    /// do after all. `limit` bounds a park.
+    pub(crate) fn snooze<C: Control + ?Sized>(
         &mut self,
-        parked: &AtomicU32,
-        news: impl Fn() -> bool,
+        ctl: &C,
+        own: &AtomicU32,
+        news: impl FnOnce() -> bool,
         limit: Option<Duration>,
     ) -> Snooze {
-        let single = single_cpu();
+        let single = self.single;
         let phase = match self.mode {
             Wait::Park => Phase::Park,
             Wait::Spin if single => Phase::Yield,
@@ -109,9 +131,24 @@ impl Backoff {
                 Snooze::Waited
             }
             Phase::Park => {
-                park(parked, news, limit);
+                if park(ctl, own, news, limit) == Park::NoBarrier {
+                    self.no_barrier = true;
+                }
                 Snooze::Waited
             }
+        }
+    }
+}
+
+impl Backoff {
+    /// The wait is over: unless this side parks on every wait, the peer may
+    /// stop fencing for it until it next parks (`peer_covered`: the heavy
+    /// barrier reaches the peer). A side that parks after spinning and
+    /// yielding pays one heavy barrier per park, small next to the time it
+    /// waited before parking.
+    pub(crate) fn done(&self, own: &AtomicU32, peer_covered: bool) {
+        if self.mode != Wait::Park {
+            ring::stay_awake(own, peer_covered);
         }
     }
 }
@@ -123,14 +160,26 @@ enum Phase {
     Park,
 }
 
-/// Announces that this side parks, re-checks, and sleeps on the futex word
-/// until the peer clears it, a signal arrives or `limit` (at most
+/// Announces that this side parks, re-checks, and sleeps on its park word
+/// until the peer wakes it, a signal arrives or `limit` (at most
 /// [`PARK_SLICE`]) passes.
-fn park(parked: &AtomicU32, news: impl Fn() -> bool, limit: Option<Duration>) {
+fn park<C: Control + ?Sized>(
+    ctl: &C,
+    own: &AtomicU32,
+    news: impl FnOnce() -> bool,
+    limit: Option<Duration>,
+) -> Park {
     let slice = limit.map_or(PARK_SLICE, |l| l.min(PARK_SLICE));
-    parked.store(1, Ordering::SeqCst);
-    if !news() && !slice.is_zero() {
-        let _ = shm::sync::futex::wait(parked, 1, Some(slice));
+    let park = ring::park_begin(ctl, own, news);
+    match park {
+        Park::Sleep => {
+            if !slice.is_zero() {
+                let _ = shm::sync::futex::wait(own, PARKED, Some(slice));
+            }
+            ring::park_end(own);
+        }
+        Park::News => {}
+        Park::NoBarrier => std::thread::yield_now(),
     }
-    parked.store(0, Ordering::SeqCst);
+    park
 }

@@ -7,23 +7,39 @@
 //! that looks like a valid header), and that the end of the stream comes
 //! after the last message.
 //!
+//! And of parking: both sides park whenever they must wait (the futex
+//! modelled by a loom `Notify`, so a lost wake-up is a deadlock that loom
+//! reports), either staying parkable (a side in `Wait::Park`) or going back
+//! to `AWAKE` after every message, so that each park passes through the
+//! heavy barrier and the peer's fence-free fast path is exercised. The
+//! heavy barrier (membarrier(2) between processes) is modelled by what it
+//! guarantees: every light section of the peer (a publish and its look at
+//! the park word) is wholly before it or wholly after it, which a mutex
+//! around the light sections gives.
+//!
 //! Run with:
 //! `RUSTFLAGS="--cfg loom" cargo test -p shmex-channel --release --test loom`
 #![cfg(loom)]
 
-use channel::ring::{Bytes, CLOSED, Consumer, Control, Full, OPEN, Peek, Producer, VALID};
+use channel::ring::{
+    Bytes, CLOSED, Consumer, Control, Full, OPEN, PARKED, Park, Peek, Producer, VALID, park_begin,
+    park_end, stay_awake,
+};
 use loom::cell::UnsafeCell;
-use loom::sync::Arc;
 use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use loom::sync::{Arc, Mutex, Notify};
 
 struct Model {
     tail: AtomicU64,
     tx_state: AtomicU32,
     rx_state: AtomicU32,
-    tx_parked: AtomicU32,
-    rx_parked: AtomicU32,
+    tx_park: AtomicU32,
+    rx_park: AtomicU32,
     ring: Vec<UnsafeCell<u8>>,
     words: Vec<AtomicU64>,
+    barrier: Mutex<()>,
+    tx_wake: Notify,
+    rx_wake: Notify,
 }
 
 impl Model {
@@ -32,10 +48,13 @@ impl Model {
             tail: AtomicU64::new(0),
             tx_state: AtomicU32::new(OPEN),
             rx_state: AtomicU32::new(OPEN),
-            tx_parked: AtomicU32::new(0),
-            rx_parked: AtomicU32::new(0),
+            tx_park: AtomicU32::new(0),
+            rx_park: AtomicU32::new(0),
             ring: (0..size).map(|_| UnsafeCell::new(0)).collect(),
             words: (0..size / 8).map(|_| AtomicU64::new(0)).collect(),
+            barrier: Mutex::new(()),
+            tx_wake: Notify::new(),
+            rx_wake: Notify::new(),
         }
     }
 }
@@ -50,11 +69,26 @@ impl Control for Model {
     fn rx_state(&self) -> &AtomicU32 {
         &self.rx_state
     }
-    fn tx_parked(&self) -> &AtomicU32 {
-        &self.tx_parked
+    fn tx_park(&self) -> &AtomicU32 {
+        &self.tx_park
     }
-    fn rx_parked(&self) -> &AtomicU32 {
-        &self.rx_parked
+    fn rx_park(&self) -> &AtomicU32 {
+        &self.rx_park
+    }
+    fn light<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _section = self.barrier.lock().unwrap();
+        f()
+    }
+    fn heavy_barrier(&self) -> bool {
+        drop(self.barrier.lock().unwrap());
+        true
+    }
+    fn wake(&self, word: &AtomicU32) {
+        if std::ptr::eq(word, &self.tx_park) {
+            self.tx_wake.notify();
+        } else {
+            self.rx_wake.notify();
+        }
     }
 }
 
@@ -175,4 +209,94 @@ fn largest_message_after_a_wrap_marker() {
 fn close_comes_after_the_last_message() {
     model(24, &[]);
     model(32, &[b"x"]);
+}
+
+/// Sleeps on `word` as the futex does, until a wake-up moved it off
+/// [`PARKED`]; forever if none comes (loom then reports a deadlock).
+fn sleep(word: &AtomicU32, wake: &Notify) {
+    while word.load(Ordering::Acquire) == PARKED {
+        wake.wait();
+    }
+    park_end(word);
+}
+
+fn producer_park(p: &Producer, m: &Model, len: usize) {
+    let news = || p.has_room(m, len) || m.rx_state.load(Ordering::Acquire) != OPEN;
+    if park_begin(m, &m.tx_park, news) == Park::Sleep {
+        sleep(&m.tx_park, &m.tx_wake);
+    }
+}
+
+fn consumer_park(c: &Consumer, m: &Model) {
+    if park_begin(m, &m.rx_park, || c.has_news(m, m)) == Park::Sleep {
+        sleep(&m.rx_park, &m.rx_wake);
+    }
+}
+
+/// Both sides park whenever they must wait; with `awake`, each goes back to
+/// `AWAKE` after every message it handled.
+fn parking_model(size: usize, messages: &'static [&'static [u8]], awake: bool) {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(2);
+    builder.check(move || {
+        let m = Arc::new(Model::new(size));
+        let mp = m.clone();
+        let producer = loom::thread::spawn(move || {
+            let mut p = Producer::new(&*mp, size);
+            for msg in messages {
+                loop {
+                    match p.try_reserve(&*mp, &*mp, msg.len()) {
+                        Ok(off) => {
+                            mp.write(off, msg);
+                            p.commit(&*mp, &*mp, msg.len());
+                            break;
+                        }
+                        Err(Full) => producer_park(&p, &mp, msg.len()),
+                    }
+                }
+                if awake {
+                    stay_awake(&mp.tx_park, true);
+                }
+            }
+            p.close(&*mp, CLOSED);
+        });
+        let mut c = Consumer::new(&*m, size);
+        let mut got = Vec::new();
+        loop {
+            match c.try_peek(&*m, &*m).expect("no corrupt frame") {
+                Peek::Message { off, len } => {
+                    let mut buf = vec![0; len];
+                    m.read(off, &mut buf);
+                    c.release(&*m, len);
+                    got.push(buf);
+                    if awake {
+                        stay_awake(&m.rx_park, true);
+                    }
+                }
+                Peek::Empty => consumer_park(&c, &m),
+                Peek::Ended(state) => {
+                    assert_eq!(state, CLOSED);
+                    break;
+                }
+            }
+        }
+        producer.join().unwrap();
+        let want: Vec<Vec<u8>> = messages.iter().map(|s| s.to_vec()).collect();
+        assert_eq!(got, want);
+    });
+}
+
+/// Sides that may park at any time (the fence on every publish): the
+/// producer parks on a full ring, the consumer on an empty one, and neither
+/// wake-up is lost, nor the one for the end of the stream.
+#[test]
+fn parking_never_loses_a_wake_up() {
+    parking_model(32, &[b"ab", b"cdefg"], false);
+}
+
+/// Sides that go back to `AWAKE` after every message, so the peer publishes
+/// without a fence, and each park starts with the heavy barrier.
+#[test]
+fn parking_after_the_fast_path_never_loses_a_wake_up() {
+    parking_model(32, &[b"ab", b"cdefg"], true);
 }
