@@ -595,15 +595,15 @@ impl<'a> Engine<'a> {
         usize::try_from(n).unwrap_or(0).min(self.names.len())
     }
 
-    fn name_at(&self, i: usize) -> String {
+    /// Account `i`'s name as stored: its length and its packed words.
+    fn name_words(&self, i: usize) -> (u64, [u64; 4]) {
         let n = &self.names[i];
-        let words = [
-            n.bytes[0].load(R),
-            n.bytes[1].load(R),
-            n.bytes[2].load(R),
-            n.bytes[3].load(R),
-        ];
-        unpack_name(n.len.load(R), words).unwrap_or_else(|| "?".to_owned())
+        (n.len.load(R), std::array::from_fn(|k| n.bytes[k].load(R)))
+    }
+
+    fn name_at(&self, i: usize) -> String {
+        let (len, words) = self.name_words(i);
+        unpack_name(len, words).unwrap_or_else(|| "?".to_owned())
     }
 
     fn name_matches(&self, i: usize, len: u64, words: &[u64; 4]) -> bool {
@@ -824,21 +824,7 @@ impl<'a> Engine<'a> {
         rate: i64,
         total: i64,
     ) -> Pending {
-        let (name_len, name) = match a {
-            Some(i) => {
-                let n = &self.names[i];
-                (
-                    n.len.load(R),
-                    [
-                        n.bytes[0].load(R),
-                        n.bytes[1].load(R),
-                        n.bytes[2].load(R),
-                        n.bytes[3].load(R),
-                    ],
-                )
-            }
-            None => (0, [0; 4]),
-        };
+        let (name_len, name) = a.map_or((0, [0; 4]), |i| self.name_words(i));
         Pending {
             meta: meta(op, c, None, self.pid),
             amount,
@@ -854,32 +840,25 @@ impl<'a> Engine<'a> {
     // ---- checks shared by the operations -----------------------------------
 
     fn foreign(&self, c: CurrencyId) -> Result<usize, OpError> {
-        let i = c.index();
-        if i == 0 {
+        if c.index() == 0 {
             return Err(OpError::HomeCurrency {
                 code: self.home().to_string(),
             });
         }
-        if i >= self.rows.len() {
-            return Err(OpError::BadId(i));
-        }
-        Ok(i)
+        self.any_currency(c)
     }
 
     fn any_currency(&self, c: CurrencyId) -> Result<usize, OpError> {
-        let i = c.index();
-        if i >= self.rows.len() {
-            return Err(OpError::BadId(i));
-        }
-        Ok(i)
+        Self::below(c.index(), self.rows.len())
     }
 
     fn acct(&self, a: AccountId) -> Result<usize, OpError> {
-        let i = a.index();
-        if i >= self.names.len() {
-            return Err(OpError::BadId(i));
-        }
-        Ok(i)
+        Self::below(a.index(), self.names.len())
+    }
+
+    /// `i` if it indexes a table of `n` entries.
+    fn below(i: usize, n: usize) -> Result<usize, OpError> {
+        if i < n { Ok(i) } else { Err(OpError::BadId(i)) }
     }
 
     fn positive(amount: i64, decimals: u32) -> Result<(), OpError> {
@@ -986,71 +965,7 @@ impl<'a> Engine<'a> {
     /// [`OpError::HomeCurrency`], [`OpError::Money`] for a non-positive
     /// amount or an overflow, [`OpError::Lock`].
     pub fn buy(&self, a: AccountId, c: CurrencyId, amount: i64) -> Result<Receipt, OpError> {
-        let ci = self.foreign(c)?;
-        let ai = self.acct(a)?;
-        let dec = self.ex.decimals[ci];
-        Self::positive(amount, dec)?;
-        // Built before the lock: the name and the clock need no lock.
-        let mut p = self.pending(Op::Buy, ci, Some(ai), amount, 0, 0);
-        self.locked(|| {
-            let row = &self.rows[ci];
-            let home = &self.rows[0];
-            let stock = row.holding.load(R);
-            if stock < amount {
-                return Err(OpError::InsufficientStock {
-                    code: self.ex.codes[ci].to_string(),
-                    have: self.show(ci, stock),
-                    want: self.show(ci, amount),
-                });
-            }
-            let rate = row.sell.load(R);
-            let price = money::convert(amount, dec, rate, self.ex.decimals[0], Round::Up)?;
-            let bh_cell = &self.balances[ai * self.slots];
-            let bc_cell = &self.balances[ai * self.slots + ci];
-            let bh = bh_cell.load(R);
-            if bh < price {
-                return Err(OpError::InsufficientBalance {
-                    account: self.name_at(ai),
-                    home: self.home().to_string(),
-                    have: self.show(0, bh),
-                    want: self.show(0, price),
-                });
-            }
-            let bc = bc_cell.load(R);
-            let till = home.holding.load(R);
-            let new_till = till
-                .checked_add(price)
-                .ok_or_else(|| Self::overflow("the till"))?;
-            let new_bc = bc
-                .checked_add(amount)
-                .ok_or_else(|| Self::overflow("the balance"))?;
-            (p.rate, p.total) = (rate, price);
-            let seq = self.begin(
-                &[
-                    (Field::Holding(ci), stock),
-                    (Field::Holding(0), till),
-                    (Field::Balance(ai * self.slots), bh),
-                    (Field::Balance(ai * self.slots + ci), bc),
-                ],
-                &p,
-            );
-            let w = self.head.seq.write();
-            row.holding.store(stock - amount, R);
-            failpoint::hit(self.fp, Failpoint::MidTrade);
-            home.holding.store(new_till, R);
-            bh_cell.store(bh - price, R);
-            bc_cell.store(new_bc, R);
-            self.commit(seq, &p, w);
-            Ok(Receipt {
-                seq,
-                op: Op::Buy,
-                currency: c,
-                amount,
-                rate,
-                total: price,
-                balance: new_bc,
-            })
-        })
+        self.trade::<true>(a, c, amount)
     }
 
     /// A customer sells `amount` of foreign currency `c`: they receive
@@ -1062,44 +977,93 @@ impl<'a> Engine<'a> {
     /// [`OpError::InsufficientHolding`], [`OpError::TillShort`], and as
     /// [`Engine::buy`].
     pub fn sell(&self, a: AccountId, c: CurrencyId, amount: i64) -> Result<Receipt, OpError> {
+        self.trade::<false>(a, c, amount)
+    }
+
+    /// A buy (`BUY`) or a sell: both move the same four cells (the stock
+    /// of `c`, the till, the account's home and `c` balances), in opposite
+    /// directions. A const parameter, not an argument, so that each side
+    /// is compiled on its own, its lock and checks inlined as one path.
+    #[inline(always)]
+    fn trade<const BUY: bool>(
+        &self,
+        a: AccountId,
+        c: CurrencyId,
+        amount: i64,
+    ) -> Result<Receipt, OpError> {
+        let op = if BUY { Op::Buy } else { Op::Sell };
         let ci = self.foreign(c)?;
         let ai = self.acct(a)?;
         let dec = self.ex.decimals[ci];
         Self::positive(amount, dec)?;
-        let mut p = self.pending(Op::Sell, ci, Some(ai), amount, 0, 0);
+        // Built before the lock: the name and the clock need no lock.
+        let mut p = self.pending(op, ci, Some(ai), amount, 0, 0);
         self.locked(|| {
             let row = &self.rows[ci];
             let home = &self.rows[0];
             let bh_cell = &self.balances[ai * self.slots];
             let bc_cell = &self.balances[ai * self.slots + ci];
-            let bc = bc_cell.load(R);
-            if bc < amount {
-                return Err(OpError::InsufficientHolding {
-                    account: self.name_at(ai),
-                    code: self.ex.codes[ci].to_string(),
-                    have: self.show(ci, bc),
-                    want: self.show(ci, amount),
-                });
-            }
-            let rate = row.buy.load(R);
-            let proceeds = money::convert(amount, dec, rate, self.ex.decimals[0], Round::Down)?;
-            let till = home.holding.load(R);
-            if till < proceeds {
-                return Err(OpError::TillShort {
-                    home: self.home().to_string(),
-                    have: self.show(0, till),
-                    want: self.show(0, proceeds),
-                });
-            }
             let stock = row.holding.load(R);
+            let till = home.holding.load(R);
             let bh = bh_cell.load(R);
-            let new_stock = stock
-                .checked_add(amount)
-                .ok_or_else(|| Self::overflow("the stock"))?;
-            let new_bh = bh
-                .checked_add(proceeds)
-                .ok_or_else(|| Self::overflow("the balance"))?;
-            (p.rate, p.total) = (rate, proceeds);
+            let bc = bc_cell.load(R);
+            // The new stock, till, home and `c` balances.
+            let (rate, total, new) = if BUY {
+                if stock < amount {
+                    return Err(OpError::InsufficientStock {
+                        code: self.ex.codes[ci].to_string(),
+                        have: self.show(ci, stock),
+                        want: self.show(ci, amount),
+                    });
+                }
+                let rate = row.sell.load(R);
+                let price = money::convert(amount, dec, rate, self.ex.decimals[0], Round::Up)?;
+                if bh < price {
+                    return Err(OpError::InsufficientBalance {
+                        account: self.name_at(ai),
+                        home: self.home().to_string(),
+                        have: self.show(0, bh),
+                        want: self.show(0, price),
+                    });
+                }
+                let new_till = till
+                    .checked_add(price)
+                    .ok_or_else(|| Self::overflow("the till"))?;
+                let new_bc = bc
+                    .checked_add(amount)
+                    .ok_or_else(|| Self::overflow("the balance"))?;
+                (rate, price, [stock - amount, new_till, bh - price, new_bc])
+            } else {
+                if bc < amount {
+                    return Err(OpError::InsufficientHolding {
+                        account: self.name_at(ai),
+                        code: self.ex.codes[ci].to_string(),
+                        have: self.show(ci, bc),
+                        want: self.show(ci, amount),
+                    });
+                }
+                let rate = row.buy.load(R);
+                let proceeds = money::convert(amount, dec, rate, self.ex.decimals[0], Round::Down)?;
+                if till < proceeds {
+                    return Err(OpError::TillShort {
+                        home: self.home().to_string(),
+                        have: self.show(0, till),
+                        want: self.show(0, proceeds),
+                    });
+                }
+                let new_stock = stock
+                    .checked_add(amount)
+                    .ok_or_else(|| Self::overflow("the stock"))?;
+                let new_bh = bh
+                    .checked_add(proceeds)
+                    .ok_or_else(|| Self::overflow("the balance"))?;
+                (
+                    rate,
+                    proceeds,
+                    [new_stock, till - proceeds, new_bh, bc - amount],
+                )
+            };
+            (p.rate, p.total) = (rate, total);
             let seq = self.begin(
                 &[
                     (Field::Holding(ci), stock),
@@ -1110,20 +1074,20 @@ impl<'a> Engine<'a> {
                 &p,
             );
             let w = self.head.seq.write();
-            row.holding.store(new_stock, R);
+            row.holding.store(new[0], R);
             failpoint::hit(self.fp, Failpoint::MidTrade);
-            home.holding.store(till - proceeds, R);
-            bh_cell.store(new_bh, R);
-            bc_cell.store(bc - amount, R);
+            home.holding.store(new[1], R);
+            bh_cell.store(new[2], R);
+            bc_cell.store(new[3], R);
             self.commit(seq, &p, w);
             Ok(Receipt {
                 seq,
-                op: Op::Sell,
+                op,
                 currency: c,
                 amount,
                 rate,
-                total: proceeds,
-                balance: bc - amount,
+                total,
+                balance: new[3],
             })
         })
     }
