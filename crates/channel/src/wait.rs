@@ -183,3 +183,23 @@ fn park<C: Control + ?Sized>(
     }
     park
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{MANY_CPUS, must_yield};
+
+    #[test]
+    fn spinning_stops_only_where_both_ends_share_one_cpu() {
+        // Pinned apart (as the benchmark pins them): spin.
+        assert!(!must_yield(1, 2));
+        // Either may move: spin.
+        assert!(!must_yield(MANY_CPUS, 1));
+        assert!(!must_yield(1, MANY_CPUS));
+        assert!(!must_yield(MANY_CPUS, MANY_CPUS));
+        assert!(!must_yield(MANY_CPUS, 0));
+        // Both confined to CPU 0 (a one-CPU machine, or pinned together).
+        assert!(must_yield(1, 1));
+        // Confined to one CPU, the peer not attached yet: do not spin.
+        assert!(must_yield(3, 0));
+    }
+}

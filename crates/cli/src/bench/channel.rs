@@ -517,8 +517,29 @@ struct Figures {
     msgs: Vec<(&'static str, &'static str, f64)>,
 }
 
-fn repeat<T>(runs: u32, mut f: impl FnMut() -> anyhow::Result<T>) -> anyhow::Result<Vec<T>> {
-    (0..runs).map(|_| f()).collect()
+/// One throughput measurement: a figure per call.
+type RateFn<'a> = Box<dyn Fn() -> anyhow::Result<f64> + 'a>;
+
+/// Measures every path once per run, in turn, and returns each path's
+/// median.
+fn interleave(
+    runs: u32,
+    what: &str,
+    paths: &[(&'static str, &'static str, RateFn<'_>)],
+    progress: &dyn Fn(&str),
+) -> anyhow::Result<Vec<(&'static str, &'static str, f64)>> {
+    let mut all: Vec<Vec<f64>> = vec![Vec::new(); paths.len()];
+    for run in 1..=runs {
+        for ((_, label, f), v) in paths.iter().zip(&mut all) {
+            progress(&format!("{what} {label} (run {run} of {runs})"));
+            v.push(f().with_context(|| format!("{what} {label}"))?);
+        }
+    }
+    Ok(paths
+        .iter()
+        .zip(all)
+        .map(|((key, label, _), v)| (*key, *label, median(v)))
+        .collect())
 }
 
 fn measure(args: &super::Args, sizes: &Sizes, place: &Placement) -> anyhow::Result<Figures> {
@@ -531,7 +552,6 @@ fn measure(args: &super::Args, sizes: &Sizes, place: &Placement) -> anyhow::Resu
             eprint!("\r\x1b[K  measuring {what}…");
         }
     };
-    let mut lat = Vec::new();
     type LatFn = fn(&Sizes, &Placement) -> anyhow::Result<Lat>;
     #[cfg_attr(not(feature = "peers"), allow(unused_mut))]
     let mut lat_paths: Vec<(&str, &str, LatFn)> = vec![
@@ -556,42 +576,67 @@ fn measure(args: &super::Args, sizes: &Sizes, place: &Placement) -> anyhow::Resu
         "iceoryx2 publish-subscribe, busy waiting",
         iceoryx::lat_iceoryx,
     ));
-    for (key, label, f) in lat_paths {
-        progress(label);
-        let all =
-            repeat(runs, || f(sizes, place)).with_context(|| format!("latency of {label}"))?;
-        lat.push((key, label, median_lat(&all)));
+    // Run-major order: each run measures every path once, in turn, so that
+    // a path and its baselines see the same conditions (the host moves the
+    // vCPUs now and then, which changes the floor severalfold).
+    let mut lat_runs: Vec<Vec<Lat>> = vec![Vec::new(); lat_paths.len()];
+    for run in 1..=runs {
+        for ((_, label, f), all) in lat_paths.iter().zip(&mut lat_runs) {
+            progress(&format!("{label} (run {run} of {runs})"));
+            all.push(f(sizes, place).with_context(|| format!("latency of {label}"))?);
+        }
     }
-    let mut stream = Vec::new();
+    let lat = lat_paths
+        .iter()
+        .zip(&lat_runs)
+        .map(|((key, label, _), all)| (*key, *label, median_lat(all)))
+        .collect();
+
     let count = sizes.stream_bytes / STREAM_MSG as u64;
     let gib = |r: (f64, f64, f64)| r.1 / r.0 / GIB;
-    progress("streaming through the channel");
-    let v = repeat(runs, || tput_channel(place, STREAM_MSG, count).map(gib))?;
-    stream.push(("channel", "shmex channel", median(v)));
-    progress("streaming through a pipe");
-    let v = repeat(runs, || tput_fd(place, "pipe", STREAM_MSG, count).map(gib))?;
-    stream.push(("pipe", "pipe", median(v)));
-    progress("streaming through a unix socket");
-    let v = repeat(runs, || {
-        tput_fd(place, "socket", STREAM_MSG, count).map(gib)
-    })?;
-    stream.push(("unix_socket", "unix socket", median(v)));
-    progress("memcpy");
-    let v = repeat(runs, || Ok(memcpy_gib_s(sizes.stream_bytes)))?;
-    stream.push(("memcpy", "memcpy (one process, one core)", median(v)));
+    let stream_paths: Vec<(&str, &str, RateFn)> = vec![
+        (
+            "channel",
+            "shmex channel",
+            Box::new(|| tput_channel(place, STREAM_MSG, count).map(gib)),
+        ),
+        (
+            "pipe",
+            "pipe",
+            Box::new(|| tput_fd(place, "pipe", STREAM_MSG, count).map(gib)),
+        ),
+        (
+            "unix_socket",
+            "unix socket",
+            Box::new(|| tput_fd(place, "socket", STREAM_MSG, count).map(gib)),
+        ),
+        (
+            "memcpy",
+            "memcpy (one process, one core)",
+            Box::new(|| Ok(memcpy_gib_s(sizes.stream_bytes))),
+        ),
+    ];
+    let stream = interleave(
+        runs,
+        "streaming 64 KiB messages through",
+        &stream_paths,
+        &progress,
+    )?;
 
-    let mut msgs = Vec::new();
     let rate = |r: (f64, f64, f64)| r.2 / r.0;
-    progress("8-byte messages through the channel");
-    let v = repeat(runs, || {
-        tput_channel(place, PING, sizes.chan_msgs).map(rate)
-    })?;
-    msgs.push(("channel", "shmex channel", median(v)));
-    progress("8-byte messages through a pipe");
-    let v = repeat(runs, || {
-        tput_fd(place, "pipe", PING, sizes.pipe_msgs).map(rate)
-    })?;
-    msgs.push(("pipe", "pipe", median(v)));
+    let msg_paths: Vec<(&str, &str, RateFn)> = vec![
+        (
+            "channel",
+            "shmex channel",
+            Box::new(|| tput_channel(place, PING, sizes.chan_msgs).map(rate)),
+        ),
+        (
+            "pipe",
+            "pipe",
+            Box::new(|| tput_fd(place, "pipe", PING, sizes.pipe_msgs).map(rate)),
+        ),
+    ];
+    let msgs = interleave(runs, "8-byte messages through", &msg_paths, &progress)?;
     if !args.json {
         eprint!("\r\x1b[K");
     }
@@ -726,7 +771,9 @@ fn print_table(f: &Figures, goals: &[Goal], sizes: &Sizes, place: &Placement, ru
     println!("shmex bench channel");
     println!("  machine: {} CPUs, {}", nproc(), cpu_model());
     println!("  {}", place.describe());
-    println!("  every figure is the median of {runs} run(s), each run in fresh processes");
+    println!(
+        "  every figure is the median of {runs} run(s), each run in fresh processes, the paths of a table measured in turn within each run"
+    );
     println!();
     println!(
         "one-way latency of an 8-byte message (round trip / 2; {} round trips per run after {} warm-up)",
