@@ -454,7 +454,18 @@ fn tput_channel(place: &Placement, len: usize, count: u64) -> anyhow::Result<(f6
         tx.send(&msg)?;
     }
     tx.close();
-    parse_sink(&w.finish()?)
+    let report = parse_sink(&w.finish()?)?;
+    // The sink counts what came after the first message.
+    let after_first = count.saturating_sub(1);
+    if report.2 as u64 != after_first || report.1 as u64 != after_first * len as u64 {
+        bail!(
+            "the channel sink got {} messages ({} bytes) after the first, not {}",
+            report.2,
+            report.1,
+            after_first
+        );
+    }
+    Ok(report)
 }
 
 fn tput_fd(
