@@ -9,12 +9,10 @@ mod common;
 mod exchange_helpers;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::thread;
 
 use exchange_helpers::{
-    Backend, DEADLINE, Exchange, Ledger, answers, balances, micro, micro_at, random_input, rows,
-    seed, wait_timeout,
+    Backend, DEADLINE, Exchange, Ledger, Piped, answers, assert_no_gaps, balances, micro, micro_at,
+    random_input, rows, seed,
 };
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -53,32 +51,21 @@ fn eight_traders_at_once(b: Backend) {
         .iter()
         .map(|n| ex.spawn(&["trade", "--account", n, "--json"]))
         .collect();
-    let mut io = Vec::new();
-    for (&i, input) in idx.iter().zip(inputs) {
-        let child = ex.child(i);
-        let mut stdin = child.stdin.take().expect("stdin");
-        let mut stdout = child.stdout.take().expect("stdout");
-        let mut stderr = child.stderr.take().expect("stderr");
-        let w = thread::spawn(move || {
-            let _ = stdin.write_all(&input);
-        });
-        let r = thread::spawn(move || {
-            let mut out = String::new();
-            stdout.read_to_string(&mut out).expect("stdout is UTF-8");
-            let mut err = String::new();
-            let _ = stderr.read_to_string(&mut err);
-            (out, err)
-        });
-        io.push((w, r));
-    }
+    let io: Vec<Piped> = idx
+        .iter()
+        .zip(inputs)
+        .map(|(&i, input)| Piped::new(ex.child(i), input))
+        .collect();
     let mut outputs = Vec::new();
-    for (&i, (w, r)) in idx.iter().zip(io) {
-        let status = wait_timeout(ex.child(i), DEADLINE)
-            .unwrap_or_else(|| panic!("trader {i} still running after {DEADLINE:?}: deadlock?"));
-        w.join().expect("writer");
-        let (out, err) = r.join().expect("reader");
-        assert!(status.success(), "trader {i}: {status:?} {err}");
-        outputs.push(out);
+    for (&i, piped) in idx.iter().zip(io) {
+        let o = piped.output(ex.finish(i, DEADLINE, &format!("trader {i}")));
+        assert!(
+            o.status.success(),
+            "trader {i}: {:?} {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        );
+        outputs.push(String::from_utf8(o.stdout).expect("stdout is UTF-8"));
     }
 
     // Every line got exactly one well-formed answer; add up what they moved.
@@ -139,13 +126,7 @@ fn eight_traders_at_once(b: Backend) {
     // The journal: contiguous sequence numbers, one record per answered
     // mutation with the same fields, plus one opening per account.
     let journal = ex.journal();
-    let seqs: Vec<u64> = journal
-        .iter()
-        .map(|r| r["seq"].as_u64().expect("seq"))
-        .collect();
-    for w in seqs.windows(2) {
-        assert_eq!(w[1], w[0] + 1, "gap in the journal's sequence numbers");
-    }
+    assert_no_gaps(&journal, "the journal's sequence numbers");
     let unique: BTreeSet<u64> = ledger.seqs.iter().copied().collect();
     assert_eq!(
         unique.len(),

@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use common::stderr;
 use exchange_helpers::{
-    Backend, Exchange, State, answers, balances, micro, micro_at, random_line, rows, seed,
-    wait_timeout,
+    Backend, DEADLINE, Exchange, State, answers, assert_no_gaps, balances, micro, micro_at,
+    random_line, rows, seed,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -225,7 +225,7 @@ fn run_failpoint(ex: &Exchange, point: &str, sub: &[&str], stdin: &[u8]) -> std:
     ])
     .args(ex.args(sub))
     .env("SHMEX_FAILPOINT", point);
-    exchange_helpers::run_deadline(&mut cmd, stdin.to_vec(), exchange_helpers::DEADLINE)
+    exchange_helpers::run_deadline(&mut cmd, stdin.to_vec(), DEADLINE)
 }
 
 /// Applies "bob buys 1.00 DOLLAR at 13.72" to a recorded state.
@@ -331,15 +331,7 @@ fn start_feeder(ex: &mut Exchange, account: &str, seed: u64) -> Feeder {
 /// worker the benchmark uses) for `millis`: it spends much of its time
 /// holding the lock, so a SIGKILL often lands mid-mutation.
 fn start_hammer(ex: &mut Exchange, account: &str, millis: u64, seed: u64) -> usize {
-    let mut cmd = common::shmex();
-    cmd.args(["__exchange-worker", "trader"])
-        .args(&ex.select)
-        .args(["--account", account, "--deposits"])
-        .args(["--millis", &millis.to_string(), "--seed", &seed.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    ex.adopt(cmd.spawn().expect("spawn worker"))
+    ex.spawn_hammer(account, millis, seed, Stdio::piped())
 }
 
 /// Asserts a hammer that ended by itself did so cleanly, with its report.
@@ -474,9 +466,7 @@ fn chaos(b: Backend) {
         match s {
             Slot::Loop(name, f) => {
                 f.writer.join().expect("writer");
-                let status = wait_timeout(ex.child(f.idx), FINISH).unwrap_or_else(|| {
-                    panic!("{name} did not finish within {FINISH:?}: deadlock?")
-                });
+                let status = ex.finish(f.idx, FINISH, &name);
                 let (answered, err) = f.reader.join().expect("reader");
                 assert!(status.success(), "{name}: {status:?} {err}");
                 assert_eq!(
@@ -486,23 +476,14 @@ fn chaos(b: Backend) {
                 );
             }
             Slot::Hammer(name, idx) => {
-                let status = wait_timeout(ex.child(idx), FINISH).unwrap_or_else(|| {
-                    panic!("{name} did not finish within {FINISH:?}: deadlock?")
-                });
+                let status = ex.finish(idx, FINISH, &name);
                 assert_hammer_finished(&mut ex, idx, status);
             }
         }
     }
 
     ex.check();
-    let journal = ex.journal();
-    for w in journal.windows(2) {
-        assert_eq!(
-            w[1]["seq"].as_u64(),
-            w[0]["seq"].as_u64().map(|s| s + 1),
-            "gap in the journal"
-        );
-    }
+    assert_no_gaps(&ex.journal(), "the journal");
 
     // Readers and writers still work after all that.
     let q = ex.quote();

@@ -4,6 +4,7 @@
 //! flow runs on both backends.
 
 mod common;
+#[macro_use]
 #[path = "common/exchange.rs"]
 mod exchange_helpers;
 
@@ -12,19 +13,9 @@ use std::collections::BTreeMap;
 use common::{stderr, stdout};
 use exchange_helpers::{
     Backend, Exchange, MISSING, answers, assert_refused, balances, micro, micro_at, rows,
+    run_bounded,
 };
 use serde_json::Value;
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod posix {
-            $( #[test] fn $name() { super::$name(super::Backend::Posix) } )*
-        }
-        mod sysv {
-            $( #[test] fn $name() { super::$name(super::Backend::SysV) } )*
-        }
-    };
-}
 
 on_both_backends!(
     init_builds_the_seed_table_uncrossed,
@@ -370,28 +361,17 @@ fn one_shot_bad_input_exits_2_and_refused_exits_1(b: Backend) {
         (&["buy", "--account", "carol", "XYZ", "1"], &["XYZ"]),
         (&["trade", "--account", "bad name", "--json"], &[]),
     ];
-    for (args, needles) in bad {
-        let o = ex.run(args);
-        assert_refused(&o, 2, needles);
-        assert_eq!(ex.state(), before, "`{}` changed the state", args.join(" "));
-    }
+    ex.assert_all_refused(bad, 2, &before);
     // Usage errors clap catches (missing or stray arguments) exit 2 too.
-    for args in [
-        &["buy", "--account", "alice", "DOLLAR"][..],
-        &["buy", "--account", "alice", "DOLLAR", "1", "2"],
-        &["buy", "DOLLAR", "1"],
-        &["buy", "--account", "alice", "DOLLAR", "-5"],
-    ] {
-        let o = ex.run(args);
-        assert_eq!(
-            o.status.code(),
-            Some(2),
-            "`{}`: {}",
-            args.join(" "),
-            stderr(&o)
-        );
-        assert_eq!(ex.state(), before, "`{}` changed the state", args.join(" "));
-    }
+    ex.assert_all_usage_errors(
+        &[
+            &["buy", "--account", "alice", "DOLLAR"],
+            &["buy", "--account", "alice", "DOLLAR", "1", "2"],
+            &["buy", "DOLLAR", "1"],
+            &["buy", "--account", "alice", "DOLLAR", "-5"],
+        ],
+        &before,
+    );
 
     let refused: &[(&[&str], &[&str])] = &[
         (
@@ -404,11 +384,7 @@ fn one_shot_bad_input_exits_2_and_refused_exits_1(b: Backend) {
         (&["withdraw", "--account", "alice", "TRY", "201000.01"], &[]),
         (&["withdraw", "--account", "alice", "EURO", "1"], &["EURO"]),
     ];
-    for (args, needles) in refused {
-        let o = ex.run(args);
-        assert_refused(&o, 1, needles);
-        assert_eq!(ex.state(), before, "`{}` changed the state", args.join(" "));
-    }
+    ex.assert_all_refused(refused, 1, &before);
     ex.check();
 }
 
@@ -511,28 +487,22 @@ fn huge_deposits_never_panic(b: Backend) {
 fn exchange_is_chosen_by_env_or_by_flag_in_either_position() {
     let ex = Exchange::init(Backend::Posix, "ex-select", &[]);
     // The flag after the subcommand.
-    let o = exchange_helpers::run_deadline(
-        common::shmex().args([
-            "exchange",
-            "buy",
-            "--account",
-            "alice",
-            "DOLLAR",
-            "1",
-            "--exchange",
-            &ex.label,
-        ]),
-        Vec::new(),
-        exchange_helpers::DEADLINE,
-    );
+    let o = run_bounded(common::shmex().args([
+        "exchange",
+        "buy",
+        "--account",
+        "alice",
+        "DOLLAR",
+        "1",
+        "--exchange",
+        &ex.label,
+    ]));
     assert!(o.status.success(), "{}", stderr(&o));
     // SHMEX_EXCHANGE in the environment.
-    let o = exchange_helpers::run_deadline(
+    let o = run_bounded(
         common::shmex()
             .env("SHMEX_EXCHANGE", &ex.label)
             .args(["exchange", "quote", "--json"]),
-        Vec::new(),
-        exchange_helpers::DEADLINE,
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let q: Value = serde_json::from_str(&stdout(&o)).expect("json");
@@ -540,11 +510,7 @@ fn exchange_is_chosen_by_env_or_by_flag_in_either_position() {
     assert_eq!(rows(&q)["DOLLAR"].2, micro("9999.00"));
 
     let sv = Exchange::init(Backend::SysV, "ex-select", &[]);
-    let o = exchange_helpers::run_deadline(
-        common::shmex().args(["exchange", "quote", "--json", "--key", &sv.label]),
-        Vec::new(),
-        exchange_helpers::DEADLINE,
-    );
+    let o = run_bounded(common::shmex().args(["exchange", "quote", "--json", "--key", &sv.label]));
     assert!(o.status.success(), "{}", stderr(&o));
     let q: Value = serde_json::from_str(&stdout(&o)).expect("json");
     assert_eq!(
@@ -727,12 +693,10 @@ fn the_default_exchange_is_named_shmex_exchange() {
         eprintln!("/dev/shm/shmex-exchange exists; not touching it");
         return;
     }
-    let o = exchange_helpers::run_deadline(
+    let o = run_bounded(
         common::shmex()
             .env_remove("SHMEX_EXCHANGE")
             .args(["exchange", "quote"]),
-        Vec::new(),
-        exchange_helpers::DEADLINE,
     );
     assert_refused(&o, 1, &[&format!("exchange \"shmex-exchange\" {MISSING}")]);
 }

@@ -4,23 +4,13 @@
 //! on `check` relies on something that can fail).
 
 mod common;
+#[macro_use]
 #[path = "common/exchange.rs"]
 mod exchange_helpers;
 
 use exchange_helpers::{Backend, Exchange, assert_refused, micro, rows};
 use serde_json::Value;
 use shm::{Access, Segment};
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod posix {
-            $( #[test] fn $name() { super::$name(super::Backend::Posix) } )*
-        }
-        mod sysv {
-            $( #[test] fn $name() { super::$name(super::Backend::SysV) } )*
-        }
-    };
-}
 
 on_both_backends!(
     init_options_set_home_opening_and_mode,

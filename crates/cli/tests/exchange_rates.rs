@@ -4,6 +4,7 @@
 //! readers never see a torn row while a writer flips rates.
 
 mod common;
+#[macro_use]
 #[path = "common/exchange.rs"]
 mod exchange_helpers;
 
@@ -14,21 +15,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::stderr;
-use exchange_helpers::{
-    Backend, DEADLINE, Exchange, answers, assert_refused, micro, rows, wait_timeout,
-};
+use exchange_helpers::{Backend, DEADLINE, Exchange, answers, micro, rows, run_bounded};
 use serde_json::Value;
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod posix {
-            $( #[test] fn $name() { super::$name(super::Backend::Posix) } )*
-        }
-        mod sysv {
-            $( #[test] fn $name() { super::$name(super::Backend::SysV) } )*
-        }
-    };
-}
 
 on_both_backends!(
     set_rate_refuses_bad_rates_and_changes_nothing,
@@ -104,27 +92,16 @@ fn set_rate_refuses_bad_rates_and_changes_nothing(b: Backend) {
         ),
         (&["set-rate", "XYZ", "--buy", "1", "--sell", "2"], &["XYZ"]),
     ];
-    for (args, needles) in bad {
-        let o = ex.run(args);
-        assert_refused(&o, 2, needles);
-        assert_eq!(ex.state(), before, "`{}` changed the state", args.join(" "));
-    }
+    ex.assert_all_refused(bad, 2, &before);
     // Missing flags are usage errors.
-    for args in [
-        &["set-rate", "DOLLAR", "--buy", "1"][..],
-        &["set-rate", "DOLLAR", "--sell", "2"],
-        &["set-rate", "--buy", "1", "--sell", "2"],
-    ] {
-        let o = ex.run(args);
-        assert_eq!(
-            o.status.code(),
-            Some(2),
-            "`{}`: {}",
-            args.join(" "),
-            stderr(&o)
-        );
-        assert_eq!(ex.state(), before, "`{}` changed the state", args.join(" "));
-    }
+    ex.assert_all_usage_errors(
+        &[
+            &["set-rate", "DOLLAR", "--buy", "1"],
+            &["set-rate", "DOLLAR", "--sell", "2"],
+            &["set-rate", "--buy", "1", "--sell", "2"],
+        ],
+        &before,
+    );
 
     // buy = sell is allowed, and journalled.
     ex.ok(&["set-rate", "DOLLAR", "--buy", "13.5", "--sell", "13.5"]);
@@ -194,7 +171,7 @@ fn a_new_rate_is_seen_at_once_by_other_processes(b: Backend) {
     );
     assert_eq!(a["total"], "1.50", "{a}");
     drop(stdin);
-    let st = wait_timeout(ex.child(i), DEADLINE).expect("trader ends at end of input");
+    let st = ex.finish(i, DEADLINE, "the trader at the end of its input");
     assert!(st.success(), "{st:?}");
     ex.check();
 }
@@ -258,22 +235,14 @@ fn readers_never_see_a_torn_row(b: Backend) {
         thread::spawn(move || {
             let mut n = 0;
             while !done.load(Ordering::Relaxed) || n < 2 {
-                let o = exchange_helpers::run_deadline(
-                    common::shmex().args(&args[(n + 1) % 2]),
-                    Vec::new(),
-                    DEADLINE,
-                );
+                let o = run_bounded(common::shmex().args(&args[(n + 1) % 2]));
                 assert!(o.status.success(), "set-rate: {}", stderr(&o));
                 n += 1;
                 flips.store(n, Ordering::Relaxed);
             }
             // End on A.
             if n % 2 == 1 {
-                let o = exchange_helpers::run_deadline(
-                    common::shmex().args(&args[0]),
-                    Vec::new(),
-                    DEADLINE,
-                );
+                let o = run_bounded(common::shmex().args(&args[0]));
                 assert!(o.status.success(), "set-rate: {}", stderr(&o));
             }
         })

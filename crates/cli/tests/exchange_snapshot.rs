@@ -6,24 +6,14 @@
 //! nothing.
 
 mod common;
+#[macro_use]
 #[path = "common/exchange.rs"]
 mod exchange_helpers;
 
 use std::path::{Path, PathBuf};
 
-use exchange_helpers::{Backend, Exchange, State, assert_refused, micro, rows};
+use exchange_helpers::{Backend, Exchange, State, assert_no_gaps, assert_refused, micro, rows};
 use serde_json::Value;
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod posix {
-            $( #[test] fn $name() { super::$name(super::Backend::Posix) } )*
-        }
-        mod sysv {
-            $( #[test] fn $name() { super::$name(super::Backend::SysV) } )*
-        }
-    };
-}
 
 on_both_backends!(
     snapshot_destroy_restore_reproduces_every_field,
@@ -252,21 +242,12 @@ fn snapshots_of_a_busy_exchange_are_consistent_sysv() {
 /// exchange's journal ends right before the sequence number it goes on
 /// with.
 fn snapshots_of_a_busy_exchange_are_consistent(b: Backend) {
-    use std::process::Stdio;
-
     let dir = tempfile::tempdir().expect("tempdir");
     let mut ex = Exchange::init(b, "ex-snap-live", &["--journal", "1024"]);
     let mut workers = Vec::new();
     for i in 0..4 {
-        let mut cmd = common::shmex();
-        cmd.args(["__exchange-worker", "trader"])
-            .args(&ex.select)
-            .args(["--account", &format!("h{i}"), "--deposits"])
-            .args(["--millis", "1500", "--seed", &(i + 1).to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        workers.push(ex.adopt(cmd.spawn().expect("spawn worker")));
+        let h = ex.spawn_hammer(&format!("h{i}"), 1500, i + 1, std::process::Stdio::null());
+        workers.push(h);
     }
     let mut files = Vec::new();
     while files.len() < 6 {
@@ -278,8 +259,7 @@ fn snapshots_of_a_busy_exchange_are_consistent(b: Backend) {
         ));
     }
     for w in workers {
-        let st = exchange_helpers::wait_timeout(ex.child(w), exchange_helpers::DEADLINE)
-            .expect("worker finishes");
+        let st = ex.finish(w, exchange_helpers::DEADLINE, "a worker");
         assert!(st.success(), "worker: {st:?}");
     }
     ex.check();
@@ -290,13 +270,7 @@ fn snapshots_of_a_busy_exchange_are_consistent(b: Backend) {
         r.ok(&["restore", f.to_str().unwrap()]);
         r.check();
         let j = r.journal();
-        for w in j.windows(2) {
-            assert_eq!(
-                w[1]["seq"].as_u64(),
-                w[0]["seq"].as_u64().map(|s| s + 1),
-                "gap in a snapshot's journal"
-            );
-        }
+        assert_no_gaps(&j, "a snapshot's journal");
         let got = r.trade("h0", b"deposit TRY 1\n");
         assert_eq!(
             got[0]["seq"].as_u64(),

@@ -29,6 +29,21 @@ pub enum Backend {
     SysV,
 }
 
+/// Declares each named `fn(Backend)` as two tests, `posix::NAME` and
+/// `sysv::NAME`, one on each backend. Needs this file included as
+/// `#[macro_use] #[path = "common/exchange.rs"] mod exchange_helpers;`.
+#[allow(unused_macros)]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod posix {
+            $( #[test] fn $name() { super::$name($crate::exchange_helpers::Backend::Posix) } )*
+        }
+        mod sysv {
+            $( #[test] fn $name() { super::$name($crate::exchange_helpers::Backend::SysV) } )*
+        }
+    };
+}
+
 /// The message every command prints for an exchange that was never created.
 pub const MISSING: &str = "does not exist: run `shmex exchange init` first";
 
@@ -187,6 +202,46 @@ impl Exchange {
         }
     }
 
+    /// Runs each case, `(SUB…, what the error must name)`, which must be
+    /// refused with `code` as [`assert_refused`] checks, leaving the
+    /// exchange as it was (`before`).
+    #[track_caller]
+    pub fn assert_all_refused(&self, cases: &[(&[&str], &[&str])], code: i32, before: &State) {
+        for (sub, needles) in cases {
+            let o = self.run(sub);
+            assert_refused(&o, code, needles);
+            self.assert_unchanged(before, sub);
+        }
+    }
+
+    /// Runs each `SUB…`, which must be a usage error (exit 2) that leaves
+    /// the exchange as it was (`before`).
+    #[track_caller]
+    pub fn assert_all_usage_errors(&self, cases: &[&[&str]], before: &State) {
+        for sub in cases {
+            let o = self.run(sub);
+            assert_eq!(
+                o.status.code(),
+                Some(2),
+                "`{}`: {}",
+                sub.join(" "),
+                stderr(&o)
+            );
+            self.assert_unchanged(before, sub);
+        }
+    }
+
+    /// Asserts that `SUB…`, just run, left the exchange as `before`.
+    #[track_caller]
+    pub fn assert_unchanged(&self, before: &State, sub: &[&str]) {
+        assert_eq!(
+            &self.state(),
+            before,
+            "`{}` changed the state",
+            sub.join(" ")
+        );
+    }
+
     /// Feeds `input` to `trade --account ACCOUNT --json`, which must exit 0;
     /// returns its answers, one JSON object per stdout line.
     #[track_caller]
@@ -221,8 +276,30 @@ impl Exchange {
         self.children.len() - 1
     }
 
+    /// Starts the benchmark's trader, which calls the library in a tight
+    /// loop (`__exchange-worker trader`), on `account` for `millis`,
+    /// depositing when short. Its report goes to `stdout`, its stderr to a
+    /// pipe; kept as [`Exchange::adopt`] keeps it.
+    pub fn spawn_hammer(&mut self, account: &str, millis: u64, seed: u64, stdout: Stdio) -> usize {
+        let mut cmd = shmex();
+        cmd.args(["__exchange-worker", "trader"])
+            .args(&self.select)
+            .args(["--account", account, "--deposits"])
+            .args(["--millis", &millis.to_string(), "--seed", &seed.to_string()])
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(Stdio::piped());
+        self.adopt(cmd.spawn().expect("spawn worker"))
+    }
+
     pub fn child(&mut self, i: usize) -> &mut Child {
         &mut self.children[i]
+    }
+
+    /// Waits for child `i` as [`finish`] does.
+    #[track_caller]
+    pub fn finish(&mut self, i: usize, limit: Duration, what: &str) -> ExitStatus {
+        finish(&mut self.children[i], limit, what)
     }
 
     /// Whether the segment exists, asked of the kernel, not of shmex.
@@ -302,6 +379,57 @@ pub fn wait_timeout(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     }
 }
 
+/// Waits for a child until `limit`; one still running then is killed and
+/// fails the test as a deadlock of `what`.
+#[track_caller]
+pub fn finish(child: &mut Child, limit: Duration, what: &str) -> ExitStatus {
+    wait_timeout(child, limit).unwrap_or_else(|| {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("{what} still running after {limit:?}: deadlock? (killed)")
+    })
+}
+
+/// A child's piped stdin written, and its stdout and stderr read, each by
+/// a thread of its own, so that no full pipe can block the child.
+pub struct Piped {
+    writer: thread::JoinHandle<()>,
+    out: thread::JoinHandle<Vec<u8>>,
+    err: thread::JoinHandle<Vec<u8>>,
+}
+
+impl Piped {
+    /// Takes the child's three pipes; writes `stdin`, then closes it.
+    pub fn new(child: &mut Child, stdin: Vec<u8>) -> Self {
+        let mut input = child.stdin.take().expect("stdin");
+        Self {
+            writer: thread::spawn(move || {
+                let _ = input.write_all(&stdin);
+            }),
+            out: drain(child.stdout.take().expect("stdout")),
+            err: drain(child.stderr.take().expect("stderr")),
+        }
+    }
+
+    /// All the child printed, once it has ended with `status`.
+    pub fn output(self, status: ExitStatus) -> Output {
+        self.writer.join().expect("writer");
+        Output {
+            status,
+            stdout: self.out.join().unwrap_or_default(),
+            stderr: self.err.join().unwrap_or_default(),
+        }
+    }
+}
+
+fn drain(mut r: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = r.read_to_end(&mut v);
+        v
+    })
+}
+
 /// Runs a command with `stdin`, collecting its output; a command still
 /// running after `limit` is killed and fails the test as a deadlock.
 #[track_caller]
@@ -310,38 +438,30 @@ pub fn run_deadline(cmd: &mut Command, stdin: Vec<u8>, limit: Duration) -> Outpu
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn shmex");
-    let mut input = child.stdin.take().expect("stdin");
-    let writer = thread::spawn(move || {
-        let _ = input.write_all(&stdin);
-    });
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let out_reader = thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let err_reader = thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let status = match wait_timeout(&mut child, limit) {
-        Some(st) => st,
-        None => {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "{:?} still running after {limit:?}: deadlock? (killed)",
-                cmd.get_args().collect::<Vec<_>>()
-            );
-        }
-    };
-    let _ = writer.join();
-    Output {
-        status,
-        stdout: out_reader.join().unwrap_or_default(),
-        stderr: err_reader.join().unwrap_or_default(),
+    let piped = Piped::new(&mut child, stdin);
+    let what = format!("{:?}", cmd.get_args().collect::<Vec<_>>());
+    piped.output(finish(&mut child, limit, &what))
+}
+
+/// Runs a command with empty stdin within [`DEADLINE`].
+#[track_caller]
+pub fn run_bounded(cmd: &mut Command) -> Output {
+    run_deadline(cmd, Vec::new(), DEADLINE)
+}
+
+/// Asserts that the journal's sequence numbers run without a gap.
+#[track_caller]
+pub fn assert_no_gaps(journal: &[Value], what: &str) {
+    let seqs: Vec<u64> = journal
+        .iter()
+        .map(|r| {
+            r["seq"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{what}: a record without seq: {r}"))
+        })
+        .collect();
+    for w in seqs.windows(2) {
+        assert_eq!(w[1], w[0] + 1, "gap in {what}");
     }
 }
 
