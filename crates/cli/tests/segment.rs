@@ -9,19 +9,11 @@ mod common;
 use std::os::unix::fs::MetadataExt;
 
 use c::{
-    Holder, assert_gone, bytes_of, cmd, exists, inspect_json, ls_entry, run_args, signal,
-    spawn_holder,
+    Holder, assert_gone, both_backends, bytes_of, cmd, create, exists, inspect_json, ls_entry,
+    remove, run_args, segment_ok, signal, spawn_holder,
 };
 use common::{Cleanup, SegmentId, assert_fails, assert_ok};
 use serde_json::Value;
-
-/// One segment of each backend, registered for removal.
-fn both(cleanup: &mut Cleanup) -> [SegmentId; 2] {
-    [
-        SegmentId::SysV(cleanup.key()),
-        SegmentId::Posix(cleanup.name("seg")),
-    ]
-}
 
 fn me() -> String {
     shm::user_name(shm::sys::euid())
@@ -61,8 +53,7 @@ fn assert_names(v: &Value, id: &SegmentId) {
 }
 
 fn round_trip(id: &SegmentId) {
-    let out = run_args(&cmd(&["segment", "create"], id, &["--size", "4096"]));
-    assert_ok(&out);
+    create(id, false, &["--size", "4096"]);
     assert_eq!(kernel_mode(id), 0o600, "default mode");
 
     // Not held: a persistent segment, like the seed's Process A leaves.
@@ -79,28 +70,16 @@ fn round_trip(id: &SegmentId) {
     assert!(v["attached"].as_u64().is_some(), "{v}");
 
     // One process writes, others read.
-    assert_ok(&run_args(&cmd(
-        &["segment", "write"],
-        id,
-        &["--offset", "100", "hello, segment"],
-    )));
-    let out = run_args(&cmd(
-        &["segment", "read"],
-        id,
-        &["--offset", "100", "--len", "14"],
-    ));
-    assert_ok(&out);
+    segment_ok("write", id, &["--offset", "100", "hello, segment"]);
+    let out = segment_ok("read", id, &["--offset", "100", "--len", "14"]);
     assert_eq!(out.stdout, b"hello, segment");
-    let out = run_args(&cmd(&["segment", "read"], id, &["--len", "4"]));
-    assert_ok(&out);
+    let out = segment_ok("read", id, &["--len", "4"]);
     assert_eq!(out.stdout, [0u8; 4]);
     // Without --len: to the end of the payload, which is the requested size.
-    let out = run_args(&cmd(&["segment", "read"], id, &[]));
-    assert_ok(&out);
+    let out = segment_ok("read", id, &[]);
     assert_eq!(out.stdout.len(), 4096, "payload length");
     assert_eq!(&out.stdout[100..114], b"hello, segment");
-    let out = run_args(&cmd(&["segment", "read"], id, &["--offset", "4000"]));
-    assert_ok(&out);
+    let out = segment_ok("read", id, &["--offset", "4000"]);
     assert_eq!(out.stdout.len(), 96);
 
     let entry = ls_entry(id).expect("ls --json lists the segment");
@@ -121,8 +100,7 @@ fn round_trip(id: &SegmentId) {
         "ls lacks {id}: {ls}"
     );
 
-    assert_ok(&run_args(&cmd(&["segment", "rm"], id, &[])));
-    assert_gone(id);
+    remove(id);
     assert!(ls_entry(id).is_none(), "ls still lists {id}");
     assert_fails(
         &run_args(&cmd(&["segment", "inspect"], id, &[])),
@@ -134,26 +112,22 @@ fn round_trip(id: &SegmentId) {
 #[test]
 fn create_write_read_inspect_rm_sysv() {
     let mut cleanup = Cleanup::new();
-    let [sysv, _] = both(&mut cleanup);
+    let [sysv, _] = both_backends(&mut cleanup, "seg");
     round_trip(&sysv);
 }
 
 #[test]
 fn create_write_read_inspect_rm_posix() {
     let mut cleanup = Cleanup::new();
-    let [_, posix] = both(&mut cleanup);
+    let [_, posix] = both_backends(&mut cleanup, "seg");
     round_trip(&posix);
 }
 
 #[test]
 fn raw_segments_have_no_header_and_count_from_byte_0() {
     let mut cleanup = Cleanup::new();
-    for id in both(&mut cleanup) {
-        assert_ok(&run_args(&cmd(
-            &["segment", "create"],
-            &id,
-            &["--size", "27", "--raw"],
-        )));
+    for id in both_backends(&mut cleanup, "seg") {
+        create(&id, true, &["--size", "27"]);
         assert_eq!(kernel_size(&id), 27, "{id}");
         assert_eq!(
             bytes_of(&id),
@@ -168,12 +142,8 @@ fn raw_segments_have_no_header_and_count_from_byte_0() {
         assert_eq!(v["mode"], "0600", "{v}");
         assert_eq!(v["size"].as_u64(), Some(27), "{v}");
 
-        assert_ok(&run_args(&cmd(
-            &["segment", "write"],
-            &id,
-            &["--offset", "24", "xyz"],
-        )));
-        assert_ok(&run_args(&cmd(&["segment", "write"], &id, &["abc"])));
+        segment_ok("write", &id, &["--offset", "24", "xyz"]);
+        segment_ok("write", &id, &["abc"]);
         let mut expected = [0u8; 27];
         expected[..3].copy_from_slice(b"abc");
         expected[24..].copy_from_slice(b"xyz");
@@ -182,15 +152,12 @@ fn raw_segments_have_no_header_and_count_from_byte_0() {
             expected,
             "{id}: bytes as the kernel holds them"
         );
-        let out = run_args(&cmd(&["segment", "read"], &id, &["--offset", "24"]));
-        assert_ok(&out);
+        let out = segment_ok("read", &id, &["--offset", "24"]);
         assert_eq!(out.stdout, b"xyz");
-        let out = run_args(&cmd(&["segment", "read"], &id, &[]));
-        assert_ok(&out);
+        let out = segment_ok("read", &id, &[]);
         assert_eq!(out.stdout, expected);
 
-        assert_ok(&run_args(&cmd(&["segment", "rm"], &id, &[])));
-        assert_gone(&id);
+        remove(&id);
     }
 }
 
@@ -198,19 +165,15 @@ fn raw_segments_have_no_header_and_count_from_byte_0() {
 fn a_wider_mode_is_applied_exactly_whatever_the_umask() {
     let mut cleanup = Cleanup::new();
     for (i, mode) in ["0640", "0666"].into_iter().enumerate() {
-        for id in both(&mut cleanup) {
-            let raw: &[&str] = if i == 0 { &[] } else { &["--raw"] };
-            let mut post = vec!["--size", "4096", "--mode", mode];
-            post.extend_from_slice(raw);
-            assert_ok(&run_args(&cmd(&["segment", "create"], &id, &post)));
+        for id in both_backends(&mut cleanup, "seg") {
+            create(&id, i == 1, &["--size", "4096", "--mode", mode]);
             assert_eq!(
                 kernel_mode(&id),
                 u32::from_str_radix(mode, 8).unwrap(),
                 "{id} --mode {mode}"
             );
             assert_eq!(inspect_json(&id)["mode"], mode);
-            assert_ok(&run_args(&cmd(&["segment", "rm"], &id, &[])));
-            assert_gone(&id);
+            remove(&id);
         }
     }
 }
@@ -243,30 +206,19 @@ fn keys_in_decimal_hex_and_octal_name_the_same_segment() {
 fn size_suffixes() {
     let mut cleanup = Cleanup::new();
     for (size, bytes) in [("4096", 4096u64), ("64K", 65536), ("1M", 1 << 20)] {
-        for id in both(&mut cleanup) {
-            assert_ok(&run_args(&cmd(
-                &["segment", "create"],
-                &id,
-                &["--size", size, "--raw"],
-            )));
+        for id in both_backends(&mut cleanup, "seg") {
+            create(&id, true, &["--size", size]);
             assert_eq!(kernel_size(&id), bytes, "{id} --size {size}");
-            assert_ok(&run_args(&cmd(&["segment", "rm"], &id, &[])));
-            assert_gone(&id);
+            remove(&id);
             // Managed: the payload is the requested size.
-            assert_ok(&run_args(&cmd(
-                &["segment", "create"],
-                &id,
-                &["--size", size],
-            )));
-            let out = run_args(&cmd(&["segment", "read"], &id, &[]));
-            assert_ok(&out);
+            create(&id, false, &["--size", size]);
+            let out = segment_ok("read", &id, &[]);
             assert_eq!(
                 out.stdout.len() as u64,
                 bytes,
                 "{id} --size {size}: payload"
             );
-            assert_ok(&run_args(&cmd(&["segment", "rm"], &id, &[])));
-            assert_gone(&id);
+            remove(&id);
         }
     }
 }
@@ -284,7 +236,7 @@ fn held(cleanup: &mut Cleanup, id: &SegmentId) -> Holder {
 fn a_held_segment_is_owned_shared_and_removed_on_sigint_or_sigterm() {
     let mut cleanup = Cleanup::new();
     for sig in ["INT", "TERM"] {
-        for id in both(&mut cleanup) {
+        for id in both_backends(&mut cleanup, "seg") {
             let h = held(&mut cleanup, &id);
             assert_eq!(kernel_mode(&id), 0o600);
             let v = inspect_json(&id);
@@ -297,9 +249,8 @@ fn a_held_segment_is_owned_shared_and_removed_on_sigint_or_sigterm() {
             assert!(v["attached"].as_u64().is_some_and(|n| n >= 1), "{v}");
 
             // The seed's Process A and B: one writes, another reads, while held.
-            assert_ok(&run_args(&cmd(&["segment", "write"], &id, &["from B"])));
-            let out = run_args(&cmd(&["segment", "read"], &id, &["--len", "6"]));
-            assert_ok(&out);
+            segment_ok("write", &id, &["from B"]);
+            let out = segment_ok("read", &id, &["--len", "6"]);
             assert_eq!(out.stdout, b"from B");
             assert!(
                 exists(&id),

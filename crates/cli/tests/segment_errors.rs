@@ -7,18 +7,11 @@ mod c;
 mod common;
 
 use c::{
-    assert_created_nothing, assert_gone, bytes_of, cmd, exists, inspect_json, run_args,
-    run_tracked, show,
+    assert_created_nothing, assert_gone, both_backends, bytes_of, cmd, create, exists,
+    inspect_json, refused, remove, run_args, run_tracked, segment_ok, show, strings,
 };
-use common::{Cleanup, SegmentId, assert_fails, assert_ok, stdout};
+use common::{Cleanup, SegmentId, assert_fails, assert_ok};
 use serde_json::Value;
-
-fn both(cleanup: &mut Cleanup) -> [SegmentId; 2] {
-    [
-        SegmentId::SysV(cleanup.key()),
-        SegmentId::Posix(cleanup.name("err")),
-    ]
-}
 
 /// Everything a failed command could have changed: the bytes, and what
 /// `inspect --json` reports.
@@ -26,32 +19,10 @@ fn snapshot(id: &SegmentId) -> (Vec<u8>, Value) {
     (bytes_of(id), inspect_json(id))
 }
 
-/// Runs a command that must fail with `code` and `needle`, and create
-/// nothing anywhere.
-#[track_caller]
-fn refused(args: &[String], code: i32, needle: &str) {
-    let (out, pid) = run_tracked(args);
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "`shmex {}`: {}",
-        args.join(" "),
-        show(&out)
-    );
-    assert_fails(&out, code, needle);
-    assert!(
-        stdout(&out).is_empty(),
-        "`shmex {}` printed: {}",
-        args.join(" "),
-        show(&out)
-    );
-    assert_created_nothing(pid);
-}
-
 #[test]
 fn a_missing_segment_does_not_exist() {
     let mut cleanup = Cleanup::new();
-    for id in both(&mut cleanup) {
+    for id in both_backends(&mut cleanup, "err") {
         for (pre, post) in [
             (&["segment", "write"][..], &["data"][..]),
             (&["segment", "write"], &["--offset", "3", "data"]),
@@ -70,13 +41,10 @@ fn a_missing_segment_does_not_exist() {
 #[test]
 fn creating_an_existing_segment_is_refused() {
     let mut cleanup = Cleanup::new();
-    for id in both(&mut cleanup) {
+    for id in both_backends(&mut cleanup, "err") {
         for raw in [false, true] {
-            let flag: &[&str] = if raw { &["--raw"] } else { &[] };
-            let mut post = vec!["--size", "4096"];
-            post.extend_from_slice(flag);
-            assert_ok(&run_args(&cmd(&["segment", "create"], &id, &post)));
-            assert_ok(&run_args(&cmd(&["segment", "write"], &id, &["keep me"])));
+            create(&id, raw, &["--size", "4096"]);
+            segment_ok("write", &id, &["keep me"]);
             let before = snapshot(&id);
             for again in [
                 &["--size", "4096"][..],
@@ -88,8 +56,7 @@ fn creating_an_existing_segment_is_refused() {
                 assert_fails(&out, 1, "already exists");
                 assert_eq!(snapshot(&id), before, "{id}: create {again:?} changed it");
             }
-            assert_ok(&run_args(&cmd(&["segment", "rm"], &id, &[])));
-            assert_gone(&id);
+            remove(&id);
         }
     }
 }
@@ -130,7 +97,7 @@ fn malformed_keys_are_refused() {
 #[test]
 fn zero_malformed_and_huge_sizes_are_refused() {
     let mut cleanup = Cleanup::new();
-    for id in both(&mut cleanup) {
+    for id in both_backends(&mut cleanup, "err") {
         for raw in [false, true] {
             let flag: &[&str] = if raw { &["--raw"] } else { &[] };
             let check = |size: &str, code: i32, needle: &str| {
@@ -157,7 +124,7 @@ fn zero_malformed_and_huge_sizes_are_refused() {
 #[test]
 fn bad_modes_are_refused() {
     let mut cleanup = Cleanup::new();
-    for id in both(&mut cleanup) {
+    for id in both_backends(&mut cleanup, "err") {
         for mode in ["0800", "1777", "rw", "-1", ""] {
             refused(
                 &cmd(
@@ -176,13 +143,10 @@ fn bad_modes_are_refused() {
 #[test]
 fn offsets_lengths_and_data_past_the_end_are_refused() {
     let mut cleanup = Cleanup::new();
-    for id in both(&mut cleanup) {
+    for id in both_backends(&mut cleanup, "err") {
         for raw in [false, true] {
-            let flag: &[&str] = if raw { &["--raw"] } else { &[] };
-            let mut post = vec!["--size", "64"];
-            post.extend_from_slice(flag);
-            assert_ok(&run_args(&cmd(&["segment", "create"], &id, &post)));
-            assert_ok(&run_args(&cmd(&["segment", "write"], &id, &["0123456789"])));
+            create(&id, raw, &["--size", "64"]);
+            segment_ok("write", &id, &["0123456789"]);
             let len = run_args(&cmd(&["segment", "read"], &id, &[])).stdout.len();
             assert_eq!(len, 64, "{id} raw={raw}: payload length");
             let before = snapshot(&id);
@@ -211,23 +175,13 @@ fn offsets_lengths_and_data_past_the_end_are_refused() {
             }
 
             // The last byte itself is fine.
-            assert_ok(&run_args(&cmd(
-                &["segment", "write"],
-                &id,
-                &["--offset", "63", "!"],
-            )));
-            let out = run_args(&cmd(
-                &["segment", "read"],
-                &id,
-                &["--offset", "60", "--len", "4"],
-            ));
-            assert_ok(&out);
+            segment_ok("write", &id, &["--offset", "63", "!"]);
+            let out = segment_ok("read", &id, &["--offset", "60", "--len", "4"]);
             assert_eq!(out.stdout, b"\0\0\0!");
             let out = run_args(&cmd(&["segment", "read"], &id, &["--len", "10"]));
             assert_eq!(out.stdout, b"0123456789");
 
-            assert_ok(&run_args(&cmd(&["segment", "rm"], &id, &[])));
-            assert_gone(&id);
+            remove(&id);
         }
     }
 }
@@ -239,7 +193,7 @@ fn both_or_neither_of_key_and_name_is_a_usage_error() {
     let name = cleanup.name("usage");
     let k = key.to_string();
     let usage = |args: &[&str]| {
-        let (out, pid) = run_tracked(&args.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>());
+        let (out, pid) = run_tracked(&strings(args));
         assert_eq!(
             out.status.code(),
             Some(2),

@@ -12,8 +12,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use c::{bytes_of, cmd, exists, run_args, show};
-use common::{Cleanup, SegmentId, assert_fails, assert_ok};
+use c::{both_backends, bytes_of, cmd, create, exists, remove, segment_ok, show};
+use common::{Cleanup, SegmentId, assert_fails};
 
 const NOBODY: &str = "65534";
 
@@ -58,86 +58,65 @@ fn runs_as_nobody(bin: &Path) -> bool {
     nobody(bin, &["--version".to_owned()]).status.success()
 }
 
-fn both(cleanup: &mut Cleanup) -> [SegmentId; 2] {
-    [
-        SegmentId::SysV(cleanup.key()),
-        SegmentId::Posix(cleanup.name("perm")),
-    ]
+/// Runs `f` with a `shmex` that uid 65534 can run on one segment of each
+/// backend, managed and raw, each created with `create_post` beforehand
+/// and removed afterwards.
+fn on_each_segment(create_post: &[&str], mut f: impl FnMut(&Path, &SegmentId, bool)) {
+    assert_eq!(
+        shm::sys::euid(),
+        0,
+        "this test switches user, so it must run as root"
+    );
+    let (_guard, bin) = reachable_shmex();
+    let mut cleanup = Cleanup::new();
+    for id in both_backends(&mut cleanup, "perm") {
+        for raw in [false, true] {
+            create(&id, raw, create_post);
+            f(&bin, &id, raw);
+            remove(&id);
+        }
+    }
 }
 
 #[test]
 fn another_user_is_denied_a_0600_segment() {
-    assert_eq!(
-        shm::sys::euid(),
-        0,
-        "this test switches user, so it must run as root"
-    );
-    let (_guard, bin) = reachable_shmex();
-    let mut cleanup = Cleanup::new();
-    for id in both(&mut cleanup) {
-        for raw in [false, true] {
-            let flag: &[&str] = if raw { &["--raw"] } else { &[] };
-            let mut post = vec!["--size", "4096"];
-            post.extend_from_slice(flag);
-            assert_ok(&run_args(&cmd(&["segment", "create"], &id, &post)));
-            assert_ok(&run_args(&cmd(&["segment", "write"], &id, &["secret"])));
-            let before = bytes_of(&id);
+    on_each_segment(&["--size", "4096"], |bin, id, _| {
+        segment_ok("write", id, &["secret"]);
+        let before = bytes_of(id);
 
-            for (pre, post) in [
-                (&["segment", "read"][..], &[][..]),
-                (&["segment", "read"], &["--len", "6"]),
-                (&["segment", "write"], &["stolen"]),
-                (&["segment", "write"], &["--offset", "10", "x"]),
-                (&["segment", "rm"], &[]),
-            ] {
-                let out = nobody(&bin, &cmd(pre, &id, post));
-                assert_fails(&out, 1, "permission denied");
-                assert!(out.stdout.is_empty(), "{id} {pre:?}: {}", show(&out));
-                assert!(
-                    exists(&id),
-                    "{id}: {pre:?} {post:?} as uid {NOBODY} removed it"
-                );
-                assert_eq!(
-                    bytes_of(&id),
-                    before,
-                    "{id}: {pre:?} {post:?} as uid {NOBODY} changed it"
-                );
-            }
-
-            assert_ok(&run_args(&cmd(&["segment", "rm"], &id, &[])));
-            assert!(!exists(&id));
+        for (pre, post) in [
+            (&["segment", "read"][..], &[][..]),
+            (&["segment", "read"], &["--len", "6"]),
+            (&["segment", "write"], &["stolen"]),
+            (&["segment", "write"], &["--offset", "10", "x"]),
+            (&["segment", "rm"], &[]),
+        ] {
+            let out = nobody(bin, &cmd(pre, id, post));
+            assert_fails(&out, 1, "permission denied");
+            assert!(out.stdout.is_empty(), "{id} {pre:?}: {}", show(&out));
+            assert!(
+                exists(id),
+                "{id}: {pre:?} {post:?} as uid {NOBODY} removed it"
+            );
+            assert_eq!(
+                bytes_of(id),
+                before,
+                "{id}: {pre:?} {post:?} as uid {NOBODY} changed it"
+            );
         }
-    }
+    });
 }
 
 #[test]
 fn another_user_may_use_a_0666_segment() {
-    assert_eq!(
-        shm::sys::euid(),
-        0,
-        "this test switches user, so it must run as root"
-    );
-    let (_guard, bin) = reachable_shmex();
-    let mut cleanup = Cleanup::new();
-    for id in both(&mut cleanup) {
-        for raw in [false, true] {
-            let flag: &[&str] = if raw { &["--raw"] } else { &[] };
-            let mut post = vec!["--size", "4096", "--mode", "0666"];
-            post.extend_from_slice(flag);
-            assert_ok(&run_args(&cmd(&["segment", "create"], &id, &post)));
-
-            let out = nobody(&bin, &cmd(&["segment", "write"], &id, &["from nobody"]));
-            assert_eq!(out.status.code(), Some(0), "{id} raw={raw}: {}", show(&out));
-            let out = nobody(&bin, &cmd(&["segment", "read"], &id, &["--len", "11"]));
-            assert_eq!(out.status.code(), Some(0), "{id} raw={raw}: {}", show(&out));
-            assert_eq!(out.stdout, b"from nobody");
-            // And the owner sees what the other user wrote.
-            let out = run_args(&cmd(&["segment", "read"], &id, &["--len", "11"]));
-            assert_ok(&out);
-            assert_eq!(out.stdout, b"from nobody");
-
-            assert_ok(&run_args(&cmd(&["segment", "rm"], &id, &[])));
-            assert!(!exists(&id));
-        }
-    }
+    on_each_segment(&["--size", "4096", "--mode", "0666"], |bin, id, raw| {
+        let out = nobody(bin, &cmd(&["segment", "write"], id, &["from nobody"]));
+        assert_eq!(out.status.code(), Some(0), "{id} raw={raw}: {}", show(&out));
+        let out = nobody(bin, &cmd(&["segment", "read"], id, &["--len", "11"]));
+        assert_eq!(out.status.code(), Some(0), "{id} raw={raw}: {}", show(&out));
+        assert_eq!(out.stdout, b"from nobody");
+        // And the owner sees what the other user wrote.
+        let out = segment_ok("read", id, &["--len", "11"]);
+        assert_eq!(out.stdout, b"from nobody");
+    });
 }

@@ -10,7 +10,7 @@ mod c;
 mod common;
 
 use c::{
-    assert_gone, bytes_of, cmd, exists, finish, is_entry_of, ls_json, run_args, show, signal,
+    assert_gone, bytes_of, cmd, create, exists, finish, is_entry_of, ls_json, remove, show, signal,
     spawn_holder,
 };
 use common::{Cleanup, SegmentId, assert_ok};
@@ -70,16 +70,8 @@ fn rm_stale_removes_only_segments_whose_holders_died() {
         );
         live_holders.push(h);
 
-        assert_ok(&run_args(&cmd(
-            &["segment", "create"],
-            &p,
-            &["--size", "4096"],
-        )));
-        assert_ok(&run_args(&cmd(
-            &["segment", "create"],
-            &f,
-            &["--size", "4096", "--raw"],
-        )));
+        create(&p, false, &["--size", "4096"]);
+        create(&f, true, &["--size", "4096"]);
 
         dead.push(d);
         live.push(l);
@@ -147,7 +139,6 @@ fn rm_stale_removes_only_segments_whose_holders_died() {
         assert_gone(id);
     }
     for id in persistent.iter().chain(&foreign) {
-        assert_ok(&run_args(&cmd(&["segment", "rm"], id, &[])));
-        assert_gone(id);
+        remove(id);
     }
 }

@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::OnceLock;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use shm::SegmentId;
 
-use crate::common::{Cleanup, shmex, stderr, stdout};
+use crate::common::{Cleanup, assert_fails, assert_ok, shmex, stderr, stdout};
 
 /// What the seed's C consumer prints: it stops before `z`.
 pub const C_CONSUMER_OUTPUT: &str = "abcdefghijklmnopqrstuvwxy\n";
@@ -105,35 +105,42 @@ pub fn run_c_consumer(key: Option<i32>) -> Output {
         .expect("run the C consumer")
 }
 
-/// Starts `shmex ARGS` in the background with piped output.
-pub fn spawn_shmex(cleanup: &mut Cleanup, args: &[&str]) -> usize {
-    let child = shmex()
+/// `shmex ARGS`, started with no stdin and piped output.
+fn start(args: &[impl AsRef<std::ffi::OsStr>]) -> Child {
+    shmex()
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn shmex");
-    cleanup.hold(child)
+        .expect("spawn shmex")
 }
 
-/// Waits for a background child (bounded by [`PATIENCE`]) and collects its
-/// output.
-pub fn finish(cleanup: &mut Cleanup, i: usize) -> Output {
-    let child = cleanup.child(i);
+/// Starts `shmex ARGS` in the background with piped output.
+pub fn spawn_shmex(cleanup: &mut Cleanup, args: &[&str]) -> usize {
+    cleanup.hold(start(args))
+}
+
+/// Waits for `child`, bounded by [`PATIENCE`]: one still running then is
+/// killed and fails the test, as `what`.
+#[track_caller]
+fn wait_bounded(child: &mut Child, what: impl std::fmt::Display) -> ExitStatus {
     let deadline = Instant::now() + PATIENCE;
     loop {
-        if child.try_wait().expect("try_wait").is_some() {
-            break;
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
         }
-        assert!(
-            Instant::now() < deadline,
-            "child {} still runs after {PATIENCE:?}",
-            child.id()
-        );
-        std::thread::sleep(Duration::from_millis(20));
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} still runs after {PATIENCE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
-    let status = child.wait().expect("wait");
+}
+
+/// The output an ended child left in its pipes.
+fn output_of(child: &mut Child, status: ExitStatus) -> Output {
     let mut out = Vec::new();
     let mut err = Vec::new();
     if let Some(mut s) = child.stdout.take() {
@@ -147,6 +154,30 @@ pub fn finish(cleanup: &mut Cleanup, i: usize) -> Output {
         stdout: out,
         stderr: err,
     }
+}
+
+/// Waits for a background child (bounded by [`PATIENCE`]) and collects its
+/// output.
+#[track_caller]
+pub fn finish(cleanup: &mut Cleanup, i: usize) -> Output {
+    let child = cleanup.child(i);
+    let status = wait_bounded(child, format_args!("child {}", child.id()));
+    output_of(child, status)
+}
+
+/// As [`finish`], for a child that must exit 0; `who` names it on failure.
+#[track_caller]
+pub fn finish_ok(cleanup: &mut Cleanup, i: usize, who: &str) -> Output {
+    let out = finish(cleanup, i);
+    assert_eq!(out.status.code(), Some(0), "{who}: {}", show(&out));
+    out
+}
+
+/// Asserts exit status 0 and exactly `expected` on stdout.
+#[track_caller]
+pub fn assert_prints(out: &Output, expected: &str) {
+    assert_eq!(out.status.code(), Some(0), "{}", show(out));
+    assert_eq!(stdout(out), expected, "{}", show(out));
 }
 
 /// Whether a background child still runs.
@@ -229,6 +260,14 @@ pub fn alphabet_written(key: i32) -> bool {
     seg.read_at(0, &mut buf).is_ok() && buf == ALPHABET
 }
 
+/// One segment of each backend, registered for removal.
+pub fn both_backends(cleanup: &mut Cleanup, tag: &str) -> [SegmentId; 2] {
+    [
+        SegmentId::SysV(cleanup.key()),
+        SegmentId::Posix(cleanup.name(tag)),
+    ]
+}
+
 /// The flags that name a segment on the command line.
 pub fn id_args(id: &SegmentId) -> Vec<String> {
     match id {
@@ -251,30 +290,70 @@ pub fn cmd(pre: &[&str], id: &SegmentId, post: &[&str]) -> Vec<String> {
     v
 }
 
+/// Owned copies of string arguments.
+pub fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// `shmex segment VERB` for `id` with `post`; it must succeed. Returns its
+/// output.
+#[track_caller]
+pub fn segment_ok(verb: &str, id: &SegmentId, post: &[&str]) -> Output {
+    let out = run_args(&cmd(&["segment", verb], id, post));
+    assert_ok(&out);
+    out
+}
+
+/// `shmex segment create` for `id` with `post`, and `--raw` if `raw`; it
+/// must succeed.
+#[track_caller]
+pub fn create(id: &SegmentId, raw: bool, post: &[&str]) {
+    let mut post = post.to_vec();
+    if raw {
+        post.push("--raw");
+    }
+    segment_ok("create", id, &post);
+}
+
+/// `shmex segment rm` for `id`; it must succeed and leave no trace.
+#[track_caller]
+pub fn remove(id: &SegmentId) {
+    segment_ok("rm", id, &[]);
+    assert_gone(id);
+}
+
 /// Runs `shmex ARGS` and returns its output and its pid, so that a test can
 /// check that the failed command created nothing anywhere.
+#[track_caller]
 pub fn run_tracked(args: &[String]) -> (Output, u32) {
-    let child = shmex()
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn shmex");
+    let mut child = start(args);
     let pid = child.id();
     // Bounded: a command that should have been refused may instead wait
     // (a `--hold` that was accepted, say); that must fail, not hang.
-    let deadline = Instant::now() + PATIENCE;
-    let mut child = child;
-    while child.try_wait().expect("try_wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("`shmex {}` still runs after {PATIENCE:?}", args.join(" "));
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    (child.wait_with_output().expect("wait shmex"), pid)
+    let status = wait_bounded(&mut child, format_args!("`shmex {}`", args.join(" ")));
+    (output_of(&mut child, status), pid)
+}
+
+/// Runs a command that must fail with `code` and `needle` (one line),
+/// print nothing on stdout, and create nothing anywhere.
+#[track_caller]
+pub fn refused(args: &[String], code: i32, needle: &str) {
+    let (out, pid) = run_tracked(args);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "`shmex {}`: {}",
+        args.join(" "),
+        show(&out)
+    );
+    assert_fails(&out, code, needle);
+    assert!(
+        stdout(&out).is_empty(),
+        "`shmex {}` printed: {}",
+        args.join(" "),
+        show(&out)
+    );
+    assert_created_nothing(pid);
 }
 
 /// Asserts that no segment on the machine was created by process `pid`
@@ -342,13 +421,7 @@ pub struct Holder {
 /// Starts `shmex ARGS` (a `segment create … --hold`) and waits for its
 /// `holding` line.
 pub fn spawn_holder(cleanup: &mut Cleanup, args: &[String]) -> Holder {
-    let mut child = shmex()
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn shmex segment create --hold");
+    let mut child = start(args);
     let pid = child.id();
     let out = child.stdout.take().expect("stdout");
     let index = cleanup.hold(child);
@@ -397,15 +470,7 @@ fn finish_after_kill(cleanup: &mut Cleanup, i: usize) -> Output {
     let child = cleanup.child(i);
     let _ = child.kill();
     let status = child.wait().expect("wait");
-    let mut err = Vec::new();
-    if let Some(mut s) = child.stderr.take() {
-        let _ = s.read_to_end(&mut err);
-    }
-    Output {
-        status,
-        stdout: Vec::new(),
-        stderr: err,
-    }
+    output_of(child, status)
 }
 
 impl Holder {
