@@ -7,61 +7,155 @@ mod c;
 mod common;
 
 use c::{
-    ALPHABET, C_CONSUMER_OUTPUT, SHMEX_CONSUMER_OUTPUT, alphabet_written, assert_gone, bytes_of,
-    exists, finish, run_c_consumer, show, spawn_c_producer, spawn_shmex, still_running, wait_until,
+    ALPHABET, C_CONSUMER_OUTPUT, SHMEX_CONSUMER_OUTPUT, alphabet_written, assert_gone,
+    assert_prints, bytes_of, exists, finish, finish_ok, run_c_consumer, show, spawn_c_producer,
+    spawn_shmex, still_running, wait_until,
 };
-use common::{Cleanup, SegmentId, stdout};
+use common::{Cleanup, SegmentId};
 
 fn sysv(key: i32) -> SegmentId {
     SegmentId::SysV(key)
 }
 
-/// Runs `shmex alphabet consume --key K` to the end.
-fn shmex_consume(key: i32) -> std::process::Output {
-    common::run(
-        &[
-            "alphabet",
-            "consume",
-            "--key",
-            &key.to_string(),
-            "--timeout",
-            "60",
-        ],
-        b"",
-    )
+/// `shmex segment rm --key K`, which must succeed and leave nothing.
+fn rm_key(key: i32) {
+    let rm = common::run(&["segment", "rm", "--key", &key.to_string()], b"");
+    assert_eq!(rm.status.code(), Some(0), "{}", show(&rm));
+    assert_gone(&sysv(key));
 }
 
-/// Lets a consumer started first get to its wait, and checks it is waiting
-/// (it must not give up because nothing exists yet).
-fn assert_waiting(cleanup: &mut Cleanup, i: usize) {
+/// The two producers: the seed's C program and `shmex alphabet produce`.
+#[derive(Clone, Copy)]
+enum Producer {
+    C,
+    Shmex,
+}
+
+impl Producer {
+    /// Starts it in the background on `key` (`None`: on its defaults,
+    /// key 5678).
+    fn spawn(self, cleanup: &mut Cleanup, key: Option<i32>) -> usize {
+        match (self, key) {
+            (Producer::C, _) => spawn_c_producer(cleanup, key),
+            (Producer::Shmex, Some(k)) => {
+                spawn_shmex(cleanup, &["alphabet", "produce", "--key", &k.to_string()])
+            }
+            (Producer::Shmex, None) => spawn_shmex(cleanup, &["alphabet", "produce"]),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Producer::C => "C producer",
+            Producer::Shmex => "shmex produce",
+        }
+    }
+
+    /// Waits until it has written the alphabet on `key`.
+    fn wait_written(self, key: i32) {
+        wait_until(&format!("the {} wrote the alphabet", self.name()), || {
+            alphabet_written(key)
+        });
+    }
+
+    /// Waits for it to exit 0 and checks that no segment is left on `key`:
+    /// the C producer leaks its segment, as the seed's does, so that one
+    /// must be removed, and `shmex segment rm` can.
+    fn finish_clean(self, cleanup: &mut Cleanup, i: usize, key: i32) {
+        finish_ok(cleanup, i, self.name());
+        match self {
+            Producer::C => rm_key(key),
+            Producer::Shmex => assert_gone(&sysv(key)),
+        }
+    }
+}
+
+/// The two consumers: the seed's C program, which stops before `z`, and
+/// `shmex alphabet consume`, which prints all 26 letters.
+#[derive(Clone, Copy)]
+enum Consumer {
+    C,
+    Shmex,
+}
+
+impl Consumer {
+    /// Runs it to the end on `key` (`None`: on its defaults, key 5678) and
+    /// checks what it printed.
+    fn run(self, key: Option<i32>) {
+        let out = match (self, key) {
+            (Consumer::C, _) => run_c_consumer(key),
+            (Consumer::Shmex, Some(k)) => common::run(
+                &[
+                    "alphabet",
+                    "consume",
+                    "--key",
+                    &k.to_string(),
+                    "--timeout",
+                    "60",
+                ],
+                b"",
+            ),
+            (Consumer::Shmex, None) => common::run(&["alphabet", "consume"], b""),
+        };
+        let expected = match self {
+            Consumer::C => C_CONSUMER_OUTPUT,
+            Consumer::Shmex => SHMEX_CONSUMER_OUTPUT,
+        };
+        assert_prints(&out, expected);
+    }
+}
+
+/// A shmex consumer started before anything exists waits, then prints all
+/// 26 letters once `producer` has written them.
+fn consumer_started_first_waits_for(producer: Producer) {
+    let mut cleanup = Cleanup::new();
+    let key = cleanup.key();
+    let k = key.to_string();
+    let consumer = spawn_shmex(
+        &mut cleanup,
+        &["alphabet", "consume", "--key", &k, "--timeout", "60"],
+    );
+    // Let it get to its wait: it must not give up because nothing exists yet.
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert!(
-        still_running(cleanup, i),
+        still_running(&mut cleanup, consumer),
         "the consumer started first did not wait: {}",
-        show(&finish(cleanup, i))
+        show(&finish(&mut cleanup, consumer))
     );
+
+    let p = producer.spawn(&mut cleanup, Some(key));
+    assert_prints(&finish(&mut cleanup, consumer), SHMEX_CONSUMER_OUTPUT);
+    producer.finish_clean(&mut cleanup, p, key);
+}
+
+/// `shmex alphabet produce` writes the seed's wire format, a raw 27-byte
+/// segment (mode 0600 by default), hands it to `consumer`, and removes it.
+fn shmex_producer_leaves_no_segment(consumer: Consumer) {
+    let mut cleanup = Cleanup::new();
+    let key = cleanup.key();
+    let p = Producer::Shmex.spawn(&mut cleanup, Some(key));
+    Producer::Shmex.wait_written(key);
+
+    let info = shm::inspect(&sysv(key)).expect("inspect the producer's segment");
+    assert_eq!(info.size, 27);
+    assert_eq!(info.mode, 0o600);
+    assert_eq!(bytes_of(&sysv(key))[26], 0);
+
+    consumer.run(Some(key));
+    Producer::Shmex.finish_clean(&mut cleanup, p, key);
 }
 
 #[test]
 fn c_producer_to_c_consumer_is_the_baseline() {
     let mut cleanup = Cleanup::new();
     let key = cleanup.key();
-    let producer = spawn_c_producer(&mut cleanup, Some(key));
+    let producer = Producer::C.spawn(&mut cleanup, Some(key));
     // The seed's consumer races the producer; start it on a full alphabet.
-    wait_until("the C producer wrote the alphabet", || {
-        alphabet_written(key)
-    });
+    Producer::C.wait_written(key);
 
-    let out = run_c_consumer(Some(key));
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    assert_eq!(
-        stdout(&out),
-        C_CONSUMER_OUTPUT,
-        "the seed's consumer stops before z"
-    );
+    Consumer::C.run(Some(key));
 
-    let p = finish(&mut cleanup, producer);
-    assert_eq!(p.status.code(), Some(0), "C producer: {}", show(&p));
+    finish_ok(&mut cleanup, producer, Producer::C.name());
     // The seed leaks the segment, with the answer in byte 0.
     assert!(
         exists(&sysv(key)),
@@ -76,18 +170,13 @@ fn c_producer_to_c_consumer_is_the_baseline() {
 fn c_producer_to_shmex_consumer_prints_all_26_letters() {
     let mut cleanup = Cleanup::new();
     let key = cleanup.key();
-    let producer = spawn_c_producer(&mut cleanup, Some(key));
-    wait_until("the C producer wrote the alphabet", || {
-        alphabet_written(key)
-    });
+    let producer = Producer::C.spawn(&mut cleanup, Some(key));
+    Producer::C.wait_written(key);
 
-    let out = shmex_consume(key);
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    assert_eq!(stdout(&out), SHMEX_CONSUMER_OUTPUT);
+    Consumer::Shmex.run(Some(key));
 
     // The C producer saw the answer.
-    let p = finish(&mut cleanup, producer);
-    assert_eq!(p.status.code(), Some(0), "C producer: {}", show(&p));
+    finish_ok(&mut cleanup, producer, Producer::C.name());
 
     // `segment read` works on a segment shmex did not make, from byte 0.
     let read = common::run(
@@ -104,93 +193,27 @@ fn c_producer_to_shmex_consumer_prints_all_26_letters() {
     assert_eq!(entry["mode"], "0666", "{entry}");
 
     // The C producer leaks its segment, as the seed's does; remove it.
-    let rm = common::run(&["segment", "rm", "--key", &key.to_string()], b"");
-    assert_eq!(rm.status.code(), Some(0), "{}", show(&rm));
-    assert_gone(&sysv(key));
+    rm_key(key);
 }
 
 #[test]
 fn shmex_consumer_started_first_waits_for_the_c_producer() {
-    let mut cleanup = Cleanup::new();
-    let key = cleanup.key();
-    let k = key.to_string();
-    let consumer = spawn_shmex(
-        &mut cleanup,
-        &["alphabet", "consume", "--key", &k, "--timeout", "60"],
-    );
-    assert_waiting(&mut cleanup, consumer);
-
-    let producer = spawn_c_producer(&mut cleanup, Some(key));
-    let out = finish(&mut cleanup, consumer);
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    assert_eq!(stdout(&out), SHMEX_CONSUMER_OUTPUT);
-
-    let p = finish(&mut cleanup, producer);
-    assert_eq!(p.status.code(), Some(0), "C producer: {}", show(&p));
-    let rm = common::run(&["segment", "rm", "--key", &k], b"");
-    assert_eq!(rm.status.code(), Some(0), "{}", show(&rm));
-    assert_gone(&sysv(key));
+    consumer_started_first_waits_for(Producer::C);
 }
 
 #[test]
 fn shmex_producer_to_c_consumer_leaves_no_segment() {
-    let mut cleanup = Cleanup::new();
-    let key = cleanup.key();
-    let k = key.to_string();
-    let producer = spawn_shmex(&mut cleanup, &["alphabet", "produce", "--key", &k]);
-    wait_until("shmex produce wrote the alphabet", || alphabet_written(key));
-
-    // The seed's wire format: a raw 27-byte segment, mode 0600 by default.
-    let info = shm::inspect(&sysv(key)).expect("inspect the producer's segment");
-    assert_eq!(info.size, 27);
-    assert_eq!(info.mode, 0o600);
-    assert_eq!(bytes_of(&sysv(key))[26], 0);
-
-    let out = run_c_consumer(Some(key));
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    assert_eq!(stdout(&out), C_CONSUMER_OUTPUT);
-
-    let p = finish(&mut cleanup, producer);
-    assert_eq!(p.status.code(), Some(0), "shmex produce: {}", show(&p));
-    assert_gone(&sysv(key));
+    shmex_producer_leaves_no_segment(Consumer::C);
 }
 
 #[test]
 fn shmex_producer_to_shmex_consumer_leaves_no_segment() {
-    let mut cleanup = Cleanup::new();
-    let key = cleanup.key();
-    let k = key.to_string();
-    let producer = spawn_shmex(&mut cleanup, &["alphabet", "produce", "--key", &k]);
-    wait_until("shmex produce wrote the alphabet", || alphabet_written(key));
-
-    let out = shmex_consume(key);
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    assert_eq!(stdout(&out), SHMEX_CONSUMER_OUTPUT);
-
-    let p = finish(&mut cleanup, producer);
-    assert_eq!(p.status.code(), Some(0), "shmex produce: {}", show(&p));
-    assert_gone(&sysv(key));
+    shmex_producer_leaves_no_segment(Consumer::Shmex);
 }
 
 #[test]
 fn shmex_consumer_started_first_waits_for_the_shmex_producer() {
-    let mut cleanup = Cleanup::new();
-    let key = cleanup.key();
-    let k = key.to_string();
-    let consumer = spawn_shmex(
-        &mut cleanup,
-        &["alphabet", "consume", "--key", &k, "--timeout", "60"],
-    );
-    assert_waiting(&mut cleanup, consumer);
-
-    let producer = spawn_shmex(&mut cleanup, &["alphabet", "produce", "--key", &k]);
-    let out = finish(&mut cleanup, consumer);
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    assert_eq!(stdout(&out), SHMEX_CONSUMER_OUTPUT);
-
-    let p = finish(&mut cleanup, producer);
-    assert_eq!(p.status.code(), Some(0), "shmex produce: {}", show(&p));
-    assert_gone(&sysv(key));
+    consumer_started_first_waits_for(Producer::Shmex);
 }
 
 /// The only test that touches the seed's key, 5678: both programs on their
@@ -206,30 +229,16 @@ fn default_key_5678_with_the_c_programs() {
     cleanup.add(id.clone());
 
     // shmex producer → C consumer, neither given a key.
-    let producer = spawn_shmex(&mut cleanup, &["alphabet", "produce"]);
-    wait_until("shmex produce wrote the alphabet at 5678", || {
-        alphabet_written(5678)
-    });
-    let out = run_c_consumer(None);
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    assert_eq!(stdout(&out), C_CONSUMER_OUTPUT);
-    let p = finish(&mut cleanup, producer);
-    assert_eq!(p.status.code(), Some(0), "shmex produce: {}", show(&p));
-    assert_gone(&id);
+    let producer = Producer::Shmex.spawn(&mut cleanup, None);
+    Producer::Shmex.wait_written(5678);
+    Consumer::C.run(None);
+    Producer::Shmex.finish_clean(&mut cleanup, producer, 5678);
 
     // C producer → shmex consumer, neither given a key.
-    let producer = spawn_c_producer(&mut cleanup, None);
-    wait_until("the C producer wrote the alphabet at 5678", || {
-        alphabet_written(5678)
-    });
-    let out = common::run(&["alphabet", "consume"], b"");
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    assert_eq!(stdout(&out), SHMEX_CONSUMER_OUTPUT);
-    let p = finish(&mut cleanup, producer);
-    assert_eq!(p.status.code(), Some(0), "C producer: {}", show(&p));
-    let rm = common::run(&["segment", "rm", "--key", "5678"], b"");
-    assert_eq!(rm.status.code(), Some(0), "{}", show(&rm));
-    assert_gone(&id);
+    let producer = Producer::C.spawn(&mut cleanup, None);
+    Producer::C.wait_written(5678);
+    Consumer::Shmex.run(None);
+    Producer::C.finish_clean(&mut cleanup, producer, 5678);
 }
 
 #[test]
@@ -241,15 +250,9 @@ fn a_wider_mode_is_applied_exactly() {
         &mut cleanup,
         &["alphabet", "produce", "--key", &k, "--mode", "0666"],
     );
-    wait_until("the producer wrote the alphabet", || alphabet_written(key));
-    let info = shm::inspect(&SegmentId::SysV(key)).expect("inspect");
+    Producer::Shmex.wait_written(key);
+    let info = shm::inspect(&sysv(key)).expect("inspect");
     assert_eq!(info.mode, 0o666);
-    let out = common::run(
-        &["alphabet", "consume", "--key", &k, "--timeout", "60"],
-        b"",
-    );
-    assert_eq!(stdout(&out), SHMEX_CONSUMER_OUTPUT, "{}", show(&out));
-    let p = finish(&mut cleanup, producer);
-    assert_eq!(p.status.code(), Some(0), "{}", show(&p));
-    assert_gone(&SegmentId::SysV(key));
+    Consumer::Shmex.run(Some(key));
+    Producer::Shmex.finish_clean(&mut cleanup, producer, key);
 }

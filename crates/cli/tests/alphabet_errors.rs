@@ -7,12 +7,18 @@ mod common;
 
 use c::{
     ALPHABET, SHMEX_CONSUMER_OUTPUT, alphabet_written, assert_created_nothing, assert_gone,
-    bytes_of, exists, finish, run_tracked, show, spawn_shmex, still_running, wait_until,
+    assert_prints, bytes_of, exists, finish_ok, refused, run_tracked, show, spawn_shmex,
+    still_running, strings, wait_until,
 };
-use common::{Cleanup, SegmentId, assert_fails, stdout};
+use common::{Cleanup, SegmentId, stdout};
 
-fn strings(args: &[&str]) -> Vec<String> {
-    args.iter().map(|s| (*s).to_owned()).collect()
+/// Asserts a wait that timed out: exit status 1 and one line `shmex: …`.
+#[track_caller]
+fn assert_timed_out(out: &std::process::Output) {
+    assert_eq!(out.status.code(), Some(1), "{}", show(out));
+    let err = common::stderr(out);
+    assert!(err.starts_with("shmex: "), "{}", show(out));
+    assert_eq!(err.trim_end().lines().count(), 1, "{}", show(out));
 }
 
 #[test]
@@ -26,9 +32,11 @@ fn a_second_producer_is_refused_and_the_first_goes_on() {
     });
     let before = bytes_of(&SegmentId::SysV(key));
 
-    let (out, pid) = run_tracked(&strings(&["alphabet", "produce", "--key", &k]));
-    assert_fails(&out, 1, "already exists");
-    assert_created_nothing(pid);
+    refused(
+        &strings(&["alphabet", "produce", "--key", &k]),
+        1,
+        "already exists",
+    );
 
     // The hand-over is intact: same bytes, first producer still waiting.
     assert_eq!(bytes_of(&SegmentId::SysV(key)), before);
@@ -41,9 +49,8 @@ fn a_second_producer_is_refused_and_the_first_goes_on() {
         &["alphabet", "consume", "--key", &k, "--timeout", "60"],
         b"",
     );
-    assert_eq!(stdout(&out), SHMEX_CONSUMER_OUTPUT, "{}", show(&out));
-    let p = finish(&mut cleanup, first);
-    assert_eq!(p.status.code(), Some(0), "first producer: {}", show(&p));
+    assert_prints(&out, SHMEX_CONSUMER_OUTPUT);
+    finish_ok(&mut cleanup, first, "first producer");
     assert_gone(&SegmentId::SysV(key));
 }
 
@@ -56,13 +63,7 @@ fn an_unanswered_producer_times_out_and_removes_its_segment() {
         &["alphabet", "produce", "--key", &k, "--timeout", "0.5"],
         b"",
     );
-    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
-    assert!(
-        common::stderr(&out).starts_with("shmex: "),
-        "{}",
-        show(&out)
-    );
-    assert_eq!(common::stderr(&out).trim_end().lines().count(), 1);
+    assert_timed_out(&out);
     assert_gone(&SegmentId::SysV(key));
 }
 
@@ -79,13 +80,7 @@ fn a_consumer_with_no_producer_times_out_and_creates_nothing() {
         "--timeout",
         "0.5",
     ]));
-    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
-    assert!(
-        common::stderr(&out).starts_with("shmex: "),
-        "{}",
-        show(&out)
-    );
-    assert_eq!(common::stderr(&out).trim_end().lines().count(), 1);
+    assert_timed_out(&out);
     assert!(stdout(&out).is_empty(), "{}", show(&out));
     assert!(!exists(&SegmentId::SysV(key)));
     assert_created_nothing(pid);
@@ -112,8 +107,7 @@ fn a_consumer_on_an_incomplete_alphabet_times_out_and_answers_nothing() {
         &["alphabet", "consume", "--key", &k, "--timeout", "0.5"],
         b"",
     );
-    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
-    assert_eq!(common::stderr(&out).trim_end().lines().count(), 1);
+    assert_timed_out(&out);
     assert!(stdout(&out).is_empty(), "{}", show(&out));
     // No `*`, nothing else touched.
     assert_eq!(bytes_of(&id), before);
@@ -123,28 +117,18 @@ fn a_consumer_on_an_incomplete_alphabet_times_out_and_answers_nothing() {
 fn malformed_keys_are_refused() {
     for verb in ["produce", "consume"] {
         for bad in ["abc", "12x", "0x", "1.5", "99999999999", ""] {
-            let (out, pid) = run_tracked(&strings(&[
-                "alphabet",
-                verb,
-                "--key",
-                bad,
-                "--timeout",
-                "0.5",
-            ]));
-            assert_fails(&out, 2, "invalid key");
-            assert_created_nothing(pid);
+            refused(
+                &strings(&["alphabet", verb, "--key", bad, "--timeout", "0.5"]),
+                2,
+                "invalid key",
+            );
         }
         // Key 0 is IPC_PRIVATE: no other process could find it.
-        let (out, pid) = run_tracked(&strings(&[
-            "alphabet",
-            verb,
-            "--key",
-            "0",
-            "--timeout",
-            "0.5",
-        ]));
-        assert_fails(&out, 2, "key");
-        assert_created_nothing(pid);
+        refused(
+            &strings(&["alphabet", verb, "--key", "0", "--timeout", "0.5"]),
+            2,
+            "key",
+        );
     }
 }
 
@@ -154,21 +138,23 @@ fn bad_modes_are_refused() {
     let key = cleanup.key();
     let k = key.to_string();
     for bad in ["0800", "1777", "rw", ""] {
-        let (out, pid) = run_tracked(&strings(&[
-            "alphabet",
-            "produce",
-            "--key",
-            &k,
-            &format!("--mode={bad}"),
-            "--timeout",
-            "0.5",
-        ]));
-        assert_fails(&out, 2, "invalid mode");
+        refused(
+            &strings(&[
+                "alphabet",
+                "produce",
+                "--key",
+                &k,
+                &format!("--mode={bad}"),
+                "--timeout",
+                "0.5",
+            ]),
+            2,
+            "invalid mode",
+        );
         assert!(
             !exists(&SegmentId::SysV(key)),
             "mode {bad:?} created the segment"
         );
-        assert_created_nothing(pid);
     }
 }
 
@@ -179,19 +165,15 @@ fn bad_timeouts_are_refused() {
     let k = key.to_string();
     for verb in ["produce", "consume"] {
         for bad in ["-1", "abc", "nan", ""] {
-            let (out, pid) = run_tracked(&strings(&[
-                "alphabet",
-                verb,
-                "--key",
-                &k,
-                &format!("--timeout={bad}"),
-            ]));
-            assert_fails(&out, 2, "invalid timeout");
+            refused(
+                &strings(&["alphabet", verb, "--key", &k, &format!("--timeout={bad}")]),
+                2,
+                "invalid timeout",
+            );
             assert!(
                 !exists(&SegmentId::SysV(key)),
                 "{verb} --timeout {bad:?} created the segment"
             );
-            assert_created_nothing(pid);
         }
     }
 }
