@@ -85,12 +85,17 @@ impl Order {
     }
 }
 
+/// At most 40 characters of a word from the input, to quote in a message.
+fn clip(word: &str) -> String {
+    word.chars().take(40).collect()
+}
+
 /// The message for a currency this exchange does not have.
 pub fn unknown_currency(code: &str, currencies: &[(Code, u32)]) -> String {
     let list: Vec<&str> = currencies.iter().map(|(c, _)| c.as_str()).collect();
-    let shown: String = code.chars().take(40).collect();
     format!(
-        "unknown currency {shown:?}: this exchange has {}",
+        "unknown currency {:?}: this exchange has {}",
+        clip(code),
         list.join(", ")
     )
 }
@@ -228,77 +233,61 @@ struct Loop<'e, 'a> {
 impl Loop<'_, '_> {
     /// Answers one line; returns true on `quit`.
     fn line(&mut self, out: &mut String, raw: &[u8], len: usize) -> bool {
+        self.respond(out, raw, len).unwrap_or_else(|msg| {
+            error(out, &msg, self.json);
+            false
+        })
+    }
+
+    /// As [`Loop::line`], but a refused line is the message, for `line`
+    /// to print as the one error answer.
+    fn respond(&mut self, out: &mut String, raw: &[u8], len: usize) -> Result<bool, String> {
         let json = self.json;
         let (raw, len) = match raw.last() {
             Some(b'\r') if len == raw.len() => (&raw[..raw.len() - 1], len - 1),
             _ => (raw, len),
         };
         if len > MAX_LINE {
-            error(
-                out,
-                &format!("line too long: {len} bytes, at most {MAX_LINE} are read"),
-                json,
-            );
-            return false;
+            return Err(format!(
+                "line too long: {len} bytes, at most {MAX_LINE} are read"
+            ));
         }
-        let Ok(text) = std::str::from_utf8(raw) else {
-            error(out, "the line is not valid UTF-8", json);
-            return false;
-        };
+        let text = std::str::from_utf8(raw).map_err(|_| "the line is not valid UTF-8")?;
         let mut words = text.split_ascii_whitespace();
         let Some(verb) = words.next() else {
-            error(out, &format!("empty line: expected {HELP}"), json);
-            return false;
+            return Err(format!("empty line: expected {HELP}"));
         };
         if let Some(v) = Verb::parse(verb) {
             let usage = || format!("expected `{} CODE AMOUNT`", v.name());
             let (Some(code), Some(amount)) = (words.next(), words.next()) else {
-                error(
-                    out,
-                    &format!("missing currency or amount: {}", usage()),
-                    json,
-                );
-                return false;
+                return Err(format!("missing currency or amount: {}", usage()));
             };
             if let Some(extra) = words.next() {
-                let shown: String = extra.chars().take(40).collect();
-                error(
-                    out,
-                    &format!("unexpected {shown:?} after the amount: {}", usage()),
-                    json,
-                );
-                return false;
+                return Err(format!(
+                    "unexpected {:?} after the amount: {}",
+                    clip(extra),
+                    usage()
+                ));
             }
-            match parse_order(v, code, amount, &self.currencies) {
-                Err(m) => error(out, &m, json),
-                Ok(order) => match order.apply(self.e, self.account) {
-                    Ok(r) => answer(out, self.e, self.name, &r, json),
-                    Err(err) => error(out, &err.to_string(), json),
-                },
-            }
-            return false;
+            let order = parse_order(v, code, amount, &self.currencies)?;
+            let r = order
+                .apply(self.e, self.account)
+                .map_err(|err| err.to_string())?;
+            answer(out, self.e, self.name, &r, json);
+            return Ok(false);
         }
         let word = |w: &str| verb.eq_ignore_ascii_case(w);
         let known = ["quote", "balance", "help", "quit"]
             .into_iter()
             .find(|w| word(w));
         let Some(cmd) = known else {
-            let shown: String = verb.chars().take(40).collect();
-            error(
-                out,
-                &format!("unknown command {shown:?}: expected {HELP}"),
-                json,
-            );
-            return false;
+            return Err(format!("unknown command {:?}: expected {HELP}", clip(verb)));
         };
         if let Some(extra) = words.next() {
-            let shown: String = extra.chars().take(40).collect();
-            error(
-                out,
-                &format!("unexpected {shown:?} after `{cmd}`, which takes nothing"),
-                json,
-            );
-            return false;
+            return Err(format!(
+                "unexpected {:?} after `{cmd}`, which takes nothing",
+                clip(extra)
+            ));
         }
         match cmd {
             "quote" => self.quote(out),
@@ -316,10 +305,10 @@ impl Loop<'_, '_> {
                 } else {
                     out.push_str("bye\n");
                 }
-                return true;
+                return Ok(true);
             }
         }
-        false
+        Ok(false)
     }
 
     fn quote(&mut self, out: &mut String) {
