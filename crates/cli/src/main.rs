@@ -6,6 +6,7 @@ mod cli;
 mod cmd;
 mod demo;
 mod error;
+mod table;
 mod util;
 
 use std::process::ExitCode;
