@@ -467,7 +467,7 @@ impl Sender {
                 &ctl.park.tx_park,
                 || {
                     core.has_room(ctl, len)
-                        || ctl.setup.rx_state.load(Ordering::SeqCst) != ring::OPEN
+                        || ctl.setup.rx_state.load(Ordering::Acquire) != ring::OPEN
                 },
                 limit,
             );
