@@ -479,6 +479,11 @@ impl Sender {
                     });
                 }
                 if let Some(pid) = self.end.dead_peer(Instant::now()) {
+                    // A receiver that closed, then exited, did not die on
+                    // us: the next look reports it closed.
+                    if self.end.ctl().setup.rx_state.load(Ordering::Acquire) != ring::OPEN {
+                        continue;
+                    }
                     return Err(SendError::PeerGone {
                         channel: self.end.name.clone(),
                         pid,
@@ -625,6 +630,11 @@ impl Sender {
                     });
                 }
                 if let Some(pid) = self.end.dead_peer(Instant::now()) {
+                    // A receiver that closed, then exited, did not die on
+                    // us: the next look reports it closed.
+                    if self.end.ctl().setup.rx_state.load(Ordering::Acquire) != ring::OPEN {
+                        continue;
+                    }
                     return Err(SendError::PeerGone {
                         channel: self.end.name.clone(),
                         pid,
