@@ -5,7 +5,6 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use shm::header::Layout;
 use shm::sync::ProcessId;
 use shm::{Access, Kind, Lifetime, Managed, ManagedOptions, SegmentId};
 
@@ -176,7 +175,7 @@ fn describe_self(h: &ChannelHeader, side: Side, cpus: u64, barrier: bool) {
 /// finish), and claims `side` of it.
 fn attach(id: &SegmentId, side: Side, opts: &Options) -> Result<End, OpenError> {
     let size = ring_size(opts.capacity as u64)?;
-    let layout = Layout::of::<ChannelHeader>();
+    let layout = crate::layout::layout();
     let header = std::mem::size_of::<ChannelHeader>();
     let me = ProcessId::current();
     let name = id.to_string();

@@ -63,6 +63,16 @@ shm::shared_struct! {
 
 const _: () = assert!(std::mem::size_of::<ChannelHeader>() == 384);
 
+/// Version of the channel protocol (the meaning of the header's words and
+/// of the frames). Bump it on any change that keeps the sizes: a peer of
+/// another version is then refused rather than misread.
+pub(crate) const PROTOCOL: u32 = 2;
+
+/// The payload layout recorded in, and required of, a channel segment.
+pub(crate) fn layout() -> shm::header::Layout {
+    shm::header::Layout::of::<ChannelHeader>().versioned(PROTOCOL)
+}
+
 /// `tx_flags` / `rx_flags`: the side's process is registered for
 /// `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`, so its peer's heavy
 /// barriers reach it.

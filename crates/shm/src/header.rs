@@ -204,6 +204,22 @@ impl Layout {
         }
     }
 
+    /// The same layout, marked with a protocol version: bump it whenever the
+    /// meaning of the payload's fields changes while their sizes do not, so
+    /// that processes of the two versions refuse each other's segments
+    /// instead of misreading them.
+    #[must_use]
+    pub fn versioned(mut self, version: u32) -> Layout {
+        let suffix = format!("@v{version}");
+        let mut end = self.type_name.len().min(TYPE_NAME_LEN - suffix.len());
+        while !self.type_name.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.type_name.truncate(end);
+        self.type_name.push_str(&suffix);
+        self
+    }
+
     /// FNV-1a over the type name, size, alignment, endianness and word size.
     #[must_use]
     pub fn fingerprint(&self) -> u64 {
