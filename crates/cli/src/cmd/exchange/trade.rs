@@ -270,10 +270,12 @@ impl Loop<'_, '_> {
                 ));
             }
             let order = parse_order(v, code, amount, &self.currencies)?;
-            let r = order
-                .apply(self.e, self.account)
-                .map_err(|err| err.to_string())?;
-            answer(out, self.e, self.name, &r, json);
+            // A match rather than `map_err(..)?`, which costs the loop a few
+            // per cent (the receipt moves through one more Result).
+            match order.apply(self.e, self.account) {
+                Ok(r) => answer(out, self.e, self.name, &r, json),
+                Err(err) => return Err(err.to_string()),
+            }
             return Ok(false);
         }
         let word = |w: &str| verb.eq_ignore_ascii_case(w);
