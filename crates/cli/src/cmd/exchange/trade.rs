@@ -233,63 +233,68 @@ struct Loop<'e, 'a> {
 impl Loop<'_, '_> {
     /// Answers one line; returns true on `quit`.
     fn line(&mut self, out: &mut String, raw: &[u8], len: usize) -> bool {
-        self.respond(out, raw, len).unwrap_or_else(|msg| {
-            error(out, &msg, self.json);
-            false
-        })
-    }
-
-    /// As [`Loop::line`], but a refused line is the message, for `line`
-    /// to print as the one error answer.
-    fn respond(&mut self, out: &mut String, raw: &[u8], len: usize) -> Result<bool, String> {
         let json = self.json;
         let (raw, len) = match raw.last() {
             Some(b'\r') if len == raw.len() => (&raw[..raw.len() - 1], len - 1),
             _ => (raw, len),
         };
         if len > MAX_LINE {
-            return Err(format!(
-                "line too long: {len} bytes, at most {MAX_LINE} are read"
-            ));
+            error(
+                out,
+                &format!("line too long: {len} bytes, at most {MAX_LINE} are read"),
+                json,
+            );
+            return false;
         }
-        let text = std::str::from_utf8(raw).map_err(|_| "the line is not valid UTF-8")?;
+        let Ok(text) = std::str::from_utf8(raw) else {
+            error(out, "the line is not valid UTF-8", json);
+            return false;
+        };
         let mut words = text.split_ascii_whitespace();
         let Some(verb) = words.next() else {
-            return Err(format!("empty line: expected {HELP}"));
+            error(out, &format!("empty line: expected {HELP}"), json);
+            return false;
         };
         if let Some(v) = Verb::parse(verb) {
             let usage = || format!("expected `{} CODE AMOUNT`", v.name());
             let (Some(code), Some(amount)) = (words.next(), words.next()) else {
-                return Err(format!("missing currency or amount: {}", usage()));
+                error(
+                    out,
+                    &format!("missing currency or amount: {}", usage()),
+                    json,
+                );
+                return false;
             };
             if let Some(extra) = words.next() {
-                return Err(format!(
-                    "unexpected {:?} after the amount: {}",
-                    clip(extra),
-                    usage()
-                ));
+                let msg = format!("unexpected {:?} after the amount: {}", clip(extra), usage());
+                error(out, &msg, json);
+                return false;
             }
-            let order = parse_order(v, code, amount, &self.currencies)?;
-            // A match rather than `map_err(..)?`, which costs the loop a few
-            // per cent (the receipt moves through one more Result).
-            match order.apply(self.e, self.account) {
-                Ok(r) => answer(out, self.e, self.name, &r, json),
-                Err(err) => return Err(err.to_string()),
+            match parse_order(v, code, amount, &self.currencies) {
+                Err(m) => error(out, &m, json),
+                Ok(order) => match order.apply(self.e, self.account) {
+                    Ok(r) => answer(out, self.e, self.name, &r, json),
+                    Err(err) => error(out, &err.to_string(), json),
+                },
             }
-            return Ok(false);
+            return false;
         }
         let word = |w: &str| verb.eq_ignore_ascii_case(w);
         let known = ["quote", "balance", "help", "quit"]
             .into_iter()
             .find(|w| word(w));
         let Some(cmd) = known else {
-            return Err(format!("unknown command {:?}: expected {HELP}", clip(verb)));
+            let msg = format!("unknown command {:?}: expected {HELP}", clip(verb));
+            error(out, &msg, json);
+            return false;
         };
         if let Some(extra) = words.next() {
-            return Err(format!(
+            let msg = format!(
                 "unexpected {:?} after `{cmd}`, which takes nothing",
                 clip(extra)
-            ));
+            );
+            error(out, &msg, json);
+            return false;
         }
         match cmd {
             "quote" => self.quote(out),
@@ -307,10 +312,10 @@ impl Loop<'_, '_> {
                 } else {
                     out.push_str("bye\n");
                 }
-                return Ok(true);
+                return true;
             }
         }
-        Ok(false)
+        false
     }
 
     fn quote(&mut self, out: &mut String) {
