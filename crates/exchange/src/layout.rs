@@ -9,10 +9,7 @@
 //!
 //! Currency row 0 is the home currency; its `holding` is the till. Account
 //! `a` holds currency `c` in balance `a·C + c`.
-//!
-//! The one module that only denies unsafe code: `shm::shared_struct!`
-//! writes the `unsafe impl Shared` (after checking every field) itself.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 use std::sync::atomic::{AtomicI64, AtomicU64};
 

@@ -23,10 +23,7 @@
 //! currency (rounded up); the stock goes down, the till up. A customer
 //! **sells**: receives `AMOUNT × buy rate` (rounded down); the stock goes
 //! up, the till down.
-// `deny` rather than `forbid` at the root only because `shm::shared_struct!`
-// expands to an `#[allow(unsafe_code)] unsafe impl` (checked by that macro);
-// every module but `layout` forbids unsafe code outright.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod config;

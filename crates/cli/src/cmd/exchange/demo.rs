@@ -1,6 +1,6 @@
 //! The exchange's part of `shmex demo`: a fresh exchange, several trader
-//! processes at once, the table and a summary, `check`, and nothing left
-//! behind.
+//! processes at once, the table and a summary, `check`, a trader killed in
+//! the middle of a trade and recovered from, and nothing left behind.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -13,13 +13,77 @@ use crate::bench::exchange::{Scratch, TraderArgs};
 const TRADERS: [&str; 4] = ["alice", "bob", "carol", "dave"];
 const SECONDS: u64 = 3;
 
+/// Step 5: a trader process dies holding the lock halfway through a buy;
+/// the next process to take the lock rolls the buy back.
+fn crash(id: &shm::SegmentId, e: &exchange::Engine<'_>) -> anyhow::Result<()> {
+    use std::process::{Command, Stdio};
+
+    let shm::SegmentId::Posix(name) = id else {
+        bail!("the demo exchange is a POSIX segment");
+    };
+    let exe = std::env::current_exe()?;
+    let shmex = |args: &[&str], failpoint: Option<&str>| {
+        let mut cmd = Command::new(&exe);
+        cmd.args(["exchange", "--exchange", name])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(f) = failpoint {
+            cmd.env("SHMEX_FAILPOINT", f);
+        }
+        cmd.status()
+    };
+    println!(
+        "5. kill a trader in the middle of a trade: with SHMEX_FAILPOINT=mid-trade, `buy --account eve DOLLAR 10` aborts while it holds the lock, after changing the stock and before the till and eve's balances"
+    );
+    let opened = shmex(&["deposit", "--account", "eve", "TRY", "1"], None)?;
+    anyhow::ensure!(opened.success(), "opening eve's account failed");
+    let before = e.state()?;
+    let died = shmex(
+        &["buy", "--account", "eve", "DOLLAR", "10"],
+        Some("mid-trade"),
+    )?;
+    anyhow::ensure!(!died.success(), "the trader was meant to die mid-trade");
+    println!(
+        "     the trader died ({died}); the lock's owner is dead and the stock is half-changed"
+    );
+    let next = shmex(&["deposit", "--account", "eve", "TRY", "1"], None)?;
+    anyhow::ensure!(next.success(), "the next trade failed");
+    println!(
+        "     the next process to take the lock (a deposit) was told by the kernel, rolled the buy back from its undo record, then made its deposit:"
+    );
+    let state = e.state()?;
+    for en in e.journal(Some(2)) {
+        println!("     {}", show::entry_text(&state, &en));
+    }
+    let dollar = |s: &exchange::State| {
+        s.currencies
+            .iter()
+            .find(|c| c.code.as_str() == "DOLLAR")
+            .map(|c| c.holding)
+    };
+    anyhow::ensure!(
+        dollar(&before) == dollar(&state),
+        "the stock was not restored"
+    );
+    let violations = state.check();
+    if !violations.is_empty() {
+        bail!("check failed after the crash: {}", violations.join("; "));
+    }
+    println!("     the DOLLAR stock is as before the dead buy, and check is ok");
+    Ok(())
+}
+
 fn indent(text: &str) -> String {
     text.lines().map(|l| format!("     {l}\n")).collect()
 }
 
 /// The exchange's part of `shmex demo`.
 pub fn demo() -> anyhow::Result<()> {
-    println!("== the currency exchange");
+    crate::demo::step(
+        "The currency exchange: trader processes buy and sell at once against one table in shared memory.",
+    );
     // Ctrl-C kills the traders, which fails the demo, which destroys its
     // exchange on the way out.
     shm::sys::catch_termination();
@@ -97,7 +161,9 @@ pub fn demo() -> anyhow::Result<()> {
     }
     println!("     ok");
 
-    println!("5. destroy the exchange: nothing is left behind");
+    crash(&id, &e)?;
+
+    println!("6. destroy the exchange: nothing is left behind");
     drop(e);
     ex.remove()?;
     drop(ex);
