@@ -111,3 +111,42 @@ pub fn wait_for_termination(timeout: Option<Duration>) -> Option<i32> {
         let _ = crate::sync::futex::wait(&TERMINATED, 0, left);
     }
 }
+
+/// Waits until `fd` is readable (or, with `write`, writable), at most
+/// `timeout` (poll(2)). Returns whether it is ready; an interrupted wait
+/// returns `Ok(false)`, so the caller can look at
+/// [`termination_signal`] and wait again.
+///
+/// A blocking read or write entered just after a termination signal
+/// arrived would wait for data that may never come; polling with a short
+/// timeout first bounds that.
+///
+/// # Errors
+///
+/// The errno of poll(2), other than `EINTR`.
+pub fn poll_fd(
+    fd: std::os::fd::BorrowedFd<'_>,
+    write: bool,
+    timeout: Duration,
+) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: if write { libc::POLLOUT } else { libc::POLLIN },
+        revents: 0,
+    };
+    let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `pfd` is one valid pollfd for the duration of the call.
+    let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+    if rc < 0 {
+        let e = io::Error::last_os_error();
+        return if e.kind() == io::ErrorKind::Interrupted {
+            Ok(false)
+        } else {
+            Err(e)
+        };
+    }
+    // Ready, or hung up / in error: either way the next read or write
+    // returns at once.
+    Ok(rc > 0)
+}

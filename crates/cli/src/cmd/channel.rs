@@ -81,6 +81,11 @@ fn channel_id(name: &str) -> anyhow::Result<SegmentId> {
 /// interrupted.
 fn read_some(input: &mut File, buf: &mut [u8]) -> io::Result<usize> {
     loop {
+        // Only read once data (or the end) is there: a read entered just
+        // after Ctrl-C would otherwise wait for input that never comes.
+        if !ready(input, false)? {
+            continue;
+        }
         match input.read(buf) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {
                 if shm::sys::termination_signal().is_some() {
@@ -96,6 +101,9 @@ fn read_some(input: &mut File, buf: &mut [u8]) -> io::Result<usize> {
 /// `write_all` would retry forever on a blocked stdout).
 fn write_all(out: &mut File, mut buf: &[u8]) -> io::Result<()> {
     while !buf.is_empty() {
+        if !ready(out, true)? {
+            continue;
+        }
         match out.write(buf) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => buf = &buf[n..],
@@ -112,6 +120,15 @@ fn write_all(out: &mut File, mut buf: &[u8]) -> io::Result<()> {
 
 /// Unbuffered handles on fd 0 and 1: messages go straight from `read(2)`
 /// into the ring and from the ring to `write(2)`.
+/// Whether `f` is ready to read (or write), waiting at most 100 ms; fails
+/// with `Interrupted` once a termination signal has arrived.
+fn ready(f: &File, write: bool) -> io::Result<bool> {
+    if shm::sys::termination_signal().is_some() {
+        return Err(io::ErrorKind::Interrupted.into());
+    }
+    shm::sys::poll_fd(f.as_fd(), write, std::time::Duration::from_millis(100))
+}
+
 fn raw_stdin() -> io::Result<File> {
     Ok(File::from(io::stdin().as_fd().try_clone_to_owned()?))
 }
