@@ -29,6 +29,20 @@ fn wait_for(what: &str, cond: impl Fn() -> bool) {
 /// Waits (bounded, generously) for a child to exit; kills it and fails if
 /// it does not.
 #[track_caller]
+/// Starts `shmex ARGS` with every stdio stream piped, held by `clean`
+/// (killed and reaped when it drops); returns its index there.
+fn spawn_piped(clean: &mut Cleanup, args: &[&str]) -> usize {
+    clean.hold(
+        shmex()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    )
+}
+
 fn wait_exit(child: &mut Child, what: &str) -> std::process::ExitStatus {
     let start = Instant::now();
     loop {
@@ -129,14 +143,7 @@ fn a_file_goes_through_whole_with_either_side_first() {
 fn empty_input_is_an_empty_stream() {
     let mut clean = Cleanup::new();
     let name = clean.name("empty");
-    let r = clean.hold(
-        shmex()
-            .args(["recv", &name])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let r = spawn_piped(&mut clean, &["recv", &name]);
     wait_for("the channel", || shm_path(&name).exists());
     let out = run(&["send", &name], b"");
     assert_ok(&out);
@@ -159,24 +166,10 @@ fn empty_input_is_an_empty_stream() {
 fn sigkill_of_the_sender_is_peer_gone_for_the_receiver() {
     let mut clean = Cleanup::new();
     let name = clean.name("kill-tx");
-    let r = clean.hold(
-        shmex()
-            .args(["recv", &name])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let r = spawn_piped(&mut clean, &["recv", &name]);
     wait_for("the channel", || shm_path(&name).exists());
     // The sender attaches, sends a little and then waits on its open stdin.
-    let s = clean.hold(
-        shmex()
-            .args(["send", &name])
-            .stdin(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let s = spawn_piped(&mut clean, &["send", &name]);
     clean
         .child(s)
         .stdin
@@ -209,14 +202,7 @@ fn sigkill_of_the_receiver_is_peer_gone_for_the_sender() {
     let name = clean.name("kill-rx");
     // The receiver's stdout is a pipe nobody reads: once it fills, the
     // receiver blocks, the small ring fills, and the sender blocks too.
-    let r = clean.hold(
-        shmex()
-            .args(["recv", &name])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let r = spawn_piped(&mut clean, &["recv", &name]);
     wait_for("the channel", || shm_path(&name).exists());
     let s = clean.hold(
         shmex()
@@ -265,14 +251,7 @@ fn a_sigkill_before_the_peer_came_leaves_a_stale_segment() {
     // A new sender replaces the dead one's channel, and it works.
     use std::os::unix::fs::MetadataExt;
     let old_inode = std::fs::metadata(shm_path(&name)).unwrap().ino();
-    let s2 = clean.hold(
-        shmex()
-            .args(["send", &name])
-            .stdin(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let s2 = spawn_piped(&mut clean, &["send", &name]);
     wait_for("the new channel", || {
         std::fs::metadata(shm_path(&name)).is_ok_and(|m| m.ino() != old_inode)
     });
@@ -313,23 +292,9 @@ fn ctrl_c_of_a_running_pair_leaves_nothing() {
     for sig in ["-INT", "-TERM"] {
         let mut clean = Cleanup::new();
         let name = clean.name("int-pair");
-        let r = clean.hold(
-            shmex()
-                .args(["recv", &name])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap(),
-        );
+        let r = spawn_piped(&mut clean, &["recv", &name]);
         wait_for("the channel", || shm_path(&name).exists());
-        let s = clean.hold(
-            shmex()
-                .args(["send", &name])
-                .stdin(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap(),
-        );
+        let s = spawn_piped(&mut clean, &["send", &name]);
         clean
             .child(s)
             .stdin
@@ -367,23 +332,9 @@ fn ctrl_c_of_a_running_pair_leaves_nothing() {
 fn an_interrupted_sender_is_not_a_clean_end_of_stream() {
     let mut clean = Cleanup::new();
     let name = clean.name("abort");
-    let r = clean.hold(
-        shmex()
-            .args(["recv", &name])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let r = spawn_piped(&mut clean, &["recv", &name]);
     wait_for("the channel", || shm_path(&name).exists());
-    let s = clean.hold(
-        shmex()
-            .args(["send", &name])
-            .stdin(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let s = spawn_piped(&mut clean, &["send", &name]);
     clean
         .child(s)
         .stdin
@@ -410,23 +361,9 @@ fn an_interrupted_sender_is_not_a_clean_end_of_stream() {
 fn a_closed_stdout_ends_recv_cleanly() {
     let mut clean = Cleanup::new();
     let name = clean.name("head");
-    let r = clean.hold(
-        shmex()
-            .args(["recv", &name])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let r = spawn_piped(&mut clean, &["recv", &name]);
     wait_for("the channel", || shm_path(&name).exists());
-    let s = clean.hold(
-        shmex()
-            .args(["send", &name])
-            .stdin(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let s = spawn_piped(&mut clean, &["send", &name]);
     let mut stdin = clean.child(s).stdin.take().unwrap();
     let feeder = std::thread::spawn(move || {
         let chunk = vec![1u8; 64 * 1024];
