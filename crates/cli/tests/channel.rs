@@ -43,6 +43,28 @@ fn spawn_piped(clean: &mut Cleanup, args: &[&str]) -> usize {
     )
 }
 
+/// Writes `data` to child `i`'s stdin.
+fn feed(clean: &mut Cleanup, i: usize, data: &[u8]) {
+    clean
+        .child(i)
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(data)
+        .unwrap();
+}
+
+/// Fills `buf` from child `i`'s stdout.
+fn take(clean: &mut Cleanup, i: usize, buf: &mut [u8]) {
+    clean
+        .child(i)
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(buf)
+        .unwrap();
+}
+
 fn wait_exit(child: &mut Child, what: &str) -> std::process::ExitStatus {
     let start = Instant::now();
     loop {
@@ -170,21 +192,9 @@ fn sigkill_of_the_sender_is_peer_gone_for_the_receiver() {
     wait_for("the channel", || shm_path(&name).exists());
     // The sender attaches, sends a little and then waits on its open stdin.
     let s = spawn_piped(&mut clean, &["send", &name]);
-    clean
-        .child(s)
-        .stdin
-        .as_mut()
-        .unwrap()
-        .write_all(b"before the crash")
-        .unwrap();
+    feed(&mut clean, s, b"before the crash");
     let mut got = [0u8; 16];
-    clean
-        .child(r)
-        .stdout
-        .as_mut()
-        .unwrap()
-        .read_exact(&mut got)
-        .unwrap();
+    take(&mut clean, r, &mut got);
     assert_eq!(&got, b"before the crash");
     assert!(!shm_path(&name).exists(), "both attached: the name is gone");
     clean.child(s).kill().unwrap();
@@ -295,21 +305,9 @@ fn ctrl_c_of_a_running_pair_leaves_nothing() {
         let r = spawn_piped(&mut clean, &["recv", &name]);
         wait_for("the channel", || shm_path(&name).exists());
         let s = spawn_piped(&mut clean, &["send", &name]);
-        clean
-            .child(s)
-            .stdin
-            .as_mut()
-            .unwrap()
-            .write_all(b"x")
-            .unwrap();
+        feed(&mut clean, s, b"x");
         let mut one = [0u8; 1];
-        clean
-            .child(r)
-            .stdout
-            .as_mut()
-            .unwrap()
-            .read_exact(&mut one)
-            .unwrap();
+        take(&mut clean, r, &mut one);
         // As a terminal's Ctrl-C does: both get the signal.
         signal(clean.child(s), sig);
         signal(clean.child(r), sig);
@@ -335,21 +333,9 @@ fn an_interrupted_sender_is_not_a_clean_end_of_stream() {
     let r = spawn_piped(&mut clean, &["recv", &name]);
     wait_for("the channel", || shm_path(&name).exists());
     let s = spawn_piped(&mut clean, &["send", &name]);
-    clean
-        .child(s)
-        .stdin
-        .as_mut()
-        .unwrap()
-        .write_all(b"half")
-        .unwrap();
+    feed(&mut clean, s, b"half");
     let mut got = [0u8; 4];
-    clean
-        .child(r)
-        .stdout
-        .as_mut()
-        .unwrap()
-        .read_exact(&mut got)
-        .unwrap();
+    take(&mut clean, r, &mut got);
     signal(clean.child(s), "-INT");
     assert_eq!(wait_exit(clean.child(s), "send").code(), Some(130));
     assert_eq!(wait_exit(clean.child(r), "recv").code(), Some(1));
