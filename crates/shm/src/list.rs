@@ -5,6 +5,7 @@ use crate::managed::Managed;
 use crate::os::{posix, sysv};
 use crate::sync::ProcessId;
 use crate::{Error, Segment, SegmentId, user_name};
+use std::time::{Duration, Instant};
 
 /// Which backend a segment lives in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -158,8 +159,10 @@ pub fn remove_stale() -> Result<Vec<SegmentInfo>, Error> {
         let ok = match &info.id {
             SegmentId::SysV(_) => {
                 // Re-check by the same shmid, with the count the kernel keeps.
+                // Its creator was dead when it was listed.
                 info.shmid.is_some_and(|shmid| {
-                    sysv::stat(shmid).is_ok_and(|s| s.nattch == 0) && sysv::remove(shmid).is_ok()
+                    sysv::stat(shmid).is_ok_and(|s| sysv_unheld(shmid, s.nattch, false))
+                        && sysv::remove(shmid).is_ok()
                 })
             }
             SegmentId::Posix(name) => {
@@ -208,7 +211,12 @@ fn sysv_info(st: &sysv::Stat) -> SegmentInfo {
         Ok(seg) => {
             // Only a segment that begins with our magic is ours; a raw
             // segment (the seed's, or `--raw`) is foreign.
-            fill_managed(&mut info, seg, st.nattch == 0);
+            let (shmid, nattch) = (st.shmid, st.nattch);
+            fill_managed(&mut info, seg, |m, creator_alive| {
+                // Detach first: this observer must not count itself.
+                drop(m);
+                sysv_unheld(shmid, nattch, creator_alive)
+            });
         }
         Err(Error::PermissionDenied { .. }) => info.status = Status::Unreadable,
         Err(_) => {}
@@ -252,8 +260,9 @@ fn posix_info(id: &SegmentId, maps: &[(u32, String)]) -> SegmentInfo {
     };
     match Segment::open_observer(id) {
         Ok(seg) => {
-            let unheld = seg.posix_unheld() == Some(true);
-            fill_managed(&mut info, seg, unheld);
+            fill_managed(&mut info, seg, |m, _| {
+                m.segment().posix_unheld() == Some(true)
+            });
         }
         Err(Error::PermissionDenied { .. }) => info.status = Status::Unreadable,
         Err(_) => {}
@@ -261,7 +270,46 @@ fn posix_info(id: &SegmentId, maps: &[(u32, String)]) -> SegmentInfo {
     info
 }
 
-fn fill_managed(info: &mut SegmentInfo, seg: Segment, unheld: bool) {
+/// How long a System V attach count above 0 is watched for a moment at 0
+/// before an owned segment whose creator is dead is believed held.
+const OBSERVER_GRACE: Duration = Duration::from_millis(25);
+
+/// Whether no process holds System V segment `shmid`, whose attach count
+/// was `nattch` before this process attached to it.
+///
+/// A holder stays attached for its whole life, but every observer (`ls`,
+/// `inspect`, `rm --stale` in other processes) attaches for a few
+/// microseconds to read the header, and a killed holder's attachment goes
+/// only when its memory is torn down, which a concurrent reader of its
+/// `/proc/PID/maps` delays a little. So a count above 0 is not yet proof of
+/// a holder. While the creator lives the segment is held (a creator of an
+/// owned segment holds it, and removes it when it lets go); once it is
+/// dead, the count is sampled for [`OBSERVER_GRACE`], and a single 0 shows
+/// that nobody holds it. A segment that is gone in the meantime is not
+/// called stale.
+fn sysv_unheld(shmid: i32, nattch: u64, creator_alive: bool) -> bool {
+    if nattch == 0 {
+        return true;
+    }
+    if creator_alive {
+        return false;
+    }
+    let deadline = Instant::now() + OBSERVER_GRACE;
+    loop {
+        match sysv::stat(shmid) {
+            Ok(s) if s.nattch == 0 => return true,
+            Ok(_) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_micros(500));
+            }
+            _ => return false,
+        }
+    }
+}
+
+/// Fills in what the header of a managed segment says. `unheld` is asked,
+/// only for an owned segment, whether no process holds it; it gets the
+/// open segment (to drop or to use) and whether its creator is alive.
+fn fill_managed(info: &mut SegmentInfo, seg: Segment, unheld: impl FnOnce(Managed, bool) -> bool) {
     let mut magic = [0u8; 8];
     if seg.read_at(0, &mut magic).is_err() {
         return;
@@ -277,13 +325,14 @@ fn fill_managed(info: &mut SegmentInfo, seg: Segment, unheld: bool) {
             info.payload = Some(m.payload_len() as u64);
             info.lifetime = m.lifetime();
             let creator = m.creator();
+            let creator_alive = creator.is_alive();
             info.creator_pid = Some(creator.pid);
-            info.creator_alive = Some(creator.is_alive());
+            info.creator_alive = Some(creator_alive);
             info.created = Some((m.created_ns() / 1_000_000_000) as i64);
             info.type_name = Some(m.type_name());
             info.status = match info.lifetime {
                 Some(Lifetime::Persistent) => Status::Persistent,
-                _ if unheld => Status::Stale,
+                _ if unheld(m, creator_alive) => Status::Stale,
                 _ => Status::Live,
             };
         }

@@ -15,7 +15,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -1124,7 +1124,7 @@ struct StaleCase {
 /// `remove_stale` acts on the whole machine, and nextest runs every test in
 /// its own process, so the backends share one test rather than racing each
 /// other's `remove_stale`.
-fn stale_segments_are_found_and_removed(makers: &[Maker]) {
+fn stale_segments_are_found_and_removed(makers: &[Maker], observers: usize) {
     let mut g = Cleanup::new();
     let mut cases = Vec::new();
     for &make in makers {
@@ -1148,6 +1148,31 @@ fn stale_segments_are_found_and_removed(makers: &[Maker]) {
         let status = g.children[c.doomed].wait().expect("reap");
         assert!(!status.success());
     }
+    // The kernel drops a killed holder's attachment (and the lock its
+    // mapping keeps open) when its memory is torn down, and a process reading
+    // its `/proc/PID/maps` at that moment (any concurrent `list`) delays that
+    // a little past `wait`. Bounded: a death that never shows fails.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for c in &cases {
+        while !shm::inspect(&c.dead).is_ok_and(|i| i.status == Status::Stale) {
+            assert!(Instant::now() < deadline, "{} never became stale", c.dead);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    // Observers: threads listing every segment without pause, each listing
+    // attaching to every System V segment for a moment to read its header.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watchers: Vec<_> = (0..observers)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = shm::list();
+                }
+            })
+        })
+        .collect();
 
     let all = shm::list().expect("list");
     let find = |id: &SegmentId| {
@@ -1190,6 +1215,11 @@ fn stale_segments_are_found_and_removed(makers: &[Maker]) {
         open_payload(&c.kept, Duration::ZERO).expect("persistent segment still opens");
     }
 
+    stop.store(true, Ordering::Relaxed);
+    for w in watchers {
+        w.join().expect("observer");
+    }
+
     // The live holders end in order and remove their own segments.
     for c in &cases {
         drop(g.children[c.holder].stdin.take());
@@ -1201,7 +1231,15 @@ fn stale_segments_are_found_and_removed(makers: &[Maker]) {
 
 #[test]
 fn stale_segments_on_both_backends() {
-    stale_segments_are_found_and_removed(&[sysv_id, posix_id]);
+    stale_segments_are_found_and_removed(&[sysv_id, posix_id], 0);
+}
+
+/// The same while other threads list every segment without pause: their
+/// brief attachments (System V counts each one) must not make a stale
+/// segment look held, nor a held one stale.
+#[test]
+fn stale_segments_on_both_backends_while_others_list() {
+    stale_segments_are_found_and_removed(&[sysv_id, posix_id], 2);
 }
 
 /// Property: any sequence of writes and reads at any offsets behaves like a
