@@ -256,8 +256,12 @@ fn a_sigkill_before_the_peer_came_leaves_a_stale_segment() {
     wait_for("the channel", || shm_path(&name).exists());
     clean.child(s).kill().unwrap();
     clean.child(s).wait().unwrap();
-    let info = shm::inspect(&SegmentId::Posix(name.clone())).unwrap();
-    assert_eq!(info.status, shm::Status::Stale, "{info:?}");
+    // The kernel drops the dead sender's mapping, and with it the lock that
+    // says it is alive, when its memory is torn down; a concurrent reader of
+    // its `/proc/PID/maps` can delay that a moment past `wait`.
+    wait_for("the dead sender's channel to be stale", || {
+        shm::inspect(&SegmentId::Posix(name.clone())).is_ok_and(|i| i.status == shm::Status::Stale)
+    });
     // A new sender replaces the dead one's channel, and it works.
     use std::os::unix::fs::MetadataExt;
     let old_inode = std::fs::metadata(shm_path(&name)).unwrap().ino();

@@ -12,11 +12,25 @@ use c::{
 };
 use common::{Cleanup, SegmentId, assert_fails, assert_ok};
 use serde_json::Value;
+use std::time::{Duration, Instant};
 
 /// Everything a failed command could have changed: the bytes, and what
-/// `inspect --json` reports.
+/// `inspect --json` reports once no process is attached.
+///
+/// Nothing holds these segments between commands, but the kernel drops an
+/// exited command's attachment only when its memory is torn down, and any
+/// process reading its `/proc/PID/maps` at that moment (a concurrent
+/// `segment ls`, say) delays that for a moment after `wait` has returned.
+/// So the attach count is read until it settles at 0, bounded; one that
+/// stays above 0 is a real leak and fails the comparison.
 fn snapshot(id: &SegmentId) -> (Vec<u8>, Value) {
-    (bytes_of(id), inspect_json(id))
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut info = inspect_json(id);
+    while info["attached"] != 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+        info = inspect_json(id);
+    }
+    (bytes_of(id), info)
 }
 
 #[test]

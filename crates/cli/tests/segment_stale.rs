@@ -15,6 +15,7 @@ use c::{
 };
 use common::{Cleanup, SegmentId, assert_ok};
 use serde_json::Value;
+use std::time::{Duration, Instant};
 
 fn status_in(list: &[Value], id: &SegmentId) -> String {
     let entry = list
@@ -22,6 +23,26 @@ fn status_in(list: &[Value], id: &SegmentId) -> String {
         .find(|v| is_entry_of(v, id))
         .unwrap_or_else(|| panic!("ls --json does not list {id}"));
     entry["status"].as_str().unwrap_or("(none)").to_owned()
+}
+
+/// Waits, bounded, until `ls` sees `id` as stale. The kernel releases a
+/// killed holder's attachment (and the `flock` its mapping keeps open) when
+/// its memory is torn down, which a process reading its `/proc/PID/maps` at
+/// that moment (any concurrent `segment ls`) delays for a moment after the
+/// holder was reaped. A holder whose death never shows fails here.
+fn await_stale(id: &SegmentId) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = status_in(&ls_json(), id);
+        if status == "stale" {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{id} is still {status:?} 10 s after its only holder was killed"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// How `rm --stale` may name a segment it removed.
@@ -63,6 +84,7 @@ fn rm_stale_removes_only_segments_whose_holders_died() {
             show(&out)
         );
         assert!(exists(&d), "SIGKILL leaves the held segment behind");
+        await_stale(&d);
 
         let h = spawn_holder(
             &mut cleanup,
