@@ -383,8 +383,41 @@ fn one_shot_bad_input_exits_2_and_refused_exits_1(b: Backend) {
         (&["sell", "--account", "alice", "DOLLAR", "8000"], &[]),
         (&["withdraw", "--account", "alice", "TRY", "201000.01"], &[]),
         (&["withdraw", "--account", "alice", "EURO", "1"], &["EURO"]),
+        // A refused order on a new account opens no account: it is judged
+        // against a new account's balances (1000.00 TRY, nothing else)
+        // before anything is opened.
+        (
+            &["buy", "--account", "dave", "DOLLAR", "10000.01"],
+            &["DOLLAR"],
+        ),
+        (&["buy", "--account", "dave", "DOLLAR", "100"], &["dave"]),
+        (&["sell", "--account", "dave", "DOLLAR", "0.01"], &["dave"]),
+        (
+            &["withdraw", "--account", "dave", "TRY", "1000.01"],
+            &["dave"],
+        ),
+        (
+            &["withdraw", "--account", "dave", "EURO", "0.01"],
+            &["dave"],
+        ),
     ];
     ex.assert_all_refused(refused, 1, &before);
+    ex.check();
+
+    // Accepted, the same new account opens with its opening balance and
+    // the order follows it in the journal.
+    ex.ok(&["withdraw", "--account", "dave", "TRY", "1000.00"]);
+    let j = ex.journal();
+    let ops: Vec<_> = j[j.len() - 2..]
+        .iter()
+        .map(|e| {
+            (
+                e["op"].as_str().unwrap_or(""),
+                e["account"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(ops, [("open", "dave"), ("withdraw", "dave")], "{j:?}");
     ex.check();
 }
 

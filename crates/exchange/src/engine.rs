@@ -40,7 +40,7 @@ use crate::layout::{
 };
 use crate::money::{self, Amount, MoneyError, Round};
 use crate::state::{AccountState, Capacity, CurrencyState, Entry, State};
-use crate::types::{AccountId, Code, CurrencyId, Op, check_account_name};
+use crate::types::{AccountId, Code, CurrencyId, Op, Order, check_account_name};
 
 const R: Ordering = Ordering::Relaxed;
 
@@ -543,6 +543,13 @@ impl std::fmt::Debug for Engine<'_> {
     }
 }
 
+/// The account a refusal names: an open one, or one not opened yet.
+#[derive(Clone, Copy)]
+enum Who<'n> {
+    Slot(usize),
+    Named(&'n str),
+}
+
 impl<'a> Engine<'a> {
     // ---- lookups ----------------------------------------------------------
 
@@ -618,8 +625,7 @@ impl<'a> Engine<'a> {
             return None;
         }
         let words = pack_name(name.as_bytes());
-        (0..self.accounts_open())
-            .find(|&i| self.name_matches(i, name.len() as u64, &words))
+        self.find_account(name.len() as u64, &words)
             .map(|i| AccountId(i as u32))
     }
 
@@ -902,57 +908,198 @@ impl<'a> Engine<'a> {
         let words = pack_name(name.as_bytes());
         let len = name.len() as u64;
         self.locked(|| {
-            let n = self.accounts_open();
-            if let Some(i) = (0..n).find(|&i| self.name_matches(i, len, &words)) {
+            if let Some(i) = self.find_account(len, &words) {
                 return Ok((AccountId(i as u32), None));
             }
-            if n >= self.names.len() {
-                return Err(OpError::AccountsFull {
-                    name: name.to_owned(),
-                    capacity: self.names.len(),
-                });
-            }
-            let home = &self.rows[0];
-            let opening = self.head.opening.load(R).max(0);
-            let deposits = home.deposits.load(R);
-            let new_deposits = deposits
-                .checked_add(opening)
-                .ok_or_else(|| Self::overflow("the total of deposits"))?;
-            let mut p = self.pending(Op::Open, 0, None, opening, 0, opening);
-            p.name_len = len;
-            p.name = words;
-            let seq = self.begin(
-                &[(Field::Accounts, n as i64), (Field::Deposits(0), deposits)],
-                &p,
-            );
-            let w = self.head.seq.write();
-            let slot = &self.names[n];
-            slot.len.store(len, R);
-            for (d, v) in slot.bytes.iter().zip(words) {
-                d.store(v, R);
-            }
-            let base = n * self.slots;
-            for b in &self.balances[base..base + self.slots] {
-                b.store(0, R);
-            }
-            self.balances[base].store(opening, R);
-            self.head.n_accounts.store(n as i64 + 1, Ordering::Release);
-            failpoint::hit(self.fp, Failpoint::MidOpen);
-            home.deposits.store(new_deposits, R);
-            self.commit(seq, &p, w);
-            Ok((
-                AccountId(n as u32),
-                Some(Receipt {
-                    seq,
-                    op: Op::Open,
-                    currency: CurrencyId::HOME,
-                    amount: opening,
-                    rate: 0,
-                    total: opening,
-                    balance: opening,
-                }),
-            ))
+            let (i, r) = self.open_locked(name, len, words)?;
+            Ok((AccountId(i as u32), Some(r)))
         })
+    }
+
+    /// Carries out `order` for the account called `name`, opening the
+    /// account first if it is new, but only if the order is accepted.
+    ///
+    /// For a new account the order is judged first against the balances a
+    /// new account would have, and the opening and the order then happen
+    /// under one hold of the lock: a refused order leaves no account and
+    /// no journal record behind. (A process killed between the two leaves
+    /// the account open and the order undone, each atomic.)
+    ///
+    /// Returns the account, the opening's receipt if it was opened now,
+    /// and the order's receipt.
+    ///
+    /// # Errors
+    ///
+    /// [`OpError::BadName`], [`OpError::AccountsFull`], and as
+    /// [`Engine::buy`], [`Engine::sell`], [`Engine::deposit`] and
+    /// [`Engine::withdraw`].
+    pub fn order_as(
+        &self,
+        name: &str,
+        order: Order,
+        c: CurrencyId,
+        amount: i64,
+    ) -> Result<(AccountId, Option<Receipt>, Receipt), OpError> {
+        if let Some(a) = self.account(name) {
+            return Ok((a, None, self.order(order, a, c, amount)?));
+        }
+        check_account_name(name).map_err(OpError::BadName)?;
+        let words = pack_name(name.as_bytes());
+        let len = name.len() as u64;
+        let ci = match order {
+            Order::Buy | Order::Sell => self.foreign(c)?,
+            Order::Deposit | Order::Withdraw => self.any_currency(c)?,
+        };
+        Self::positive(amount, self.ex.decimals[ci])?;
+        self.locked(|| {
+            // Another process may have opened it since the look above.
+            if let Some(i) = self.find_account(len, &words) {
+                let a = AccountId(i as u32);
+                return Ok((a, None, self.order_locked(order, a, ci, amount)?));
+            }
+            // What a new account holds once opened: the opening balance in
+            // the home currency, and the deposits total grown by as much.
+            let opening = self.head.opening.load(R).max(0);
+            let who = Who::Named(name);
+            match order {
+                Order::Buy | Order::Sell => {
+                    let cells = [
+                        self.rows[ci].holding.load(R),
+                        self.rows[0].holding.load(R),
+                        opening,
+                        0,
+                    ];
+                    if order == Order::Buy {
+                        self.plan_trade::<true>(ci, amount, cells, who)?;
+                    } else {
+                        self.plan_trade::<false>(ci, amount, cells, who)?;
+                    }
+                }
+                Order::Deposit | Order::Withdraw => {
+                    let op = Op::from(order);
+                    let bal = if ci == 0 { opening } else { 0 };
+                    let mut total = self.cash_total(op, ci).load(R);
+                    if op == Op::Deposit && ci == 0 {
+                        total = total
+                            .checked_add(opening)
+                            .ok_or_else(|| Self::overflow("the total of deposits"))?;
+                    }
+                    self.plan_cash(op, ci, amount, bal, total, who)?;
+                }
+            }
+            let (i, opened) = self.open_locked(name, len, words)?;
+            let a = AccountId(i as u32);
+            Ok((a, Some(opened), self.order_locked(order, a, ci, amount)?))
+        })
+    }
+
+    /// `order` for the open account `a`: [`Engine::buy`], [`Engine::sell`],
+    /// [`Engine::deposit`] or [`Engine::withdraw`].
+    ///
+    /// # Errors
+    ///
+    /// As the operation.
+    pub fn order(
+        &self,
+        order: Order,
+        a: AccountId,
+        c: CurrencyId,
+        amount: i64,
+    ) -> Result<Receipt, OpError> {
+        match order {
+            Order::Buy => self.buy(a, c, amount),
+            Order::Sell => self.sell(a, c, amount),
+            Order::Deposit => self.deposit(a, c, amount),
+            Order::Withdraw => self.withdraw(a, c, amount),
+        }
+    }
+
+    /// [`Engine::order`] with the lock held and currency `ci` checked.
+    fn order_locked(
+        &self,
+        order: Order,
+        a: AccountId,
+        ci: usize,
+        amount: i64,
+    ) -> Result<Receipt, OpError> {
+        let ai = self.acct(a)?;
+        let op = Op::from(order);
+        match order {
+            Order::Buy | Order::Sell => {
+                let p = self.pending(op, ci, Some(ai), amount, 0, 0);
+                if order == Order::Buy {
+                    self.trade_locked::<true>(ci, ai, amount, p)
+                } else {
+                    self.trade_locked::<false>(ci, ai, amount, p)
+                }
+            }
+            Order::Deposit | Order::Withdraw => {
+                let p = self.pending(op, ci, Some(ai), amount, 0, amount);
+                self.cash_locked(op, ci, ai, amount, &p)
+            }
+        }
+    }
+
+    /// The open account with that packed name.
+    fn find_account(&self, len: u64, words: &[u64; 4]) -> Option<usize> {
+        (0..self.accounts_open()).find(|&i| self.name_matches(i, len, words))
+    }
+
+    /// Opens a new account, under the lock: the next slot, the opening
+    /// balance, journalled.
+    fn open_locked(
+        &self,
+        name: &str,
+        len: u64,
+        words: [u64; 4],
+    ) -> Result<(usize, Receipt), OpError> {
+        let n = self.accounts_open();
+        if n >= self.names.len() {
+            return Err(OpError::AccountsFull {
+                name: name.to_owned(),
+                capacity: self.names.len(),
+            });
+        }
+        let home = &self.rows[0];
+        let opening = self.head.opening.load(R).max(0);
+        let deposits = home.deposits.load(R);
+        let new_deposits = deposits
+            .checked_add(opening)
+            .ok_or_else(|| Self::overflow("the total of deposits"))?;
+        let mut p = self.pending(Op::Open, 0, None, opening, 0, opening);
+        p.name_len = len;
+        p.name = words;
+        let seq = self.begin(
+            &[(Field::Accounts, n as i64), (Field::Deposits(0), deposits)],
+            &p,
+        );
+        let w = self.head.seq.write();
+        let slot = &self.names[n];
+        slot.len.store(len, R);
+        for (d, v) in slot.bytes.iter().zip(words) {
+            d.store(v, R);
+        }
+        let base = n * self.slots;
+        for b in &self.balances[base..base + self.slots] {
+            b.store(0, R);
+        }
+        self.balances[base].store(opening, R);
+        self.head.n_accounts.store(n as i64 + 1, Ordering::Release);
+        failpoint::hit(self.fp, Failpoint::MidOpen);
+        home.deposits.store(new_deposits, R);
+        self.commit(seq, &p, w);
+        Ok((
+            n,
+            Receipt {
+                seq,
+                op: Op::Open,
+                currency: CurrencyId::HOME,
+                amount: opening,
+                rate: 0,
+                total: opening,
+                balance: opening,
+            },
+        ))
     }
 
     /// A customer buys `amount` (minor units) of foreign currency `c`: they
@@ -994,101 +1141,128 @@ impl<'a> Engine<'a> {
         let op = if BUY { Op::Buy } else { Op::Sell };
         let ci = self.foreign(c)?;
         let ai = self.acct(a)?;
-        let dec = self.ex.decimals[ci];
-        Self::positive(amount, dec)?;
+        Self::positive(amount, self.ex.decimals[ci])?;
         // Built before the lock: the name and the clock need no lock.
-        let mut p = self.pending(op, ci, Some(ai), amount, 0, 0);
-        self.locked(|| {
-            let row = &self.rows[ci];
-            let home = &self.rows[0];
-            let bh_cell = &self.balances[ai * self.slots];
-            let bc_cell = &self.balances[ai * self.slots + ci];
-            let stock = row.holding.load(R);
-            let till = home.holding.load(R);
-            let bh = bh_cell.load(R);
-            let bc = bc_cell.load(R);
-            // The new stock, till, home and `c` balances.
-            let (rate, total, new) = if BUY {
-                if stock < amount {
-                    return Err(OpError::InsufficientStock {
-                        code: self.ex.codes[ci].to_string(),
-                        have: self.show(ci, stock),
-                        want: self.show(ci, amount),
-                    });
-                }
-                let rate = row.sell.load(R);
-                let price = money::convert(amount, dec, rate, self.ex.decimals[0], Round::Up)?;
-                if bh < price {
-                    return Err(OpError::InsufficientBalance {
-                        account: self.name_at(ai),
-                        home: self.home().to_string(),
-                        have: self.show(0, bh),
-                        want: self.show(0, price),
-                    });
-                }
-                let new_till = till
-                    .checked_add(price)
-                    .ok_or_else(|| Self::overflow("the till"))?;
-                let new_bc = bc
-                    .checked_add(amount)
-                    .ok_or_else(|| Self::overflow("the balance"))?;
-                (rate, price, [stock - amount, new_till, bh - price, new_bc])
-            } else {
-                if bc < amount {
-                    return Err(OpError::InsufficientHolding {
-                        account: self.name_at(ai),
-                        code: self.ex.codes[ci].to_string(),
-                        have: self.show(ci, bc),
-                        want: self.show(ci, amount),
-                    });
-                }
-                let rate = row.buy.load(R);
-                let proceeds = money::convert(amount, dec, rate, self.ex.decimals[0], Round::Down)?;
-                if till < proceeds {
-                    return Err(OpError::TillShort {
-                        home: self.home().to_string(),
-                        have: self.show(0, till),
-                        want: self.show(0, proceeds),
-                    });
-                }
-                let new_stock = stock
-                    .checked_add(amount)
-                    .ok_or_else(|| Self::overflow("the stock"))?;
-                let new_bh = bh
-                    .checked_add(proceeds)
-                    .ok_or_else(|| Self::overflow("the balance"))?;
-                (
-                    rate,
-                    proceeds,
-                    [new_stock, till - proceeds, new_bh, bc - amount],
-                )
-            };
-            (p.rate, p.total) = (rate, total);
-            let seq = self.begin(
-                &[
-                    (Field::Holding(ci), stock),
-                    (Field::Holding(0), till),
-                    (Field::Balance(ai * self.slots), bh),
-                    (Field::Balance(ai * self.slots + ci), bc),
-                ],
-                &p,
-            );
-            let w = self.head.seq.write();
-            row.holding.store(new[0], R);
-            failpoint::hit(self.fp, Failpoint::MidTrade);
-            home.holding.store(new[1], R);
-            bh_cell.store(new[2], R);
-            bc_cell.store(new[3], R);
-            self.commit(seq, &p, w);
-            Ok(Receipt {
-                seq,
-                op,
-                currency: c,
-                amount,
+        let p = self.pending(op, ci, Some(ai), amount, 0, 0);
+        self.locked(|| self.trade_locked::<BUY>(ci, ai, amount, p))
+    }
+
+    /// The new values of a trade's four cells (the stock of `ci`, the till,
+    /// the account's home and `ci` balances) from their values `cells`,
+    /// with the rate and the total; or why it is refused. Changes nothing.
+    #[inline(always)]
+    fn plan_trade<const BUY: bool>(
+        &self,
+        ci: usize,
+        amount: i64,
+        cells: [i64; 4],
+        who: Who<'_>,
+    ) -> Result<(i64, i64, [i64; 4]), OpError> {
+        let [stock, till, bh, bc] = cells;
+        let row = &self.rows[ci];
+        let dec = self.ex.decimals[ci];
+        if BUY {
+            if stock < amount {
+                return Err(OpError::InsufficientStock {
+                    code: self.ex.codes[ci].to_string(),
+                    have: self.show(ci, stock),
+                    want: self.show(ci, amount),
+                });
+            }
+            let rate = row.sell.load(R);
+            let price = money::convert(amount, dec, rate, self.ex.decimals[0], Round::Up)?;
+            if bh < price {
+                return Err(OpError::InsufficientBalance {
+                    account: self.who(who),
+                    home: self.home().to_string(),
+                    have: self.show(0, bh),
+                    want: self.show(0, price),
+                });
+            }
+            let new_till = till
+                .checked_add(price)
+                .ok_or_else(|| Self::overflow("the till"))?;
+            let new_bc = bc
+                .checked_add(amount)
+                .ok_or_else(|| Self::overflow("the balance"))?;
+            Ok((rate, price, [stock - amount, new_till, bh - price, new_bc]))
+        } else {
+            if bc < amount {
+                return Err(OpError::InsufficientHolding {
+                    account: self.who(who),
+                    code: self.ex.codes[ci].to_string(),
+                    have: self.show(ci, bc),
+                    want: self.show(ci, amount),
+                });
+            }
+            let rate = row.buy.load(R);
+            let proceeds = money::convert(amount, dec, rate, self.ex.decimals[0], Round::Down)?;
+            if till < proceeds {
+                return Err(OpError::TillShort {
+                    home: self.home().to_string(),
+                    have: self.show(0, till),
+                    want: self.show(0, proceeds),
+                });
+            }
+            let new_stock = stock
+                .checked_add(amount)
+                .ok_or_else(|| Self::overflow("the stock"))?;
+            let new_bh = bh
+                .checked_add(proceeds)
+                .ok_or_else(|| Self::overflow("the balance"))?;
+            Ok((
                 rate,
-                total,
-                balance: new[3],
-            })
+                proceeds,
+                [new_stock, till - proceeds, new_bh, bc - amount],
+            ))
+        }
+    }
+
+    /// A trade with the lock held: steps 2–5 of the protocol.
+    #[inline(always)]
+    fn trade_locked<const BUY: bool>(
+        &self,
+        ci: usize,
+        ai: usize,
+        amount: i64,
+        mut p: Pending,
+    ) -> Result<Receipt, OpError> {
+        let op = if BUY { Op::Buy } else { Op::Sell };
+        let row = &self.rows[ci];
+        let home = &self.rows[0];
+        let bh_cell = &self.balances[ai * self.slots];
+        let bc_cell = &self.balances[ai * self.slots + ci];
+        let stock = row.holding.load(R);
+        let till = home.holding.load(R);
+        let bh = bh_cell.load(R);
+        let bc = bc_cell.load(R);
+        let (rate, total, new) =
+            self.plan_trade::<BUY>(ci, amount, [stock, till, bh, bc], Who::Slot(ai))?;
+        (p.rate, p.total) = (rate, total);
+        let seq = self.begin(
+            &[
+                (Field::Holding(ci), stock),
+                (Field::Holding(0), till),
+                (Field::Balance(ai * self.slots), bh),
+                (Field::Balance(ai * self.slots + ci), bc),
+            ],
+            &p,
+        );
+        let w = self.head.seq.write();
+        row.holding.store(new[0], R);
+        failpoint::hit(self.fp, Failpoint::MidTrade);
+        home.holding.store(new[1], R);
+        bh_cell.store(new[2], R);
+        bc_cell.store(new[3], R);
+        self.commit(seq, &p, w);
+        Ok(Receipt {
+            seq,
+            op,
+            currency: CurrencyId(ci as u16),
+            amount,
+            rate,
+            total,
+            balance: new[3],
         })
     }
 
@@ -1116,56 +1290,99 @@ impl<'a> Engine<'a> {
         let ai = self.acct(a)?;
         Self::positive(amount, self.ex.decimals[ci])?;
         let p = self.pending(op, ci, Some(ai), amount, 0, amount);
-        self.locked(|| {
-            let row = &self.rows[ci];
-            let cell = &self.balances[ai * self.slots + ci];
-            let bal = cell.load(R);
-            let (total_cell, field) = if op == Op::Deposit {
-                (&row.deposits, Field::Deposits(ci))
+        self.locked(|| self.cash_locked(op, ci, ai, amount, &p))
+    }
+
+    /// The total a deposit or a withdrawal of `ci` adds to.
+    fn cash_total(&self, op: Op, ci: usize) -> &'a AtomicI64 {
+        let row = &self.rows[ci];
+        if op == Op::Deposit {
+            &row.deposits
+        } else {
+            &row.withdrawals
+        }
+    }
+
+    /// The new balance and total of a deposit or withdrawal from their
+    /// values `bal` and `total`; or why it is refused. Changes nothing.
+    fn plan_cash(
+        &self,
+        op: Op,
+        ci: usize,
+        amount: i64,
+        bal: i64,
+        total: i64,
+        who: Who<'_>,
+    ) -> Result<(i64, i64), OpError> {
+        let new_bal = if op == Op::Deposit {
+            bal.checked_add(amount)
+                .ok_or_else(|| Self::overflow("the balance"))?
+        } else {
+            if bal < amount {
+                return Err(OpError::InsufficientHolding {
+                    account: self.who(who),
+                    code: self.ex.codes[ci].to_string(),
+                    have: self.show(ci, bal),
+                    want: self.show(ci, amount),
+                });
+            }
+            bal - amount
+        };
+        let new_total = total.checked_add(amount).ok_or_else(|| {
+            Self::overflow(if op == Op::Deposit {
+                "the total of deposits"
             } else {
-                (&row.withdrawals, Field::Withdrawals(ci))
-            };
-            let total = total_cell.load(R);
-            let new_bal = if op == Op::Deposit {
-                bal.checked_add(amount)
-                    .ok_or_else(|| Self::overflow("the balance"))?
-            } else {
-                if bal < amount {
-                    return Err(OpError::InsufficientHolding {
-                        account: self.name_at(ai),
-                        code: self.ex.codes[ci].to_string(),
-                        have: self.show(ci, bal),
-                        want: self.show(ci, amount),
-                    });
-                }
-                bal - amount
-            };
-            let new_total = total.checked_add(amount).ok_or_else(|| {
-                Self::overflow(if op == Op::Deposit {
-                    "the total of deposits"
-                } else {
-                    "the total of withdrawals"
-                })
-            })?;
-            let seq = self.begin(
-                &[(Field::Balance(ai * self.slots + ci), bal), (field, total)],
-                &p,
-            );
-            let w = self.head.seq.write();
-            cell.store(new_bal, R);
-            failpoint::hit(self.fp, Failpoint::MidDeposit);
-            total_cell.store(new_total, R);
-            self.commit(seq, &p, w);
-            Ok(Receipt {
-                seq,
-                op,
-                currency: c,
-                amount,
-                rate: 0,
-                total: amount,
-                balance: new_bal,
+                "the total of withdrawals"
             })
+        })?;
+        Ok((new_bal, new_total))
+    }
+
+    /// A deposit or withdrawal with the lock held.
+    fn cash_locked(
+        &self,
+        op: Op,
+        ci: usize,
+        ai: usize,
+        amount: i64,
+        p: &Pending,
+    ) -> Result<Receipt, OpError> {
+        let cell = &self.balances[ai * self.slots + ci];
+        let bal = cell.load(R);
+        let total_cell = self.cash_total(op, ci);
+        let field = if op == Op::Deposit {
+            Field::Deposits(ci)
+        } else {
+            Field::Withdrawals(ci)
+        };
+        let total = total_cell.load(R);
+        let (new_bal, new_total) = self.plan_cash(op, ci, amount, bal, total, Who::Slot(ai))?;
+        let seq = self.begin(
+            &[(Field::Balance(ai * self.slots + ci), bal), (field, total)],
+            p,
+        );
+        let w = self.head.seq.write();
+        cell.store(new_bal, R);
+        failpoint::hit(self.fp, Failpoint::MidDeposit);
+        total_cell.store(new_total, R);
+        self.commit(seq, p, w);
+        Ok(Receipt {
+            seq,
+            op,
+            currency: CurrencyId(ci as u16),
+            amount,
+            rate: 0,
+            total: amount,
+            balance: new_bal,
         })
+    }
+
+    /// The name of the account a refusal is about.
+    fn who(&self, who: Who<'_>) -> String {
+        match who {
+            Who::Slot(i) => self.name_at(i),
+            Who::Named(name) => name.to_owned(),
+        }
     }
 
     /// New quotes for foreign currency `c`; they must satisfy

@@ -139,6 +139,30 @@ impl fmt::Display for Op {
     }
 }
 
+/// What a customer asks of the exchange: the operations on an account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Order {
+    /// Buy foreign currency at the sell rate.
+    Buy,
+    /// Sell foreign currency at the buy rate.
+    Sell,
+    /// Cash in.
+    Deposit,
+    /// Cash out.
+    Withdraw,
+}
+
+impl From<Order> for Op {
+    fn from(o: Order) -> Op {
+        match o {
+            Order::Buy => Op::Buy,
+            Order::Sell => Op::Sell,
+            Order::Deposit => Op::Deposit,
+            Order::Withdraw => Op::Withdraw,
+        }
+    }
+}
+
 /// An open account, by position. Valid for the exchange that returned it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct AccountId(pub(crate) u32);

@@ -8,7 +8,7 @@ mod common;
 
 use common::{Backend, create};
 use exchange::money::{Round, convert};
-use exchange::{AccountId, Capacity, CurrencyId, Engine, Op, OpError, State};
+use exchange::{Capacity, CurrencyId, Op, OpError, Order, State};
 use proptest::prelude::*;
 
 const NAMES: [&str; 6] = ["alice", "bob", "carol", "dave", "erin", "frank"];
@@ -127,17 +127,22 @@ fn model(s: &State, a: usize, c: usize, act: &Action) -> Option<State> {
     Some(s)
 }
 
-/// The account, opened on first use as the command line does; `None`
-/// when there is no room for it.
-fn account(e: &Engine<'_>, ids: &mut [Option<AccountId>], a: usize) -> Option<AccountId> {
-    if ids[a].is_none() {
-        match e.open_account(NAMES[a]) {
-            Ok((id, _)) => ids[a] = Some(id),
-            Err(OpError::AccountsFull { .. }) => {}
-            Err(err) => panic!("open {}: {err}", NAMES[a]),
-        }
+/// `before` with account `name` just opened, as the engine opens one; `None`
+/// if there is no room for it.
+fn with_new_account(before: &State, name: &str, room: usize) -> Option<State> {
+    if before.accounts.len() >= room {
+        return None;
     }
-    ids[a]
+    let mut s = before.clone();
+    let mut b = vec![0; s.currencies.len()];
+    b[0] = s.opening;
+    s.accounts.push(exchange::AccountState {
+        name: name.into(),
+        balances: b,
+    });
+    s.currencies[0].deposits = s.currencies[0].deposits.checked_add(s.opening)?;
+    s.next_seq += 1;
+    Some(s)
 }
 
 fn run(backend: Backend, actions: &[Action]) -> Result<(), TestCaseError> {
@@ -151,13 +156,6 @@ fn run(backend: Backend, actions: &[Action]) -> Result<(), TestCaseError> {
     let e = ex.engine();
     let mut ids = vec![None; NAMES.len()];
     for act in actions {
-        if let Action::Buy(a, ..)
-        | Action::Sell(a, ..)
-        | Action::Deposit(a, ..)
-        | Action::Withdraw(a, ..) = act
-        {
-            account(&e, &mut ids, *a);
-        }
         let before = e.state().expect("state");
         let journal_before = e.journal(None);
         let (result, expected) = match act {
@@ -192,17 +190,28 @@ fn run(backend: Backend, actions: &[Action]) -> Result<(), TestCaseError> {
             | Action::Sell(a, c, x)
             | Action::Deposit(a, c, x)
             | Action::Withdraw(a, c, x) => {
-                let Some(id) = ids[*a] else {
-                    continue;
-                };
                 let cid = CurrencyId::from_index(*c);
-                let r = match act {
-                    Action::Buy(..) => e.buy(id, cid, *x),
-                    Action::Sell(..) => e.sell(id, cid, *x),
-                    Action::Deposit(..) => e.deposit(id, cid, *x),
-                    _ => e.withdraw(id, cid, *x),
+                let order = match act {
+                    Action::Buy(..) => Order::Buy,
+                    Action::Sell(..) => Order::Sell,
+                    Action::Deposit(..) => Order::Deposit,
+                    _ => Order::Withdraw,
                 };
-                (r.map(Some), model(&before, id.index(), *c, act))
+                if let Some(id) = ids[*a] {
+                    let r = e.order(order, id, cid, *x);
+                    (r.map(Some), model(&before, id.index(), *c, act))
+                } else {
+                    // A new name: the account opens with the order, and only
+                    // if the order is accepted (and there is room for it).
+                    let want = with_new_account(&before, NAMES[*a], cap.accounts)
+                        .and_then(|opened| model(&opened, opened.accounts.len() - 1, *c, act));
+                    let r = e.order_as(NAMES[*a], order, cid, *x);
+                    if let Ok((id, opened, _)) = &r {
+                        prop_assert!(opened.is_some(), "{} was not new", NAMES[*a]);
+                        ids[*a] = Some(*id);
+                    }
+                    (r.map(|(_, _, rc)| Some(rc)), want)
+                }
             }
         };
         let after = e.state().expect("state");
@@ -212,7 +221,7 @@ fn run(backend: Backend, actions: &[Action]) -> Result<(), TestCaseError> {
         match (result, expected) {
             (Ok(Some(receipt)), Some(want)) => {
                 prop_assert_eq!(&after, &want, "after {:?}", act);
-                prop_assert_eq!(receipt.seq, before.next_seq);
+                prop_assert_eq!(receipt.seq + 1, want.next_seq);
                 let j = e.journal(None);
                 let last = j.last().expect("a journal record");
                 prop_assert_eq!(last.seq, receipt.seq);

@@ -25,7 +25,8 @@ use crate::error::BadInput;
 use crate::util::parse_mode;
 
 pub use demo::demo;
-use trade::{Verb, parse_order};
+use exchange::Order;
+use trade::parse_order;
 
 /// The exchange's name when none is given.
 pub const DEFAULT_NAME: &str = "shmex-exchange";
@@ -76,7 +77,7 @@ pub enum Sub {
     /// nothing, and the loop goes on. With --json every answer is one object:
     /// {"ok":true,"op":"buy","account":"alice","code":"DOLLAR","amount":"100.00","rate":"13.72",
     /// "total":"1372.00","seq":17}, or {"ok":false,"error":"..."}. Lines longer than 1024 bytes
-    /// or not UTF-8 are refused. The account opens on first use with the opening balance.
+    /// or not UTF-8 are refused. A new account opens, with the opening balance, when the loop starts.
     Trade(TradeArgs),
     /// Buy AMOUNT of CODE at the exchange's sell rate.
     Buy(OneShot),
@@ -144,7 +145,7 @@ pub struct InitArgs {
 /// Flags of `trade`.
 #[derive(Debug, clap::Args)]
 pub struct TradeArgs {
-    /// The account to trade for (opened on first use).
+    /// The account to trade for (opened when the loop starts, if new).
     #[arg(long, value_name = "NAME")]
     pub account: String,
     /// Answer every line with one JSON object.
@@ -155,7 +156,8 @@ pub struct TradeArgs {
 /// Flags of `buy`, `sell`, `deposit` and `withdraw`.
 #[derive(Debug, clap::Args)]
 pub struct OneShot {
-    /// The account (opened on first use).
+    /// The account. A new one opens with the opening balance, but only
+    /// if the order is accepted: a refused order opens nothing.
     #[arg(long, value_name = "NAME")]
     pub account: String,
     /// Currency code.
@@ -249,10 +251,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Sub::Init(a) => init(&id, &a),
         Sub::Quote(a) => quote(&id, a.json),
         Sub::Trade(a) => trade::run(&id, &a.account, a.json),
-        Sub::Buy(a) => one_shot(&id, Verb::Buy, &a),
-        Sub::Sell(a) => one_shot(&id, Verb::Sell, &a),
-        Sub::Deposit(a) => one_shot(&id, Verb::Deposit, &a),
-        Sub::Withdraw(a) => one_shot(&id, Verb::Withdraw, &a),
+        Sub::Buy(a) => one_shot(&id, Order::Buy, &a),
+        Sub::Sell(a) => one_shot(&id, Order::Sell, &a),
+        Sub::Deposit(a) => one_shot(&id, Order::Deposit, &a),
+        Sub::Withdraw(a) => one_shot(&id, Order::Withdraw, &a),
         Sub::SetRate(a) => set_rate(&id, &a),
         Sub::Accounts(a) => accounts(&id, a.json),
         Sub::Journal(a) => journal(&id, a.tail, a.json),
@@ -361,15 +363,15 @@ fn quote(id: &SegmentId, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn one_shot(id: &SegmentId, verb: Verb, a: &OneShot) -> anyhow::Result<ExitCode> {
-    // Everything about the input is checked before anything changes: a bad
-    // order opens no account.
+fn one_shot(id: &SegmentId, order: Order, a: &OneShot) -> anyhow::Result<ExitCode> {
+    // Everything about the input is checked before anything changes, and a
+    // new account is opened only if the order is accepted: a bad or
+    // refused order changes nothing.
     check_account_name(&a.account).map_err(BadInput)?;
     let ex = open(id)?;
     let e = ex.engine();
-    let order = parse_order(verb, &a.code, &a.amount, &e.currencies()).map_err(BadInput)?;
-    let (acct, _) = e.open_account(&a.account)?;
-    let r = order.apply(&e, acct)?;
+    let request = parse_order(order, &a.code, &a.amount, &e.currencies()).map_err(BadInput)?;
+    let r = request.apply_as(&e, &a.account)?;
     let mut line = String::new();
     trade::answer(&mut line, &e, &a.account, &r, a.json);
     std::io::stdout().lock().write_all(line.as_bytes())?;

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use exchange::money::{self, Amount, Rate};
 use exchange::{
-    AccountId, Code, CurrencyId, Engine, OpError, QuoteRow, Receipt, check_account_name,
+    AccountId, Code, CurrencyId, Engine, Op, OpError, Order, QuoteRow, Receipt, check_account_name,
 };
 use shm::SegmentId;
 
@@ -21,67 +21,46 @@ pub const MAX_LINE: usize = 1024;
 
 const HELP: &str = "buy CODE AMOUNT | sell CODE AMOUNT | deposit CODE AMOUNT | withdraw CODE AMOUNT | quote | balance | help | quit";
 
-/// A mutation named on a line or the command line.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verb {
-    /// Buy foreign currency at the sell rate.
-    Buy,
-    /// Sell foreign currency at the buy rate.
-    Sell,
-    /// Cash in.
-    Deposit,
-    /// Cash out.
-    Withdraw,
+/// The order a word names (any case): `buy`, `sell`, `deposit` or
+/// `withdraw`.
+pub fn parse_verb(word: &str) -> Option<Order> {
+    [Order::Buy, Order::Sell, Order::Deposit, Order::Withdraw]
+        .into_iter()
+        .find(|&o| word.eq_ignore_ascii_case(verb_name(o)))
 }
 
-impl Verb {
-    /// The verb for `word` (any case).
-    pub fn parse(word: &str) -> Option<Verb> {
-        let eq = |w: &str| word.eq_ignore_ascii_case(w);
-        if eq("buy") {
-            Some(Verb::Buy)
-        } else if eq("sell") {
-            Some(Verb::Sell)
-        } else if eq("deposit") {
-            Some(Verb::Deposit)
-        } else if eq("withdraw") {
-            Some(Verb::Withdraw)
-        } else {
-            None
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Verb::Buy => "buy",
-            Verb::Sell => "sell",
-            Verb::Deposit => "deposit",
-            Verb::Withdraw => "withdraw",
-        }
-    }
+/// The word for an order.
+fn verb_name(o: Order) -> &'static str {
+    Op::from(o).name()
 }
 
-/// A validated order, ready to apply.
+/// A validated request, ready to carry out.
 #[derive(Clone, Copy, Debug)]
-pub struct Order {
-    verb: Verb,
+pub struct Request {
+    order: Order,
     currency: CurrencyId,
     amount: i64,
 }
 
-impl Order {
-    /// Applies it for `account`.
+impl Request {
+    /// Carries it out for the open account `account`.
     ///
     /// # Errors
     ///
     /// The exchange's refusal.
     pub fn apply(&self, e: &Engine<'_>, account: AccountId) -> Result<Receipt, OpError> {
-        match self.verb {
-            Verb::Buy => e.buy(account, self.currency, self.amount),
-            Verb::Sell => e.sell(account, self.currency, self.amount),
-            Verb::Deposit => e.deposit(account, self.currency, self.amount),
-            Verb::Withdraw => e.withdraw(account, self.currency, self.amount),
-        }
+        e.order(self.order, account, self.currency, self.amount)
+    }
+
+    /// Carries it out for the account called `name`, opening it first if it
+    /// is new and the request is accepted (a refused one opens nothing).
+    ///
+    /// # Errors
+    ///
+    /// The exchange's refusal.
+    pub fn apply_as(&self, e: &Engine<'_>, name: &str) -> Result<Receipt, OpError> {
+        e.order_as(name, self.order, self.currency, self.amount)
+            .map(|(_, _, r)| r)
     }
 }
 
@@ -103,24 +82,24 @@ pub fn unknown_currency(code: &str, currencies: &[(Code, u32)]) -> String {
 /// Validates `VERB CODE AMOUNT` against the exchange's currencies. The
 /// message of an error says what is wrong and what is expected.
 pub fn parse_order(
-    verb: Verb,
+    order: Order,
     code: &str,
     amount: &str,
     currencies: &[(Code, u32)],
-) -> Result<Order, String> {
+) -> Result<Request, String> {
     let c = Code::new(code)
         .ok()
         .and_then(|c| currencies.iter().position(|(x, _)| *x == c))
         .ok_or_else(|| unknown_currency(code, currencies))?;
-    if c == 0 && matches!(verb, Verb::Buy | Verb::Sell) {
+    if c == 0 && matches!(order, Order::Buy | Order::Sell) {
         return Err(OpError::HomeCurrency {
             code: currencies[0].0.to_string(),
         }
         .to_string());
     }
     let amount = money::parse_amount(amount, currencies[c].1).map_err(|e| e.to_string())?;
-    Ok(Order {
-        verb,
+    Ok(Request {
+        order,
         currency: CurrencyId::from_index(c),
         amount,
     })
@@ -255,8 +234,8 @@ impl Loop<'_, '_> {
             error(out, &format!("empty line: expected {HELP}"), json);
             return false;
         };
-        if let Some(v) = Verb::parse(verb) {
-            let usage = || format!("expected `{} CODE AMOUNT`", v.name());
+        if let Some(v) = parse_verb(verb) {
+            let usage = || format!("expected `{} CODE AMOUNT`", verb_name(v));
             let (Some(code), Some(amount)) = (words.next(), words.next()) else {
                 error(
                     out,
