@@ -1235,16 +1235,14 @@ fn stale_segments_are_found_and_removed(makers: &[Maker], observers: usize) {
     }
 }
 
+/// Once alone, then again while other threads list every segment without
+/// pause: their brief attachments (System V counts each one) must not make
+/// a stale segment look held, nor a held one stale. One test, not two, so
+/// that no two `remove_stale` calls race under `cargo test` either (it runs
+/// the tests of a binary as threads of one process).
 #[test]
 fn stale_segments_on_both_backends() {
     stale_segments_are_found_and_removed(&[sysv_id, posix_id], 0);
-}
-
-/// The same while other threads list every segment without pause: their
-/// brief attachments (System V counts each one) must not make a stale
-/// segment look held, nor a held one stale.
-#[test]
-fn stale_segments_on_both_backends_while_others_list() {
     stale_segments_are_found_and_removed(&[sysv_id, posix_id], 2);
 }
 
