@@ -117,6 +117,16 @@ impl End {
         }
     }
 
+    /// The largest message the ring takes.
+    fn capacity(&self) -> usize {
+        ring::max_message(self.size)
+    }
+
+    /// Whether the peer has attached.
+    fn peer_attached(&self) -> bool {
+        self.peer_fields().0.load(Ordering::Acquire) != 0
+    }
+
     /// The peer's pid if it attached and has died since (checked at most
     /// every park slice, since reading `/proc` costs microseconds).
     fn dead_peer(&mut self, now: Instant) -> Option<u32> {
@@ -396,7 +406,7 @@ impl Sender {
     /// The largest message this channel takes.
     #[must_use]
     pub fn capacity(&self) -> usize {
-        self.core.max_message()
+        self.end.capacity()
     }
 
     /// The channel's key or name, for messages.
@@ -408,7 +418,7 @@ impl Sender {
     /// Whether the receiver has attached.
     #[must_use]
     pub fn peer_attached(&self) -> bool {
-        self.end.ctl().setup.rx_pid.load(Ordering::Acquire) != 0
+        self.end.peer_attached()
     }
 
     /// Changes how this end waits.
@@ -723,7 +733,7 @@ impl Receiver {
     /// The largest message this channel takes.
     #[must_use]
     pub fn capacity(&self) -> usize {
-        ring::max_message(self.end.size)
+        self.end.capacity()
     }
 
     /// The channel's key or name, for messages.
@@ -735,7 +745,7 @@ impl Receiver {
     /// Whether the sender has attached.
     #[must_use]
     pub fn peer_attached(&self) -> bool {
-        self.end.ctl().setup.tx_pid.load(Ordering::Acquire) != 0
+        self.end.peer_attached()
     }
 
     /// Changes how this end waits.

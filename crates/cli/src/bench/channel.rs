@@ -280,11 +280,9 @@ fn lat_floor(sizes: &Sizes, place: &Placement) -> anyhow::Result<Lat> {
     let single = place.worker.is_none();
     let lat = ping_pong(sizes, |i| {
         flip.store(2 * i + 1, Ordering::Release);
-        let mut spins = 0u32;
+        let mut spin = Spin::new(single);
         while flip.load(Ordering::Acquire) != 2 * i + 2 {
-            spin_or_yield(single);
-            spins = spins.wrapping_add(1);
-            if spins & ((1 << 20) - 1) == 0 {
+            if spin.turn() {
                 w.check_running()?;
             }
         }
@@ -294,12 +292,39 @@ fn lat_floor(sizes: &Sizes, place: &Placement) -> anyhow::Result<Lat> {
     Ok(lat)
 }
 
-fn spin_or_yield(single: bool) {
-    if single {
-        std::thread::yield_now();
-    } else {
-        std::hint::spin_loop();
+/// A busy wait of a benchmark, one turn at a time: a spin, or a yield where
+/// both processes share one CPU. Every 2^20 turns, [`Spin::turn`] says it
+/// is time to look whether the other process still runs (a look is a
+/// system call, too dear for every turn).
+pub(super) struct Spin {
+    single: bool,
+    turns: u32,
+}
+
+impl Spin {
+    pub(super) fn new(single: bool) -> Spin {
+        Spin { single, turns: 0 }
     }
+
+    /// One turn; true when it is time to look at the other process.
+    #[inline(always)]
+    pub(super) fn turn(&mut self) -> bool {
+        if self.single {
+            std::thread::yield_now();
+        } else {
+            std::hint::spin_loop();
+        }
+        self.turns = self.turns.wrapping_add(1);
+        self.turns & ((1 << 20) - 1) == 0
+    }
+}
+
+/// For a worker: fails once the measuring process `parent` is gone.
+pub(super) fn check_parent(parent: u32) -> anyhow::Result<()> {
+    if std::os::unix::process::parent_id() != parent {
+        bail!("the measuring process is gone");
+    }
+    Ok(())
 }
 
 struct RemoveOnDrop(SegmentId);
@@ -926,12 +951,10 @@ fn w_floor(name: &str, total: u64, single: bool) -> anyhow::Result<()> {
     ready.store(1, Ordering::Release);
     let parent = std::os::unix::process::parent_id();
     for i in 0..total {
-        let mut spins = 0u32;
+        let mut spin = Spin::new(single);
         while flip.load(Ordering::Acquire) != 2 * i + 1 {
-            spin_or_yield(single);
-            spins = spins.wrapping_add(1);
-            if spins & ((1 << 22) - 1) == 0 && std::os::unix::process::parent_id() != parent {
-                bail!("the measuring process is gone");
+            if spin.turn() {
+                check_parent(parent)?;
             }
         }
         flip.store(2 * i + 2, Ordering::Release);

@@ -21,7 +21,7 @@ use iceoryx2::prelude::*;
 
 use shm::sync::ProcessId;
 
-use super::{Lat, Placement, Sizes, WorkerProc, await_worker, ping_pong};
+use super::{Lat, Placement, Sizes, Spin, WorkerProc, await_worker, check_parent, ping_pong};
 
 /// How this benchmark's iceoryx2 roots and prefixes start; the rest is the
 /// owner's pid, its start time and a counter.
@@ -191,7 +191,7 @@ pub(super) fn lat_iceoryx(sizes: &Sizes, place: &Placement) -> anyhow::Result<La
             publisher
                 .send_copy(i)
                 .map_err(|e| anyhow!("iceoryx2 send: {e:?}"))?;
-            let mut spins = 0u32;
+            let mut spin = Spin::new(single);
             loop {
                 if let Some(sample) = subscriber
                     .receive()
@@ -202,9 +202,7 @@ pub(super) fn lat_iceoryx(sizes: &Sizes, place: &Placement) -> anyhow::Result<La
                     }
                     break;
                 }
-                super::spin_or_yield(single);
-                spins = spins.wrapping_add(1);
-                if spins & ((1 << 20) - 1) == 0 {
+                if spin.turn() {
                     w.check_running()?;
                 }
             }
@@ -241,7 +239,7 @@ pub(super) fn worker(args: &[String], single: bool) -> anyhow::Result<()> {
         .map_err(|e| anyhow!("cannot create an iceoryx2 publisher: {e:?}"))?;
     let parent = std::os::unix::process::parent_id();
     for _ in 0..total {
-        let mut spins = 0u32;
+        let mut spin = Spin::new(single);
         let v = loop {
             if let Some(sample) = subscriber
                 .receive()
@@ -249,10 +247,8 @@ pub(super) fn worker(args: &[String], single: bool) -> anyhow::Result<()> {
             {
                 break *sample;
             }
-            super::spin_or_yield(single);
-            spins = spins.wrapping_add(1);
-            if spins & ((1 << 22) - 1) == 0 && std::os::unix::process::parent_id() != parent {
-                bail!("the measuring process is gone");
+            if spin.turn() {
+                check_parent(parent)?;
             }
         };
         publisher
