@@ -9,9 +9,9 @@ mod common;
 use c::{
     ALPHABET, C_CONSUMER_OUTPUT, SHMEX_CONSUMER_OUTPUT, alphabet_written, assert_gone,
     assert_prints, bytes_of, exists, finish, finish_ok, run_c_consumer, show, spawn_c_producer,
-    spawn_shmex, still_running, wait_until,
+    spawn_shmex, still_running,
 };
-use common::{Cleanup, SegmentId};
+use common::{Cleanup, SegmentId, wait_until};
 
 fn sysv(key: i32) -> SegmentId {
     SegmentId::SysV(key)

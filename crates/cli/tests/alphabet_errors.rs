@@ -8,9 +8,9 @@ mod common;
 use c::{
     ALPHABET, SHMEX_CONSUMER_OUTPUT, alphabet_written, assert_created_nothing, assert_gone,
     assert_prints, bytes_of, exists, finish_ok, refused, run_tracked, show, spawn_shmex,
-    still_running, strings, wait_until,
+    still_running, strings,
 };
-use common::{Cleanup, SegmentId, stdout};
+use common::{Cleanup, SegmentId, stdout, wait_until};
 
 /// Asserts a wait that timed out: exit status 1 and one line `shmex: …`.
 #[track_caller]

@@ -13,19 +13,6 @@ fn shm_path(name: &str) -> std::path::PathBuf {
     Path::new("/dev/shm").join(name)
 }
 
-/// Waits (bounded) until `cond` holds.
-#[track_caller]
-fn wait_for(what: &str, cond: impl Fn() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 /// Waits (bounded, generously) for a child to exit; kills it and fails if
 /// it does not.
 #[track_caller]
@@ -149,11 +136,11 @@ fn a_file_goes_through_whole_with_either_side_first() {
         };
         let (s, r) = if sender_first {
             let s = clean.hold(send());
-            wait_for("the sender's channel", || shm_path(&name).exists());
+            wait_until("the sender's channel", || shm_path(&name).exists());
             (s, clean.hold(recv()))
         } else {
             let r = clean.hold(recv());
-            wait_for("the receiver's channel", || shm_path(&name).exists());
+            wait_until("the receiver's channel", || shm_path(&name).exists());
             (clean.hold(send()), r)
         };
         let st = wait_exit(clean.child(s), "send");
@@ -179,7 +166,7 @@ fn empty_input_is_an_empty_stream() {
     let mut clean = Cleanup::new();
     let name = clean.name("empty");
     let r = spawn_piped(&mut clean, &["recv", &name]);
-    wait_for("the channel", || shm_path(&name).exists());
+    wait_until("the channel", || shm_path(&name).exists());
     let out = run(&["send", &name], b"");
     assert_ok(&out);
     let st = wait_exit(clean.child(r), "recv");
@@ -202,7 +189,7 @@ fn sigkill_of_the_sender_is_peer_gone_for_the_receiver() {
     let mut clean = Cleanup::new();
     let name = clean.name("kill-tx");
     let r = spawn_piped(&mut clean, &["recv", &name]);
-    wait_for("the channel", || shm_path(&name).exists());
+    wait_until("the channel", || shm_path(&name).exists());
     // The sender attaches, sends a little and then waits on its open stdin.
     let s = spawn_piped(&mut clean, &["send", &name]);
     feed(&mut clean, s, b"before the crash");
@@ -228,7 +215,7 @@ fn sigkill_of_the_receiver_is_peer_gone_for_the_sender() {
     // The receiver's stdout is a pipe nobody reads: once it fills, the
     // receiver blocks, the small ring fills, and the sender blocks too.
     let r = spawn_piped(&mut clean, &["recv", &name]);
-    wait_for("the channel", || shm_path(&name).exists());
+    wait_until("the channel", || shm_path(&name).exists());
     let s = clean.hold(
         shmex()
             .args(["send", &name, "--capacity", "4K"])
@@ -270,20 +257,20 @@ fn a_sigkill_before_the_peer_came_leaves_a_stale_segment() {
             .spawn()
             .unwrap(),
     );
-    wait_for("the channel", || shm_path(&name).exists());
+    wait_until("the channel", || shm_path(&name).exists());
     clean.child(s).kill().unwrap();
     clean.child(s).wait().unwrap();
     // The kernel drops the dead sender's mapping, and with it the lock that
     // says it is alive, when its memory is torn down; a concurrent reader of
     // its `/proc/PID/maps` can delay that a moment past `wait`.
-    wait_for("the dead sender's channel to be stale", || {
+    wait_until("the dead sender's channel to be stale", || {
         shm::inspect(&SegmentId::Posix(name.clone())).is_ok_and(|i| i.status == shm::Status::Stale)
     });
     // A new sender replaces the dead one's channel, and it works.
     use std::os::unix::fs::MetadataExt;
     let old_inode = std::fs::metadata(shm_path(&name)).unwrap().ino();
     let s2 = spawn_piped(&mut clean, &["send", &name]);
-    wait_for("the new channel", || {
+    wait_until("the new channel", || {
         std::fs::metadata(shm_path(&name)).is_ok_and(|m| m.ino() != old_inode)
     });
     let mut stdin = clean.child(s2).stdin.take().unwrap();
@@ -309,7 +296,7 @@ fn ctrl_c_of_a_lone_end_removes_its_channel() {
                 .spawn()
                 .unwrap(),
         );
-        wait_for("the channel", || shm_path(&name).exists());
+        wait_until("the channel", || shm_path(&name).exists());
         signal(clean.child(c), "-INT");
         let st = wait_exit(clean.child(c), cmd);
         assert_eq!(st.code(), Some(130), "{cmd}");
@@ -324,7 +311,7 @@ fn ctrl_c_of_a_running_pair_leaves_nothing() {
         let mut clean = Cleanup::new();
         let name = clean.name("int-pair");
         let r = spawn_piped(&mut clean, &["recv", &name]);
-        wait_for("the channel", || shm_path(&name).exists());
+        wait_until("the channel", || shm_path(&name).exists());
         let s = spawn_piped(&mut clean, &["send", &name]);
         feed(&mut clean, s, b"x");
         let mut one = [0u8; 1];
@@ -352,7 +339,7 @@ fn an_interrupted_sender_is_not_a_clean_end_of_stream() {
     let mut clean = Cleanup::new();
     let name = clean.name("abort");
     let r = spawn_piped(&mut clean, &["recv", &name]);
-    wait_for("the channel", || shm_path(&name).exists());
+    wait_until("the channel", || shm_path(&name).exists());
     let s = spawn_piped(&mut clean, &["send", &name]);
     feed(&mut clean, s, b"half");
     let mut got = [0u8; 4];
@@ -369,7 +356,7 @@ fn a_closed_stdout_ends_recv_cleanly() {
     let mut clean = Cleanup::new();
     let name = clean.name("head");
     let r = spawn_piped(&mut clean, &["recv", &name]);
-    wait_for("the channel", || shm_path(&name).exists());
+    wait_until("the channel", || shm_path(&name).exists());
     let s = spawn_piped(&mut clean, &["send", &name]);
     let mut stdin = clean.child(s).stdin.take().unwrap();
     let feeder = std::thread::spawn(move || {
@@ -418,7 +405,7 @@ fn a_second_receiver_is_refused() {
             .spawn()
             .unwrap(),
     );
-    wait_for("the channel", || shm_path(&name).exists());
+    wait_until("the channel", || shm_path(&name).exists());
     let out = run(&["recv", &name, "--timeout", "1"], b"");
     assert_fails(&out, 1, "already has a receiver");
     assert!(

@@ -10,9 +10,8 @@ use c::{
     assert_created_nothing, assert_gone, both_backends, bytes_of, cmd, create, exists,
     inspect_json, refused, remove, run_args, run_tracked, segment_ok, show, strings,
 };
-use common::{Cleanup, SegmentId, assert_fails, assert_ok};
+use common::{Cleanup, SegmentId, assert_fails, assert_ok, wait_until};
 use serde_json::Value;
-use std::time::{Duration, Instant};
 
 /// Everything a failed command could have changed: the bytes, and what
 /// `inspect --json` reports once no process is attached.
@@ -22,14 +21,13 @@ use std::time::{Duration, Instant};
 /// process reading its `/proc/PID/maps` at that moment (a concurrent
 /// `segment ls`, say) delays that for a moment after `wait` has returned.
 /// So the attach count is read until it settles at 0, bounded; one that
-/// stays above 0 is a real leak and fails the comparison.
+/// stays above 0 is a real leak and fails.
 fn snapshot(id: &SegmentId) -> (Vec<u8>, Value) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut info = inspect_json(id);
-    while info["attached"] != 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
+    let mut info = Value::Null;
+    wait_until(&format!("no process is attached to {id}"), || {
         info = inspect_json(id);
-    }
+        info["attached"] == 0
+    });
     (bytes_of(id), info)
 }
 

@@ -13,9 +13,8 @@ use c::{
     assert_gone, bytes_of, cmd, create, exists, finish, is_entry_of, ls_json, remove, show, signal,
     spawn_holder,
 };
-use common::{Cleanup, SegmentId, assert_ok};
+use common::{Cleanup, SegmentId, assert_ok, wait_until};
 use serde_json::Value;
-use std::time::{Duration, Instant};
 
 fn status_in(list: &[Value], id: &SegmentId) -> String {
     let entry = list
@@ -31,18 +30,9 @@ fn status_in(list: &[Value], id: &SegmentId) -> String {
 /// that moment (any concurrent `segment ls`) delays for a moment after the
 /// holder was reaped. A holder whose death never shows fails here.
 fn await_stale(id: &SegmentId) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let status = status_in(&ls_json(), id);
-        if status == "stale" {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{id} is still {status:?} 10 s after its only holder was killed"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_until(&format!("{id} is listed stale"), || {
+        status_in(&ls_json(), id) == "stale"
+    });
 }
 
 /// How `rm --stale` may name a segment it removed.

@@ -14,17 +14,13 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use shm::SegmentId;
 
-use crate::common::{Cleanup, assert_fails, assert_ok, shmex, stderr, stdout};
+use crate::common::{Cleanup, PATIENCE, assert_fails, assert_ok, shmex, stderr, stdout};
 
 /// What the seed's C consumer prints: it stops before `z`.
 pub const C_CONSUMER_OUTPUT: &str = "abcdefghijklmnopqrstuvwxy\n";
 /// What `shmex alphabet consume` prints: all 26 letters.
 pub const SHMEX_CONSUMER_OUTPUT: &str = "abcdefghijklmnopqrstuvwxyz\n";
 pub const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz";
-
-/// A hang guard for the waits below, not a speed goal: only a broken
-/// program takes this long.
-pub const PATIENCE: Duration = Duration::from_secs(60);
 
 /// The compiled C fixtures.
 #[derive(Debug)]
@@ -183,19 +179,6 @@ pub fn assert_prints(out: &Output, expected: &str) {
 /// Whether a background child still runs.
 pub fn still_running(cleanup: &mut Cleanup, i: usize) -> bool {
     cleanup.child(i).try_wait().expect("try_wait").is_none()
-}
-
-/// Polls `cond` until it holds; panics after [`PATIENCE`].
-#[track_caller]
-pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "gave up after {PATIENCE:?} waiting until {what}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// Sends a signal (`INT`, `TERM`, `KILL`) with the system's `kill`.

@@ -6,8 +6,26 @@
 use std::io::Write;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 pub use shm::SegmentId;
+
+/// A hang guard for the tests' waits, not a speed goal: only a broken
+/// program takes this long.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Polls `cond` until it holds; panics after [`PATIENCE`].
+#[track_caller]
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "gave up after {PATIENCE:?} waiting until {what}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
 
 /// A `Command` for the built `shmex` binary.
 pub fn shmex() -> Command {
