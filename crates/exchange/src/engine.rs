@@ -543,6 +543,13 @@ impl std::fmt::Debug for Engine<'_> {
     }
 }
 
+/// A valid account name as the segment stores it: its length and its
+/// packed words.
+fn packed(name: &str) -> Result<(u64, [u64; 4]), OpError> {
+    check_account_name(name).map_err(OpError::BadName)?;
+    Ok((name.len() as u64, pack_name(name.as_bytes())))
+}
+
 /// The account a refusal names: an open one, or one not opened yet.
 #[derive(Clone, Copy)]
 enum Who<'n> {
@@ -621,12 +628,8 @@ impl<'a> Engine<'a> {
     /// The open account named `name`, without taking the lock.
     #[must_use]
     pub fn account(&self, name: &str) -> Option<AccountId> {
-        if check_account_name(name).is_err() {
-            return None;
-        }
-        let words = pack_name(name.as_bytes());
-        self.find_account(name.len() as u64, &words)
-            .map(|i| AccountId(i as u32))
+        let (len, words) = packed(name).ok()?;
+        self.find_account(len, &words).map(|i| AccountId(i as u32))
     }
 
     /// The name of an account.
@@ -904,9 +907,7 @@ impl<'a> Engine<'a> {
     ///
     /// [`OpError::BadName`], [`OpError::AccountsFull`], [`OpError::Lock`].
     pub fn open_account(&self, name: &str) -> Result<(AccountId, Option<Receipt>), OpError> {
-        check_account_name(name).map_err(OpError::BadName)?;
-        let words = pack_name(name.as_bytes());
-        let len = name.len() as u64;
+        let (len, words) = packed(name)?;
         self.locked(|| {
             if let Some(i) = self.find_account(len, &words) {
                 return Ok((AccountId(i as u32), None));
@@ -940,12 +941,11 @@ impl<'a> Engine<'a> {
         c: CurrencyId,
         amount: i64,
     ) -> Result<(AccountId, Option<Receipt>, Receipt), OpError> {
-        if let Some(a) = self.account(name) {
+        let (len, words) = packed(name)?;
+        if let Some(i) = self.find_account(len, &words) {
+            let a = AccountId(i as u32);
             return Ok((a, None, self.order(order, a, c, amount)?));
         }
-        check_account_name(name).map_err(OpError::BadName)?;
-        let words = pack_name(name.as_bytes());
-        let len = name.len() as u64;
         let ci = match order {
             Order::Buy | Order::Sell => self.foreign(c)?,
             Order::Deposit | Order::Withdraw => self.any_currency(c)?,

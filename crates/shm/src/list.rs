@@ -159,9 +159,9 @@ pub fn remove_stale() -> Result<Vec<SegmentInfo>, Error> {
         let ok = match &info.id {
             SegmentId::SysV(_) => {
                 // Re-check by the same shmid, with the count the kernel keeps.
-                // Its creator was dead when it was listed.
+                let creator_alive = info.creator_alive == Some(true);
                 info.shmid.is_some_and(|shmid| {
-                    sysv::stat(shmid).is_ok_and(|s| sysv_unheld(shmid, s.nattch, false))
+                    sysv::stat(shmid).is_ok_and(|s| sysv_unheld(shmid, s.nattch, creator_alive))
                         && sysv::remove(shmid).is_ok()
                 })
             }
