@@ -421,11 +421,6 @@ impl Sender {
         self.end.peer_attached()
     }
 
-    /// Changes how this end waits.
-    pub fn set_wait(&mut self, wait: Wait) {
-        self.end.wait = wait;
-    }
-
     fn too_large(&self, len: usize) -> Result<(), SendError> {
         if len > self.capacity() {
             return Err(SendError::TooLarge {
@@ -746,11 +741,6 @@ impl Receiver {
     #[must_use]
     pub fn peer_attached(&self) -> bool {
         self.end.peer_attached()
-    }
-
-    /// Changes how this end waits.
-    pub fn set_wait(&mut self, wait: Wait) {
-        self.end.wait = wait;
     }
 
     /// The next message's offset and length, `None` at the end of the

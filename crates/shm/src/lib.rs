@@ -36,39 +36,21 @@
 #![deny(missing_docs)]
 
 mod error;
-pub mod eventfd;
 pub mod header;
 mod id;
 mod list;
 mod managed;
-pub mod membarrier;
 mod os;
 mod segment;
 mod shared;
 pub mod sync;
-pub mod sys;
-mod users;
 
 pub use error::Error;
 pub use header::{Kind, Lifetime};
 pub use id::SegmentId;
 pub use list::{Backend, SegmentInfo, Status, inspect, list, remove_stale};
 pub use managed::{DEFAULT_READY_WAIT, Managed, ManagedOptions};
+pub use os::users::user_name;
+pub use os::{eventfd, membarrier, sys, total_memory};
 pub use segment::{Access, Segment};
 pub use shared::Shared;
-pub use users::user_name;
-
-/// Page size of this machine, used to round segment sizes in messages.
-#[must_use]
-pub fn page_size() -> usize {
-    os::page_size()
-}
-
-/// Total physical memory of this machine in bytes, or `None` if unknown.
-#[must_use]
-pub fn total_memory() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    kib.checked_mul(1024)
-}

@@ -356,22 +356,6 @@ impl Segment {
         self.access
     }
 
-    /// The start of the mapping. Getting it is safe; reading or writing
-    /// through it is the caller's `unsafe` business.
-    #[must_use]
-    pub fn as_ptr(&self) -> *mut u8 {
-        self.ptr.as_ptr()
-    }
-
-    /// Number of attachments the kernel counts (System V only).
-    #[must_use]
-    pub fn attach_count(&self) -> Option<u64> {
-        match &self.handle {
-            Handle::SysV { shmid } => sysv::stat(*shmid).ok().map(|s| s.nattch),
-            Handle::Posix { .. } => None,
-        }
-    }
-
     /// Whether some *other* process holds this POSIX segment (its shared
     /// flock), for stale detection. `None` for System V, or when this
     /// handle is itself a holder.
