@@ -28,7 +28,10 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             return 2;
         }
         if let Some(e) = cause.downcast_ref::<shm::Error>()
-            && matches!(e, shm::Error::Invalid(_) | shm::Error::OutOfBounds(_))
+            && matches!(
+                e,
+                shm::Error::Invalid(_) | shm::Error::OutOfBounds(_) | shm::Error::ReadOnly { .. }
+            )
         {
             return 2;
         }

@@ -63,9 +63,20 @@ pub enum Error {
         /// How long the opener waited.
         waited_ms: u64,
     },
-    /// A read or write outside the segment, or a write to a read-only one.
+    /// A read or write outside the segment, or a typed view at a misaligned
+    /// offset.
     #[error("{0}")]
     OutOfBounds(String),
+    /// A write, atomic byte access or typed view on a segment attached
+    /// read-only.
+    #[error("segment {what} is attached read-only: {op} needs a read-write attach")]
+    ReadOnly {
+        /// The segment.
+        what: String,
+        /// What was refused: `a write`, `atomic byte access` or `a typed
+        /// view`.
+        op: &'static str,
+    },
     /// Any other system call failure.
     #[error("{op} on segment {what} failed: {source}")]
     Os {

@@ -327,7 +327,8 @@ impl Managed {
     ///
     /// # Errors
     ///
-    /// [`Error::OutOfBounds`] past the end or on a read-only attach.
+    /// [`Error::OutOfBounds`] past the end; [`Error::ReadOnly`] on a
+    /// read-only attach.
     pub fn write_payload(&self, offset: usize, data: &[u8]) -> Result<(), Error> {
         self.bounds(offset, data.len())?;
         self.seg.write_at(HEADER_SIZE + offset, data)

@@ -914,15 +914,21 @@ fn read_only_attach_refuses_writes(make: Maker) {
     ro.read_at(0, &mut b).expect("read");
     assert_eq!(&b, b"data");
     let err = ro.write_at(0, b"nope").expect_err("write read-only");
-    assert!(matches!(err, Error::OutOfBounds(_)), "{err:?}");
+    assert!(matches!(err, Error::ReadOnly { .. }), "{err:?}");
     assert_eq!(
         err.to_string(),
-        format!("segment {id} is attached read-only")
+        format!("segment {id} is attached read-only: a write needs a read-write attach")
     );
     let err = ro.view::<AtomicU32>(0).expect_err("typed view read-only");
+    assert!(matches!(err, Error::ReadOnly { .. }), "{err:?}");
     assert_eq!(
         err.to_string(),
-        format!("segment {id} is attached read-only; typed views need read-write")
+        format!("segment {id} is attached read-only: a typed view needs a read-write attach")
+    );
+    let err = ro.bytes().expect_err("atomic bytes read-only");
+    assert_eq!(
+        err.to_string(),
+        format!("segment {id} is attached read-only: atomic byte access needs a read-write attach")
     );
     rw.read_at(0, &mut b).expect("read");
     assert_eq!(&b, b"data", "nothing changed");
@@ -941,10 +947,13 @@ fn read_only_attach_refuses_writes(make: Maker) {
     ro.read_payload(0, &mut c).expect("read payload");
     assert_eq!(u64::from_ne_bytes(c), 41);
     let err = ro.write_payload(0, b"x").expect_err("write payload");
+    assert!(matches!(err, Error::ReadOnly { .. }), "{err:?}");
     assert!(err.to_string().contains("attached read-only"), "{err}");
     let err = ro.payload_view::<Payload>(0).expect_err("payload view");
+    assert!(matches!(err, Error::ReadOnly { .. }), "{err:?}");
     assert!(
-        err.to_string().contains("typed views need read-write"),
+        err.to_string()
+            .contains("a typed view needs a read-write attach"),
         "{err}"
     );
 }
