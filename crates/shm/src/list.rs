@@ -1,6 +1,6 @@
 //! Listing segments of both backends, and finding the stale ones.
 
-use crate::header::{Kind, Lifetime};
+use crate::header::{HeaderBytes, Kind, Lifetime};
 use crate::managed::Managed;
 use crate::os::{posix, sysv};
 use crate::sync::ProcessId;
@@ -310,12 +310,7 @@ fn sysv_unheld(shmid: i32, nattch: u64, creator_alive: bool) -> bool {
 /// only for an owned segment, whether no process holds it; it gets the
 /// open segment (to drop or to use) and whether its creator is alive.
 fn fill_managed(info: &mut SegmentInfo, seg: Segment, unheld: impl FnOnce(Managed, bool) -> bool) {
-    let mut magic = [0u8; 8];
-    if seg.read_at(0, &mut magic).is_err() {
-        return;
-    }
-    let magic = u64::from_ne_bytes(magic);
-    if magic != crate::header::MAGIC {
+    if HeaderBytes::read(&seg).magic() != crate::header::MAGIC {
         // A raw segment (the seed's, or `--raw`), or another program's.
         return;
     }

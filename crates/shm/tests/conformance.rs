@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
-use shm::header::{self, HEADER_SIZE, Layout, offsets};
+use shm::header::{self, HEADER_SIZE, Header, HeaderBytes, Layout, offsets};
 use shm::{
     Access, DEFAULT_READY_WAIT, Error, Kind, Lifetime, Managed, ManagedOptions, Segment, SegmentId,
     Status,
@@ -51,17 +51,6 @@ shm::shared_struct! {
         words: [AtomicU64; 4],
     }
 }
-
-/// Header fields that `header::offsets` does not name; the order of the
-/// fields in `header::Header` fixes them (tests check the value they expect
-/// to find before patching, so a wrong offset fails loudly).
-const WORD_BITS: usize = 28;
-const TYPE_ALIGN: usize = 48;
-const TOTAL_SIZE: usize = 56;
-const PAYLOAD_SIZE: usize = 64;
-const HEADER_SIZE_FIELD: usize = 16;
-const TYPE_NAME_LEN: usize = 96;
-const TYPE_NAME: usize = 104;
 
 /// Payload bytes of the managed segments here: a whole page with the header.
 const PAYLOAD: u64 = 4096 - HEADER_SIZE as u64;
@@ -532,7 +521,7 @@ fn wrong_size_is_incompatible(make: Maker) {
         )
     );
 
-    patch_u64(m.segment(), TOTAL_SIZE, 4096, 8192);
+    patch_u64(m.segment(), offsets::TOTAL_SIZE, 4096, 8192);
     let msg = incompatible(open_payload(&id, Duration::ZERO), &id);
     assert_eq!(
         msg,
@@ -540,8 +529,8 @@ fn wrong_size_is_incompatible(make: Maker) {
             "segment {id} is corrupted: its header says 8192 bytes (payload {PAYLOAD}) but the segment has 4096"
         )
     );
-    patch_u64(m.segment(), TOTAL_SIZE, 8192, 4096);
-    patch_u64(m.segment(), PAYLOAD_SIZE, PAYLOAD, PAYLOAD - 8);
+    patch_u64(m.segment(), offsets::TOTAL_SIZE, 8192, 4096);
+    patch_u64(m.segment(), offsets::PAYLOAD_SIZE, PAYLOAD, PAYLOAD - 8);
     let msg = incompatible(open_payload(&id, Duration::ZERO), &id);
     assert!(
         msg.contains(&format!(
@@ -550,7 +539,7 @@ fn wrong_size_is_incompatible(make: Maker) {
         )),
         "{msg}"
     );
-    patch_u64(m.segment(), PAYLOAD_SIZE, PAYLOAD - 8, PAYLOAD);
+    patch_u64(m.segment(), offsets::PAYLOAD_SIZE, PAYLOAD - 8, PAYLOAD);
     open_payload(&id, Duration::ZERO).expect("restored header opens again");
 
     let tiny_id = g.id(make);
@@ -607,7 +596,7 @@ fn wrong_layout_fingerprint_is_incompatible(make: Maker) {
 
     // A stored layout that was changed without its fingerprint is caught too.
     patch_u64(m.segment(), offsets::FINGERPRINT, fp ^ 1, fp);
-    patch_u64(m.segment(), TYPE_ALIGN, 8, 16);
+    patch_u64(m.segment(), offsets::TYPE_ALIGN, 8, 16);
     let msg = incompatible(open_payload(&id, Duration::ZERO), &id);
     assert!(msg.contains("fingerprint does not match"), "{msg}");
 }
@@ -653,15 +642,15 @@ fn wrong_format_version_is_incompatible(make: Maker) {
         header::MAGIC,
     );
 
-    patch_u32(seg, WORD_BITS, usize::BITS, 32);
+    patch_u32(seg, offsets::WORD_BITS, usize::BITS, 32);
     let msg = incompatible(open_payload(&id, Duration::ZERO), &id);
     assert!(msg.contains("was made on a 32-bit machine"), "{msg}");
-    patch_u32(seg, WORD_BITS, 32, usize::BITS);
+    patch_u32(seg, offsets::WORD_BITS, 32, usize::BITS);
 
-    patch_u32(seg, HEADER_SIZE_FIELD, HEADER_SIZE as u32, 512);
+    patch_u32(seg, offsets::HEADER_SIZE, HEADER_SIZE as u32, 512);
     let msg = incompatible(open_payload(&id, Duration::ZERO), &id);
     assert!(msg.contains("header size 512 instead of 256"), "{msg}");
-    patch_u32(seg, HEADER_SIZE_FIELD, 512, HEADER_SIZE as u32);
+    patch_u32(seg, offsets::HEADER_SIZE, 512, HEADER_SIZE as u32);
 
     let msg = incompatible(
         Managed::open(
@@ -695,7 +684,7 @@ fn wrong_format_version_is_incompatible(make: Maker) {
 
     patch_u32(
         seg,
-        TYPE_NAME_LEN,
+        offsets::TYPE_NAME_LEN,
         Layout::of::<Payload>().type_name.len() as u32,
         97,
     );
@@ -705,11 +694,81 @@ fn wrong_format_version_is_incompatible(make: Maker) {
     // A header fully restored opens again: the patches above were the cause.
     patch_u32(
         seg,
-        TYPE_NAME_LEN,
+        offsets::TYPE_NAME_LEN,
         97,
         Layout::of::<Payload>().type_name.len() as u32,
     );
     open_payload(&id, Duration::ZERO).expect("restored header opens");
+}
+
+/// The header's two descriptions agree: every field written through the
+/// `Header` struct is read back under its own name by `HeaderBytes`, and
+/// lies at its fixed byte position in native byte order. Each field gets a
+/// value no other field has, so an accessor that read a neighbour fails.
+fn header_fields_read_back_by_name(make: Maker) {
+    let mut g = Cleanup::new();
+    let id = g.id(make);
+    let seg = Segment::create(&id, HEADER_SIZE as u64, 0o600).expect("create");
+    let h = seg.view::<Header>(0).expect("typed view of the header");
+    let w32 = |i: u32| 0xA5A5_0000 | i;
+    let w64 = |i: u64| 0x5A5A_0000_0000_0000 | i;
+    let r = Ordering::Relaxed;
+    h.magic.store(w64(0), r);
+    h.version.store(w32(1), r);
+    h.state.store(w32(2), r);
+    h.header_size.store(w32(3), r);
+    h.kind.store(w32(4), r);
+    h.lifetime.store(w32(5), r);
+    h.word_bits.store(w32(6), r);
+    h.fingerprint.store(w64(7), r);
+    h.type_size.store(w64(8), r);
+    h.type_align.store(w64(9), r);
+    h.total_size.store(w64(10), r);
+    h.payload_size.store(w64(11), r);
+    h.creator_uid.store(w32(12), r);
+    h.creator_pid.store(w32(13), r);
+    h.creator_start.store(w64(14), r);
+    h.created_ns.store(w64(15), r);
+    h.type_name_len.store(5, r);
+    h.reserved.store(w32(17), r);
+    for (dst, b) in h.type_name.iter().zip(b"namesandmore") {
+        dst.store(*b, r);
+    }
+
+    let b = HeaderBytes::read(&seg);
+    let fields: [(&str, u64, usize, u64); 18] = [
+        ("magic", b.magic(), 0, w64(0)),
+        ("version", b.version().into(), 8, w32(1).into()),
+        ("state", b.state().into(), 12, w32(2).into()),
+        ("header_size", b.header_size().into(), 16, w32(3).into()),
+        ("kind", b.kind().into(), 20, w32(4).into()),
+        ("lifetime", b.lifetime().into(), 24, w32(5).into()),
+        ("word_bits", b.word_bits().into(), 28, w32(6).into()),
+        ("fingerprint", b.fingerprint(), 32, w64(7)),
+        ("type_size", b.type_size(), 40, w64(8)),
+        ("type_align", b.type_align(), 48, w64(9)),
+        ("total_size", b.total_size(), 56, w64(10)),
+        ("payload_size", b.payload_size(), 64, w64(11)),
+        ("creator_uid", b.creator_uid().into(), 72, w32(12).into()),
+        ("creator_pid", b.creator_pid().into(), 76, w32(13).into()),
+        ("creator_start", b.creator_start(), 80, w64(14)),
+        ("created_ns", b.created_ns(), 88, w64(15)),
+        ("type_name_len", b.type_name_len().into(), 96, 5),
+        ("reserved", b.reserved().into(), 100, w32(17).into()),
+    ];
+    for (name, by_name, at, want) in fields {
+        assert_eq!(by_name, want, "{name} read by name");
+        let at_position = if want > u64::from(u32::MAX) {
+            read_u64(&seg, at)
+        } else {
+            u64::from(read_u32(&seg, at))
+        };
+        assert_eq!(at_position, want, "{name} at byte {at}");
+    }
+    assert_eq!(b.type_name(), b"names", "type name, cut at its length");
+    let mut at_position = [0u8; 5];
+    seg.read_at(104, &mut at_position).expect("read");
+    assert_eq!(&at_position, b"names", "type name at byte 104");
 }
 
 /// Segments shmex did not make (raw bytes) are refused by `Managed::open`
@@ -750,7 +809,7 @@ fn random_header_is_refused(make: Maker) {
     );
     runner(96)
         .run(&strategy, |(mut h, fix)| {
-            let name_len = u32::from(h[TYPE_NAME_LEN]) % 97;
+            let name_len = u32::from(h[offsets::TYPE_NAME_LEN]) % 97;
             let mut put = |bit: u16, off: usize, bytes: &[u8]| {
                 if fix & (1 << bit) != 0 {
                     h[off..off + bytes.len()].copy_from_slice(bytes);
@@ -758,15 +817,15 @@ fn random_header_is_refused(make: Maker) {
             };
             put(0, offsets::MAGIC, &header::MAGIC.to_ne_bytes());
             put(1, offsets::VERSION, &header::FORMAT_VERSION.to_ne_bytes());
-            put(2, WORD_BITS, &usize::BITS.to_ne_bytes());
-            put(3, HEADER_SIZE_FIELD, &(HEADER_SIZE as u32).to_ne_bytes());
-            put(4, TOTAL_SIZE, &(total as u64).to_ne_bytes());
-            put(4, PAYLOAD_SIZE, &64u64.to_ne_bytes());
+            put(2, offsets::WORD_BITS, &usize::BITS.to_ne_bytes());
+            put(3, offsets::HEADER_SIZE, &(HEADER_SIZE as u32).to_ne_bytes());
+            put(4, offsets::TOTAL_SIZE, &(total as u64).to_ne_bytes());
+            put(4, offsets::PAYLOAD_SIZE, &64u64.to_ne_bytes());
             put(5, offsets::KIND, &Kind::Bytes.code().to_ne_bytes());
             put(6, offsets::LIFETIME, &Lifetime::Owned.code().to_ne_bytes());
             put(7, offsets::STATE, &header::STATE_READY.to_ne_bytes());
-            put(8, TYPE_NAME_LEN, &name_len.to_ne_bytes());
-            put(8, TYPE_NAME, &[b'x'; 96]);
+            put(8, offsets::TYPE_NAME_LEN, &name_len.to_ne_bytes());
+            put(8, offsets::TYPE_NAME, &[b'x'; 96]);
 
             let seg = Segment::create(&id, total as u64, 0o600).map_err(fail)?;
             let _remove = RemoveOnDrop(&id);
@@ -820,9 +879,11 @@ fn every_checked_header_byte_matters(make: Maker) {
             seg.write_at(off, &[b[0] ^ xor]).map_err(fail)?;
             let lifetime = read_u32(seg, offsets::LIFETIME);
             let checked = match off {
-                0..24 | 28..72 | 96..100 => true,
-                24..28 => Lifetime::from_code(lifetime).is_none(),
-                _ => (TYPE_NAME..TYPE_NAME + name_len).contains(&off),
+                offsets::MAGIC..offsets::LIFETIME
+                | offsets::WORD_BITS..offsets::CREATOR_UID
+                | offsets::TYPE_NAME_LEN..offsets::RESERVED => true,
+                offsets::LIFETIME..offsets::WORD_BITS => Lifetime::from_code(lifetime).is_none(),
+                _ => (offsets::TYPE_NAME..offsets::TYPE_NAME + name_len).contains(&off),
             };
             let r = open_payload(&id, Duration::from_millis(5));
             match (checked, r) {
@@ -1331,6 +1392,7 @@ both_backends!(
     wrong_size_is_incompatible,
     wrong_layout_fingerprint_is_incompatible,
     wrong_format_version_is_incompatible,
+    header_fields_read_back_by_name,
     foreign_segment_is_refused,
     random_header_is_refused,
     every_checked_header_byte_matters,
