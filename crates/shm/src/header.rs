@@ -57,7 +57,7 @@ crate::shared_struct! {
         pub state: AtomicU32,
         /// [`HEADER_SIZE`].
         pub header_size: AtomicU32,
-        /// A [`Kind`] code.
+        /// A [`Kind`](crate::Kind) code.
         pub kind: AtomicU32,
         /// A [`Lifetime`] code.
         pub lifetime: AtomicU32,
@@ -217,58 +217,14 @@ impl HeaderBytes {
     }
 }
 
-/// What a managed segment holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Kind {
-    /// Plain bytes (`shmex segment create`).
-    Bytes,
-    /// A producer/consumer ring.
-    Channel,
-    /// A currency exchange.
-    Exchange,
-}
-
-impl Kind {
-    /// The code stored in the header.
-    #[must_use]
-    pub fn code(self) -> u32 {
-        match self {
-            Kind::Bytes => 1,
-            Kind::Channel => 2,
-            Kind::Exchange => 3,
-        }
-    }
-
-    /// The kind for a stored code.
-    #[must_use]
-    pub fn from_code(code: u32) -> Option<Kind> {
-        match code {
-            1 => Some(Kind::Bytes),
-            2 => Some(Kind::Channel),
-            3 => Some(Kind::Exchange),
-            _ => None,
-        }
-    }
-
-    /// Lowercase name for listings.
-    #[must_use]
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Bytes => "bytes",
-            Kind::Channel => "channel",
-            Kind::Exchange => "exchange",
-        }
-    }
-}
-
 /// Whether a segment outlives its creator on purpose (design rule 7).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Lifetime {
-    /// Outlives its creator (an exchange, a plain `segment create`); never
-    /// stale.
+    /// Outlives its creator on purpose (a store others come back to);
+    /// never stale.
     Persistent,
-    /// Belongs to the processes attached to it (a channel, a held segment);
-    /// stale once they are all dead.
+    /// Belongs to the processes attached to it (a rendezvous between
+    /// them); stale once they are all dead.
     Owned,
 }
 

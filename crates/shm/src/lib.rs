@@ -38,6 +38,7 @@
 mod error;
 pub mod header;
 mod id;
+mod kind;
 mod list;
 mod managed;
 mod os;
@@ -46,8 +47,9 @@ mod shared;
 pub mod sync;
 
 pub use error::Error;
-pub use header::{Kind, Lifetime};
+pub use header::Lifetime;
 pub use id::SegmentId;
+pub use kind::{Kind, register_kind};
 pub use list::{Backend, SegmentInfo, Status, inspect, list, remove_stale};
 pub use managed::{DEFAULT_READY_WAIT, Managed, ManagedOptions};
 pub use os::users::user_name;

@@ -1,10 +1,10 @@
 //! Listing segments of both backends, and finding the stale ones.
 
-use crate::header::{HeaderBytes, Kind, Lifetime};
+use crate::header::{HeaderBytes, Lifetime};
 use crate::managed::Managed;
 use crate::os::{posix, sysv};
 use crate::sync::ProcessId;
-use crate::{Error, Segment, SegmentId, user_name};
+use crate::{Error, Kind, Segment, SegmentId, user_name};
 use std::time::{Duration, Instant};
 
 /// Which backend a segment lives in.
@@ -22,7 +22,7 @@ pub enum Status {
     /// Managed, owned, and some process holds it.
     Live,
     /// Managed, owned, and every process that held it is dead:
-    /// `segment rm --stale` removes it.
+    /// [`remove_stale`] removes it.
     Stale,
     /// Managed and persistent: it outlives its creator on purpose.
     Persistent,
@@ -52,7 +52,7 @@ impl Status {
     }
 }
 
-/// One segment as `segment ls` and `segment inspect` show it.
+/// One segment as [`list`] and [`inspect`] describe it.
 #[derive(Clone, Debug)]
 pub struct SegmentInfo {
     /// Backend.
@@ -65,7 +65,8 @@ pub struct SegmentInfo {
     pub size: u64,
     /// Bytes after the header, for a managed segment.
     pub payload: Option<u64>,
-    /// What a managed segment holds; `None` for foreign ones.
+    /// What a managed segment holds (see [`Kind`] for how it is named);
+    /// `None` for foreign ones.
     pub kind: Option<Kind>,
     /// A managed segment's lifetime.
     pub lifetime: Option<Lifetime>,
@@ -316,7 +317,7 @@ fn fill_managed(info: &mut SegmentInfo, seg: Segment, unheld: impl FnOnce(Manage
     }
     match Managed::observe(seg) {
         Ok(m) => {
-            info.kind = m.kind();
+            info.kind = Some(m.kind());
             info.payload = Some(m.payload_len() as u64);
             info.lifetime = m.lifetime();
             let creator = m.creator();

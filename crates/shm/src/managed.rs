@@ -3,9 +3,9 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::header::{self, HEADER_SIZE, Header, HeaderBytes, Kind, Layout, Lifetime, offsets};
+use crate::header::{self, HEADER_SIZE, Header, HeaderBytes, Layout, Lifetime, offsets};
 use crate::sync::ProcessId;
-use crate::{Access, Error, Segment, SegmentId, Shared};
+use crate::{Access, Error, Kind, Segment, SegmentId, Shared};
 
 /// How to create a managed segment.
 #[derive(Clone, Debug)]
@@ -112,7 +112,8 @@ impl Managed {
     /// # Errors
     ///
     /// [`Error::NotFound`], [`Error::PermissionDenied`], [`Error::NotReady`],
-    /// or [`Error::Incompatible`] saying exactly what differs.
+    /// [`Error::Foreign`] for a segment without a managed header, or
+    /// [`Error::Incompatible`] saying exactly what differs.
     pub fn open(
         id: &SegmentId,
         access: Access,
@@ -125,8 +126,8 @@ impl Managed {
         Ok(m)
     }
 
-    /// Opens any managed segment, validating the header but not the payload
-    /// type (for `shmex segment` commands).
+    /// Opens any managed segment, validating the header but not the kind
+    /// or payload type (for tools that work on segments of every kind).
     ///
     /// # Errors
     ///
@@ -140,9 +141,9 @@ impl Managed {
             });
             match attempt {
                 Ok(seg) => return Ok(Managed { seg }),
-                Err(Error::NotReady { .. }) | Err(Error::Incompatible { .. })
-                    if start.elapsed() < wait && still_initializing(id) =>
-                {
+                Err(
+                    Error::NotReady { .. } | Error::Incompatible { .. } | Error::Foreign { .. },
+                ) if start.elapsed() < wait && still_initializing(id) => {
                     std::thread::sleep(Duration::from_millis(2));
                 }
                 Err(Error::NotReady { what, .. }) => {
@@ -172,14 +173,10 @@ impl Managed {
     pub fn expect(&self, kind: Kind, layout: &Layout) -> Result<(), Error> {
         let what = self.seg.id().to_string();
         let have = self.kind();
-        if have != Some(kind) {
+        if have != kind {
             return Err(Error::Incompatible {
                 what,
-                reason: format!(
-                    "holds a shmex {}, not a {}",
-                    have.map_or("segment of unknown kind", Kind::name),
-                    kind.name()
-                ),
+                reason: format!("holds a shmex {have}, not a {kind}"),
             });
         }
         let (name, size, align) = (self.type_name(), self.type_size(), self.type_align());
@@ -220,9 +217,10 @@ impl Managed {
         self.seg.id()
     }
 
-    /// What it holds, if the code is known.
+    /// What it holds (named if this crate knows the code or it was
+    /// registered with [`register_kind`](crate::register_kind)).
     #[must_use]
-    pub fn kind(&self) -> Option<Kind> {
+    pub fn kind(&self) -> Kind {
         Kind::from_code(self.snapshot().kind())
     }
 
@@ -373,9 +371,13 @@ fn check(seg: &Segment) -> Result<(), Error> {
         what: what.clone(),
         reason,
     };
+    let foreign = |reason: String| Error::Foreign {
+        what: what.clone(),
+        reason,
+    };
     if seg.len() < HEADER_SIZE {
-        return Err(bad(format!(
-            "is {} bytes, too small for a shmex header: it was not made by shmex (use `segment read` on it as raw bytes)",
+        return Err(foreign(format!(
+            "is {} bytes, too small for a shmex header: it was not made by shmex",
             seg.len()
         )));
     }
@@ -393,7 +395,7 @@ fn check(seg: &Segment) -> Result<(), Error> {
         ));
     }
     if magic != header::MAGIC {
-        return Err(bad("is not a shmex segment (no shmex header): read it as raw bytes with `shmex segment read`".into()));
+        return Err(foreign("is not a shmex segment (no shmex header)".into()));
     }
     let version = h.version();
     if version != header::FORMAT_VERSION {
@@ -422,11 +424,9 @@ fn check(seg: &Segment) -> Result<(), Error> {
             seg.len()
         )));
     }
-    if Kind::from_code(h.kind()).is_none() {
-        return Err(bad(format!(
-            "is corrupted or newer: unknown kind code {}",
-            h.kind()
-        )));
+    // Any other code is a kind of a layer above: `expect` judges it.
+    if h.kind() == 0 {
+        return Err(bad("is corrupted: its kind code is 0".into()));
     }
     if Lifetime::from_code(h.lifetime()).is_none() {
         return Err(bad(format!(

@@ -14,7 +14,7 @@ use crate::{Error, SegmentId, Shared, user_name};
 pub enum Access {
     /// Read and write.
     ReadWrite,
-    /// Read only: enough for `segment read`, `inspect` and `ls`, and all that
+    /// Read only: enough to read, inspect and list a segment, and all that
     /// a segment of mode `0644` grants to others.
     ReadOnly,
 }
@@ -32,7 +32,7 @@ enum Handle {
 /// time. Dropping it detaches; [`Segment::remove`] removes the segment.
 ///
 /// A POSIX segment opened through this type holds a shared `flock` on its
-/// file for as long as it is attached, so that `shmex segment rm --stale`
+/// file for as long as it is attached, so that [`remove_stale`](crate::remove_stale)
 /// can ask the kernel whether any process still holds it.
 #[derive(Debug)]
 pub struct Segment {
