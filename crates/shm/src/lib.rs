@@ -10,11 +10,18 @@
 //!   written through atomics.
 //! * [`Managed`]: a segment that starts with a validated [`header`], so that
 //!   a segment of another version, type or architecture is refused with a
-//!   clear error instead of being misread.
+//!   clear error instead of being misread. Its [`Kind`] says what it
+//!   holds: this crate knows only plain bytes; the crates above define
+//!   their own kinds and programs [`register_kind`] them for listings.
+//! * [`list`], [`inspect`] and [`remove_stale`]: every segment on the
+//!   machine, and clean-up of those whose holders all died.
 //! * [`sync`]: futex wait and wake on shared words, a robust process-shared
 //!   mutex that survives its owner's death, a seqlock, and process liveness.
 //! * [`Shared`] and [`shared_struct!`]: the marker for types that may live in
 //!   shared memory.
+//! * [`sys`], [`membarrier`], [`eventfd`]: the few process-level system
+//!   calls the programs above need. Every call into the kernel lives in one
+//!   private `os` module.
 //!
 //! # Examples
 //!
