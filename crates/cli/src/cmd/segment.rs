@@ -278,9 +278,7 @@ enum Target {
 impl Target {
     fn open(id: &SegmentId, access: Access) -> anyhow::Result<Target> {
         let seg = Segment::open(id, access)?;
-        let mut magic = [0u8; 8];
-        let is_ours =
-            seg.read_at(0, &mut magic).is_ok() && u64::from_ne_bytes(magic) == shm::header::MAGIC;
+        let is_ours = shm::header::HeaderBytes::read(&seg).magic() == shm::header::MAGIC;
         if !is_ours {
             return Ok(Target::Raw(seg));
         }
