@@ -27,7 +27,7 @@ fn check_refusal(id: &SegmentId, e: &Error) {
     let msg = e.to_string();
     assert!(!msg.is_empty() && !msg.contains('\n'), "{msg:?}");
     match e {
-        Error::Incompatible { .. } | Error::NotReady { .. } => {
+        Error::Incompatible { .. } | Error::Foreign { .. } | Error::NotReady { .. } => {
             assert!(msg.starts_with(&format!("segment {id} ")), "{msg}");
         }
         other => panic!("unexpected error for an existing segment: {other:?}"),
@@ -59,7 +59,7 @@ fuzz_target!(|data: &[u8]| {
 
     let wait = Duration::from_millis(1);
     let layout = Layout::of::<[std::sync::atomic::AtomicU64; 2]>();
-    match Managed::open(&id, Access::ReadWrite, Kind::Bytes, &layout, wait) {
+    match Managed::open(&id, Access::ReadWrite, Kind::BYTES, &layout, wait) {
         Ok(m) => exercise(&m),
         Err(e) => check_refusal(&id, &e),
     }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use shm::sync::ProcessId;
-use shm::{Access, Kind, Lifetime, Managed, ManagedOptions, SegmentId};
+use shm::{Access, Lifetime, Managed, ManagedOptions, SegmentId};
 
 use crate::error::{OpenError, RecvError, SendError, Side};
 use crate::layout::{ChannelHeader, FLAG_BARRIER};
@@ -194,7 +194,7 @@ fn attach(id: &SegmentId, side: Side, opts: &Options) -> Result<End, OpenError> 
     let barrier = shm::membarrier::register_global_expedited().is_ok();
     for _ in 0..ATTACH_TRIES {
         let mopts = ManagedOptions {
-            kind: Kind::Channel,
+            kind: crate::KIND,
             lifetime: Lifetime::Owned,
             mode: opts.mode,
             layout: layout.clone(),
@@ -226,13 +226,7 @@ fn attach(id: &SegmentId, side: Side, opts: &Options) -> Result<End, OpenError> 
             Err(shm::Error::Exists { .. }) => {}
             Err(e) => return Err(e.into()),
         }
-        let m = match Managed::open(
-            id,
-            Access::ReadWrite,
-            Kind::Channel,
-            &layout,
-            opts.ready_wait,
-        ) {
+        let m = match Managed::open(id, Access::ReadWrite, crate::KIND, &layout, opts.ready_wait) {
             Ok(m) => m,
             Err(e) if e.is_not_found() => continue,
             Err(e) => return Err(e.into()),
@@ -419,11 +413,6 @@ impl Sender {
     #[must_use]
     pub fn peer_attached(&self) -> bool {
         self.end.peer_attached()
-    }
-
-    /// Changes how this end waits.
-    pub fn set_wait(&mut self, wait: Wait) {
-        self.end.wait = wait;
     }
 
     fn too_large(&self, len: usize) -> Result<(), SendError> {
@@ -746,11 +735,6 @@ impl Receiver {
     #[must_use]
     pub fn peer_attached(&self) -> bool {
         self.end.peer_attached()
-    }
-
-    /// Changes how this end waits.
-    pub fn set_wait(&mut self, wait: Wait) {
-        self.end.wait = wait;
     }
 
     /// The next message's offset and length, `None` at the end of the

@@ -47,5 +47,10 @@ mod wait;
 #[cfg(not(loom))]
 pub use channel::{DEFAULT_CAPACITY, Grant, Message, Options, Receiver, Sender};
 pub use error::{OpenError, RecvError, SendError, Side};
+
+/// What a channel's segment holds, as its header records it. A program
+/// that lists segments registers it ([`shm::register_kind`]) so that
+/// listings and errors call such segments channels.
+pub const KIND: shm::Kind = shm::Kind::new(2, "channel");
 #[cfg(not(loom))]
 pub use wait::Wait;

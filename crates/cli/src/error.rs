@@ -28,7 +28,10 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             return 2;
         }
         if let Some(e) = cause.downcast_ref::<shm::Error>()
-            && matches!(e, shm::Error::Invalid(_) | shm::Error::OutOfBounds(_))
+            && matches!(
+                e,
+                shm::Error::Invalid(_) | shm::Error::OutOfBounds(_) | shm::Error::ReadOnly { .. }
+            )
         {
             return 2;
         }
@@ -44,7 +47,7 @@ fn extra_exit_code(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
     crate::cmd::exchange::exit_code_for(cause).or_else(|| crate::cmd::channel::exit_code_for(cause))
 }
 
-/// The error and its causes on one line.
+/// The error and its causes on one line, with the command that helps.
 pub fn one_line(err: &anyhow::Error) -> String {
     let mut out = err.to_string();
     for cause in err.chain().skip(1) {
@@ -54,5 +57,72 @@ pub fn one_line(err: &anyhow::Error) -> String {
             out.push_str(&c);
         }
     }
+    if let Some(hint) = segment_hint(err)
+        && !out.contains(hint)
+    {
+        out.push_str("; ");
+        out.push_str(hint);
+    }
     out.replace('\n', " ")
+}
+
+/// The `shmex` command that helps with a segment-layer error: the library
+/// says what is wrong, and only the binary knows its own commands.
+fn segment_hint(err: &anyhow::Error) -> Option<&'static str> {
+    err.chain().find_map(|cause| match segment_error(cause)? {
+        shm::Error::NotReady { .. } => Some("remove it with `shmex segment rm`"),
+        shm::Error::Foreign { .. } => Some("read it as raw bytes with `shmex segment read`"),
+        _ => None,
+    })
+}
+
+/// The segment-layer error in `cause`, also where a channel or an exchange
+/// error wraps it (transparently, so it is not a cause of its own).
+fn segment_error<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a shm::Error> {
+    if let Some(e) = cause.downcast_ref::<shm::Error>() {
+        return Some(e);
+    }
+    match cause.downcast_ref::<channel::OpenError>() {
+        Some(channel::OpenError::Segment(e)) => return Some(e),
+        Some(_) => return None,
+        None => {}
+    }
+    match cause.downcast_ref::<exchange::OpenError>()? {
+        exchange::OpenError::Segment(e) => Some(e),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    fn not_ready() -> shm::Error {
+        shm::Error::NotReady {
+            what: "\"x\"".into(),
+            waited_ms: 5,
+        }
+    }
+
+    #[test]
+    fn segment_errors_get_the_command_that_helps() {
+        let direct = anyhow::Error::new(not_ready());
+        assert_eq!(
+            one_line(&direct),
+            "segment \"x\" is not ready after 5 ms: its creator may have died while creating it; remove it with `shmex segment rm`"
+        );
+        let in_channel = anyhow::Error::new(channel::OpenError::Segment(not_ready()));
+        assert_eq!(one_line(&in_channel), one_line(&direct));
+        let in_exchange = anyhow::Error::new(exchange::OpenError::Segment(shm::Error::Foreign {
+            what: "key 5 (0x00000005)".into(),
+            reason: "is not a shmex segment (no shmex header)".into(),
+        }))
+        .context("cannot open the exchange");
+        assert_eq!(
+            one_line(&in_exchange),
+            "cannot open the exchange: segment key 5 (0x00000005) is not a shmex segment (no shmex header); read it as raw bytes with `shmex segment read`"
+        );
+        let other = anyhow::Error::new(shm::Error::Invalid("bad".into()));
+        assert_eq!(one_line(&other), "bad");
+    }
 }

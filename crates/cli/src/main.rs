@@ -58,6 +58,10 @@ fn usage_error(err: &clap::Error) -> ExitCode {
 
 fn run(args: cli::Cli) -> anyhow::Result<ExitCode> {
     use cli::Command;
+    // The segment layer names only its own kind; listings and errors name
+    // these once registered.
+    shm::register_kind(channel::KIND)?;
+    shm::register_kind(exchange::KIND)?;
     match args.command {
         Command::Demo(a) => demo::run(&a),
         Command::Segment(a) => cmd::segment::run(a),

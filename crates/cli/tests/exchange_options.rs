@@ -25,7 +25,7 @@ fn init_options_set_home_opening_and_mode(b: Backend) {
     let ex = Exchange::init(b, "ex-opt-default", &[]);
     let info = shm::inspect(&ex.id).expect("inspect");
     assert_eq!(info.mode & 0o777, 0o600, "{info:?}");
-    assert_eq!(info.kind, Some(shm::Kind::Exchange), "{info:?}");
+    assert_eq!(info.kind, Some(exchange::KIND), "{info:?}");
     assert_eq!(info.lifetime, Some(shm::Lifetime::Persistent), "{info:?}");
 
     let ex = Exchange::init(

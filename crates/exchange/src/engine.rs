@@ -31,7 +31,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use shm::header::Layout;
 use shm::sync::{LockError, MutexGuard, SeqWriteGuard};
-use shm::{Access, Kind, Lifetime, Managed, ManagedOptions, SegmentId};
+use shm::{Access, Lifetime, Managed, ManagedOptions, SegmentId};
 
 use crate::error::{OpError, OpenError};
 use crate::failpoint::{self, Failpoint};
@@ -129,7 +129,7 @@ impl Exchange {
             )));
         }
         let opts = ManagedOptions {
-            kind: Kind::Exchange,
+            kind: crate::KIND,
             lifetime: Lifetime::Persistent,
             mode,
             layout: Layout::of::<Head>(),
@@ -166,7 +166,7 @@ impl Exchange {
         let m = Managed::open(
             id,
             Access::ReadWrite,
-            Kind::Exchange,
+            crate::KIND,
             &Layout::of::<Head>(),
             shm::DEFAULT_READY_WAIT,
         )

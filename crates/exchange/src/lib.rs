@@ -42,3 +42,8 @@ pub use error::{OpError, OpenError, SnapshotError, TableError};
 pub use layout::{MAX_ACCOUNTS, MAX_CURRENCIES, MAX_JOURNAL, NAME_MAX};
 pub use state::{AccountState, Capacity, CurrencyState, Entry, State};
 pub use types::{AccountId, Code, CurrencyId, Op, Order, check_account_name};
+
+/// What an exchange's segment holds, as its header records it. A program
+/// that lists segments registers it ([`shm::register_kind`]) so that
+/// listings and errors call such segments exchanges.
+pub const KIND: shm::Kind = shm::Kind::new(3, "exchange");

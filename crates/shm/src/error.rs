@@ -44,7 +44,7 @@ pub enum Error {
         /// What ran out.
         reason: String,
     },
-    /// The segment is not what the caller expected (foreign, another type,
+    /// The segment is not what the caller expected (another kind, type,
     /// version, architecture or size, or garbage).
     #[error("segment {what} {reason}")]
     Incompatible {
@@ -53,9 +53,18 @@ pub enum Error {
         /// What differs, phrased to follow the segment's name.
         reason: String,
     },
+    /// The segment has no managed-segment header: another program made
+    /// it, or it was made raw. Its bytes can still be read as they are.
+    #[error("segment {what} {reason}")]
+    Foreign {
+        /// The segment.
+        what: String,
+        /// Why it is not one of ours, phrased to follow the segment's name.
+        reason: String,
+    },
     /// The segment's creator never marked it ready within the wait.
     #[error(
-        "segment {what} is not ready after {waited_ms} ms: its creator may have died while creating it; remove it with `shmex segment rm`"
+        "segment {what} is not ready after {waited_ms} ms: its creator may have died while creating it"
     )]
     NotReady {
         /// The segment.
@@ -63,9 +72,20 @@ pub enum Error {
         /// How long the opener waited.
         waited_ms: u64,
     },
-    /// A read or write outside the segment, or a write to a read-only one.
+    /// A read or write outside the segment, or a typed view at a misaligned
+    /// offset.
     #[error("{0}")]
     OutOfBounds(String),
+    /// A write, atomic byte access or typed view on a segment attached
+    /// read-only.
+    #[error("segment {what} is attached read-only: {op} needs a read-write attach")]
+    ReadOnly {
+        /// The segment.
+        what: String,
+        /// What was refused: `a write`, `atomic byte access` or `a typed
+        /// view`.
+        op: &'static str,
+    },
     /// Any other system call failure.
     #[error("{op} on segment {what} failed: {source}")]
     Os {

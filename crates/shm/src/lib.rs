@@ -10,11 +10,18 @@
 //!   written through atomics.
 //! * [`Managed`]: a segment that starts with a validated [`header`], so that
 //!   a segment of another version, type or architecture is refused with a
-//!   clear error instead of being misread.
+//!   clear error instead of being misread. Its [`Kind`] says what it
+//!   holds: this crate knows only plain bytes; the crates above define
+//!   their own kinds and programs [`register_kind`] them for listings.
+//! * [`list`], [`inspect`] and [`remove_stale`]: every segment on the
+//!   machine, and clean-up of those whose holders all died.
 //! * [`sync`]: futex wait and wake on shared words, a robust process-shared
 //!   mutex that survives its owner's death, a seqlock, and process liveness.
 //! * [`Shared`] and [`shared_struct!`]: the marker for types that may live in
 //!   shared memory.
+//! * [`sys`], [`membarrier`], [`eventfd`]: the few process-level system
+//!   calls the programs above need. Every call into the kernel lives in one
+//!   private `os` module.
 //!
 //! # Examples
 //!
@@ -36,39 +43,23 @@
 #![deny(missing_docs)]
 
 mod error;
-pub mod eventfd;
 pub mod header;
 mod id;
+mod kind;
 mod list;
 mod managed;
-pub mod membarrier;
 mod os;
 mod segment;
 mod shared;
 pub mod sync;
-pub mod sys;
-mod users;
 
 pub use error::Error;
-pub use header::{Kind, Lifetime};
+pub use header::Lifetime;
 pub use id::SegmentId;
+pub use kind::{Kind, register_kind};
 pub use list::{Backend, SegmentInfo, Status, inspect, list, remove_stale};
 pub use managed::{DEFAULT_READY_WAIT, Managed, ManagedOptions};
+pub use os::users::user_name;
+pub use os::{eventfd, membarrier, sys, total_memory};
 pub use segment::{Access, Segment};
 pub use shared::Shared;
-pub use users::user_name;
-
-/// Page size of this machine, used to round segment sizes in messages.
-#[must_use]
-pub fn page_size() -> usize {
-    os::page_size()
-}
-
-/// Total physical memory of this machine in bytes, or `None` if unknown.
-#[must_use]
-pub fn total_memory() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    kib.checked_mul(1024)
-}

@@ -1,10 +1,10 @@
 //! Listing segments of both backends, and finding the stale ones.
 
-use crate::header::{Kind, Lifetime};
+use crate::header::{HeaderBytes, Lifetime};
 use crate::managed::Managed;
 use crate::os::{posix, sysv};
 use crate::sync::ProcessId;
-use crate::{Error, Segment, SegmentId, user_name};
+use crate::{Error, Kind, Segment, SegmentId, user_name};
 use std::time::{Duration, Instant};
 
 /// Which backend a segment lives in.
@@ -22,7 +22,7 @@ pub enum Status {
     /// Managed, owned, and some process holds it.
     Live,
     /// Managed, owned, and every process that held it is dead:
-    /// `segment rm --stale` removes it.
+    /// [`remove_stale`] removes it.
     Stale,
     /// Managed and persistent: it outlives its creator on purpose.
     Persistent,
@@ -52,7 +52,7 @@ impl Status {
     }
 }
 
-/// One segment as `segment ls` and `segment inspect` show it.
+/// One segment as [`list`] and [`inspect`] describe it.
 #[derive(Clone, Debug)]
 pub struct SegmentInfo {
     /// Backend.
@@ -65,7 +65,8 @@ pub struct SegmentInfo {
     pub size: u64,
     /// Bytes after the header, for a managed segment.
     pub payload: Option<u64>,
-    /// What a managed segment holds; `None` for foreign ones.
+    /// What a managed segment holds (see [`Kind`] for how it is named);
+    /// `None` for foreign ones.
     pub kind: Option<Kind>,
     /// A managed segment's lifetime.
     pub lifetime: Option<Lifetime>,
@@ -310,18 +311,13 @@ fn sysv_unheld(shmid: i32, nattch: u64, creator_alive: bool) -> bool {
 /// only for an owned segment, whether no process holds it; it gets the
 /// open segment (to drop or to use) and whether its creator is alive.
 fn fill_managed(info: &mut SegmentInfo, seg: Segment, unheld: impl FnOnce(Managed, bool) -> bool) {
-    let mut magic = [0u8; 8];
-    if seg.read_at(0, &mut magic).is_err() {
-        return;
-    }
-    let magic = u64::from_ne_bytes(magic);
-    if magic != crate::header::MAGIC {
+    if HeaderBytes::read(&seg).magic() != crate::header::MAGIC {
         // A raw segment (the seed's, or `--raw`), or another program's.
         return;
     }
     match Managed::observe(seg) {
         Ok(m) => {
-            info.kind = m.kind();
+            info.kind = Some(m.kind());
             info.payload = Some(m.payload_len() as u64);
             info.lifetime = m.lifetime();
             let creator = m.creator();

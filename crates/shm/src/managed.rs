@@ -3,9 +3,9 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::header::{self, HEADER_SIZE, Header, Kind, Layout, Lifetime};
+use crate::header::{self, HEADER_SIZE, Header, HeaderBytes, Layout, Lifetime, offsets};
 use crate::sync::ProcessId;
-use crate::{Access, Error, Segment, SegmentId, Shared};
+use crate::{Access, Error, Kind, Segment, SegmentId, Shared};
 
 /// How to create a managed segment.
 #[derive(Clone, Debug)]
@@ -112,7 +112,8 @@ impl Managed {
     /// # Errors
     ///
     /// [`Error::NotFound`], [`Error::PermissionDenied`], [`Error::NotReady`],
-    /// or [`Error::Incompatible`] saying exactly what differs.
+    /// [`Error::Foreign`] for a segment without a managed header, or
+    /// [`Error::Incompatible`] saying exactly what differs.
     pub fn open(
         id: &SegmentId,
         access: Access,
@@ -125,8 +126,8 @@ impl Managed {
         Ok(m)
     }
 
-    /// Opens any managed segment, validating the header but not the payload
-    /// type (for `shmex segment` commands).
+    /// Opens any managed segment, validating the header but not the kind
+    /// or payload type (for tools that work on segments of every kind).
     ///
     /// # Errors
     ///
@@ -140,9 +141,9 @@ impl Managed {
             });
             match attempt {
                 Ok(seg) => return Ok(Managed { seg }),
-                Err(Error::NotReady { .. }) | Err(Error::Incompatible { .. })
-                    if start.elapsed() < wait && still_initializing(id) =>
-                {
+                Err(
+                    Error::NotReady { .. } | Error::Incompatible { .. } | Error::Foreign { .. },
+                ) if start.elapsed() < wait && still_initializing(id) => {
                     std::thread::sleep(Duration::from_millis(2));
                 }
                 Err(Error::NotReady { what, .. }) => {
@@ -172,14 +173,10 @@ impl Managed {
     pub fn expect(&self, kind: Kind, layout: &Layout) -> Result<(), Error> {
         let what = self.seg.id().to_string();
         let have = self.kind();
-        if have != Some(kind) {
+        if have != kind {
             return Err(Error::Incompatible {
                 what,
-                reason: format!(
-                    "holds a shmex {}, not a {}",
-                    have.map_or("segment of unknown kind", Kind::name),
-                    kind.name()
-                ),
+                reason: format!("holds a shmex {have}, not a {kind}"),
             });
         }
         let (name, size, align) = (self.type_name(), self.type_size(), self.type_align());
@@ -202,16 +199,10 @@ impl Managed {
             .expect("a created segment is read-write and holds a header")
     }
 
-    fn read_u32(&self, off: usize) -> u32 {
-        let mut b = [0u8; 4];
-        let _ = self.seg.read_at(off, &mut b);
-        u32::from_ne_bytes(b)
-    }
-
-    fn read_u64(&self, off: usize) -> u64 {
-        let mut b = [0u8; 8];
-        let _ = self.seg.read_at(off, &mut b);
-        u64::from_ne_bytes(b)
+    /// A copy of the header, to read fields from (a read-only attach
+    /// cannot take a typed view).
+    fn snapshot(&self) -> HeaderBytes {
+        HeaderBytes::read(&self.seg)
     }
 
     /// The underlying segment (offsets count from byte 0, the header).
@@ -226,58 +217,57 @@ impl Managed {
         self.seg.id()
     }
 
-    /// What it holds, if the code is known.
+    /// What it holds (named if this crate knows the code or it was
+    /// registered with [`register_kind`](crate::register_kind)).
     #[must_use]
-    pub fn kind(&self) -> Option<Kind> {
-        Kind::from_code(self.read_u32(header::offsets::KIND))
+    pub fn kind(&self) -> Kind {
+        Kind::from_code(self.snapshot().kind())
     }
 
     /// Its lifetime, if the code is known.
     #[must_use]
     pub fn lifetime(&self) -> Option<Lifetime> {
-        Lifetime::from_code(self.read_u32(header::offsets::LIFETIME))
+        Lifetime::from_code(self.snapshot().lifetime())
     }
 
     /// The payload's main type name.
     #[must_use]
     pub fn type_name(&self) -> String {
-        let len = (self.read_u32(96) as usize).min(header::TYPE_NAME_LEN);
-        let mut b = vec![0u8; len];
-        let _ = self.seg.read_at(104, &mut b);
-        String::from_utf8_lossy(&b).into_owned()
+        String::from_utf8_lossy(self.snapshot().type_name()).into_owned()
     }
 
     /// The payload's main type size.
     #[must_use]
     pub fn type_size(&self) -> u64 {
-        self.read_u64(header::offsets::TYPE_SIZE)
+        self.snapshot().type_size()
     }
 
     /// The payload's main type alignment.
     #[must_use]
     pub fn type_align(&self) -> u64 {
-        self.read_u64(48)
+        self.snapshot().type_align()
     }
 
     /// The creating process.
     #[must_use]
     pub fn creator(&self) -> ProcessId {
+        let h = self.snapshot();
         ProcessId {
-            pid: self.read_u32(76),
-            start_time: self.read_u64(80),
+            pid: h.creator_pid(),
+            start_time: h.creator_start(),
         }
     }
 
     /// The creator's uid.
     #[must_use]
     pub fn creator_uid(&self) -> u32 {
-        self.read_u32(72)
+        self.snapshot().creator_uid()
     }
 
     /// Creation time, nanoseconds since the Unix epoch.
     #[must_use]
     pub fn created_ns(&self) -> u64 {
-        self.read_u64(88)
+        self.snapshot().created_ns()
     }
 
     /// Bytes after the header.
@@ -327,7 +317,8 @@ impl Managed {
     ///
     /// # Errors
     ///
-    /// [`Error::OutOfBounds`] past the end or on a read-only attach.
+    /// [`Error::OutOfBounds`] past the end; [`Error::ReadOnly`] on a
+    /// read-only attach.
     pub fn write_payload(&self, offset: usize, data: &[u8]) -> Result<(), Error> {
         self.bounds(offset, data.len())?;
         self.seg.write_at(HEADER_SIZE + offset, data)
@@ -361,11 +352,11 @@ fn still_initializing(id: &SegmentId) -> bool {
     match Segment::open_observer(id) {
         Err(Error::Incompatible { .. }) => true, // empty POSIX file
         Ok(seg) => {
-            let mut b = [0u8; 16];
-            seg.read_at(0, &mut b).is_err() || {
-                let magic = u64::from_ne_bytes(b[0..8].try_into().unwrap_or_default());
-                let state = u32::from_ne_bytes(b[12..16].try_into().unwrap_or_default());
-                (magic == 0 || magic == header::MAGIC) && state == header::STATE_INITIALIZING
+            // Too short for the state word: a creator may still be sizing it.
+            seg.len() < offsets::STATE + std::mem::size_of::<u32>() || {
+                let h = HeaderBytes::read(&seg);
+                (h.magic() == 0 || h.magic() == header::MAGIC)
+                    && h.state() == header::STATE_INITIALIZING
             }
         }
         Err(_) => false,
@@ -380,18 +371,19 @@ fn check(seg: &Segment) -> Result<(), Error> {
         what: what.clone(),
         reason,
     };
+    let foreign = |reason: String| Error::Foreign {
+        what: what.clone(),
+        reason,
+    };
     if seg.len() < HEADER_SIZE {
-        return Err(bad(format!(
-            "is {} bytes, too small for a shmex header: it was not made by shmex (use `segment read` on it as raw bytes)",
+        return Err(foreign(format!(
+            "is {} bytes, too small for a shmex header: it was not made by shmex",
             seg.len()
         )));
     }
-    let mut h = [0u8; HEADER_SIZE];
-    seg.read_at(0, &mut h)?;
-    let u32_at = |o: usize| u32::from_ne_bytes(h[o..o + 4].try_into().unwrap_or_default());
-    let u64_at = |o: usize| u64::from_ne_bytes(h[o..o + 8].try_into().unwrap_or_default());
-    let magic = u64_at(0);
-    if magic == 0 && u32_at(12) == header::STATE_INITIALIZING {
+    let h = HeaderBytes::read(seg);
+    let magic = h.magic();
+    if magic == 0 && h.state() == header::STATE_INITIALIZING {
         return Err(Error::NotReady {
             what: what.clone(),
             waited_ms: 0,
@@ -403,58 +395,55 @@ fn check(seg: &Segment) -> Result<(), Error> {
         ));
     }
     if magic != header::MAGIC {
-        return Err(bad("is not a shmex segment (no shmex header): read it as raw bytes with `shmex segment read`".into()));
+        return Err(foreign("is not a shmex segment (no shmex header)".into()));
     }
-    let version = u32_at(8);
+    let version = h.version();
     if version != header::FORMAT_VERSION {
         return Err(bad(format!(
             "has header format version {version}, but this shmex reads version {}: use the shmex that made it",
             header::FORMAT_VERSION
         )));
     }
-    let bits = u32_at(28);
+    let bits = h.word_bits();
     if bits != usize::BITS {
         return Err(bad(format!(
             "was made on a {bits}-bit machine; this one is {}-bit",
             usize::BITS
         )));
     }
-    if u32_at(16) as usize != HEADER_SIZE {
+    if h.header_size() as usize != HEADER_SIZE {
         return Err(bad(format!(
             "is corrupted: header size {} instead of {HEADER_SIZE}",
-            u32_at(16)
+            h.header_size()
         )));
     }
-    let (total, payload) = (u64_at(56), u64_at(64));
+    let (total, payload) = (h.total_size(), h.payload_size());
     if total != seg.len() as u64 || payload.checked_add(HEADER_SIZE as u64) != Some(total) {
         return Err(bad(format!(
             "is corrupted: its header says {total} bytes (payload {payload}) but the segment has {}",
             seg.len()
         )));
     }
-    if Kind::from_code(u32_at(20)).is_none() {
-        return Err(bad(format!(
-            "is corrupted or newer: unknown kind code {}",
-            u32_at(20)
-        )));
+    // Any other code is a kind of a layer above: `expect` judges it.
+    if h.kind() == 0 {
+        return Err(bad("is corrupted: its kind code is 0".into()));
     }
-    if Lifetime::from_code(u32_at(24)).is_none() {
+    if Lifetime::from_code(h.lifetime()).is_none() {
         return Err(bad(format!(
             "is corrupted or newer: unknown lifetime code {}",
-            u32_at(24)
+            h.lifetime()
         )));
     }
-    let name_len = u32_at(96) as usize;
-    if name_len > header::TYPE_NAME_LEN {
+    if h.type_name_len() as usize > header::TYPE_NAME_LEN {
         return Err(bad("is corrupted: type name too long".into()));
     }
     let layout = Layout {
-        type_name: String::from_utf8(h[104..104 + name_len].to_vec())
+        type_name: String::from_utf8(h.type_name().to_vec())
             .map_err(|_| bad("is corrupted: type name is not UTF-8".into()))?,
-        size: u64_at(40),
-        align: u64_at(48),
+        size: h.type_size(),
+        align: h.type_align(),
     };
-    if layout.fingerprint() != u64_at(32) {
+    if layout.fingerprint() != h.fingerprint() {
         return Err(bad(
             "is corrupted: its layout fingerprint does not match its layout".into(),
         ));
@@ -465,7 +454,7 @@ fn check(seg: &Segment) -> Result<(), Error> {
             layout.size
         )));
     }
-    match u32_at(12) {
+    match h.state() {
         header::STATE_READY => Ok(()),
         header::STATE_INITIALIZING => Err(Error::NotReady { what, waited_ms: 0 }),
         s => Err(bad(format!("is corrupted: unknown state {s}"))),

@@ -14,7 +14,7 @@ use crate::{Error, SegmentId, Shared, user_name};
 pub enum Access {
     /// Read and write.
     ReadWrite,
-    /// Read only: enough for `segment read`, `inspect` and `ls`, and all that
+    /// Read only: enough to read, inspect and list a segment, and all that
     /// a segment of mode `0644` grants to others.
     ReadOnly,
 }
@@ -32,7 +32,7 @@ enum Handle {
 /// time. Dropping it detaches; [`Segment::remove`] removes the segment.
 ///
 /// A POSIX segment opened through this type holds a shared `flock` on its
-/// file for as long as it is attached, so that `shmex segment rm --stale`
+/// file for as long as it is attached, so that [`remove_stale`](crate::remove_stale)
 /// can ask the kernel whether any process still holds it.
 #[derive(Debug)]
 pub struct Segment {
@@ -356,22 +356,6 @@ impl Segment {
         self.access
     }
 
-    /// The start of the mapping. Getting it is safe; reading or writing
-    /// through it is the caller's `unsafe` business.
-    #[must_use]
-    pub fn as_ptr(&self) -> *mut u8 {
-        self.ptr.as_ptr()
-    }
-
-    /// Number of attachments the kernel counts (System V only).
-    #[must_use]
-    pub fn attach_count(&self) -> Option<u64> {
-        match &self.handle {
-            Handle::SysV { shmid } => sysv::stat(*shmid).ok().map(|s| s.nattch),
-            Handle::Posix { .. } => None,
-        }
-    }
-
     /// Whether some *other* process holds this POSIX segment (its shared
     /// flock), for stale detection. `None` for System V, or when this
     /// handle is itself a holder.
@@ -395,14 +379,11 @@ impl Segment {
     ///
     /// # Errors
     ///
-    /// [`Error::OutOfBounds`] for a read-only attach: a store through the
+    /// [`Error::ReadOnly`] for a read-only attach: a store through the
     /// slice would fault. Use [`Segment::read_at`] there.
     pub fn bytes(&self) -> Result<&[AtomicU8], Error> {
         if self.access == Access::ReadOnly {
-            return Err(Error::OutOfBounds(format!(
-                "segment {} is attached read-only; atomic byte access needs read-write",
-                self.id
-            )));
+            return Err(self.read_only("atomic byte access"));
         }
         Ok(self.atomic_bytes())
     }
@@ -416,6 +397,13 @@ impl Segment {
         // Atomic loads on a read-only mapping are allowed; the callers that
         // store (`write_at`, `bytes`) refuse read-only attaches first.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().cast::<AtomicU8>(), self.len) }
+    }
+
+    fn read_only(&self, op: &'static str) -> Error {
+        Error::ReadOnly {
+            what: self.id.to_string(),
+            op,
+        }
     }
 
     fn range(&self, offset: usize, len: usize) -> Result<std::ops::Range<usize>, Error> {
@@ -446,14 +434,11 @@ impl Segment {
     ///
     /// # Errors
     ///
-    /// [`Error::OutOfBounds`] if the range passes the end or the segment is
-    /// attached read-only.
+    /// [`Error::OutOfBounds`] if the range passes the end;
+    /// [`Error::ReadOnly`] if the segment is attached read-only.
     pub fn write_at(&self, offset: usize, data: &[u8]) -> Result<(), Error> {
         if self.access == Access::ReadOnly {
-            return Err(Error::OutOfBounds(format!(
-                "segment {} is attached read-only",
-                self.id
-            )));
+            return Err(self.read_only("a write"));
         }
         let r = self.range(offset, data.len())?;
         std::sync::atomic::fence(Ordering::Release);
@@ -467,8 +452,9 @@ impl Segment {
     ///
     /// # Errors
     ///
-    /// [`Error::OutOfBounds`] if it does not fit, is misaligned, or the
-    /// segment is read-only (a typed view could store into it).
+    /// [`Error::OutOfBounds`] if it does not fit or is misaligned;
+    /// [`Error::ReadOnly`] if the segment is attached read-only (a typed
+    /// view could store into it).
     pub fn view<T: Shared>(&self, offset: usize) -> Result<&T, Error> {
         Ok(&self.view_slice::<T>(offset, 1)?[0])
     }
@@ -480,10 +466,7 @@ impl Segment {
     /// As for [`Segment::view`].
     pub fn view_slice<T: Shared>(&self, offset: usize, count: usize) -> Result<&[T], Error> {
         if self.access == Access::ReadOnly {
-            return Err(Error::OutOfBounds(format!(
-                "segment {} is attached read-only; typed views need read-write",
-                self.id
-            )));
+            return Err(self.read_only("a typed view"));
         }
         let bytes = count.checked_mul(std::mem::size_of::<T>()).ok_or_else(|| {
             Error::OutOfBounds(format!("{count} elements overflow the address space"))

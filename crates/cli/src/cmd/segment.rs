@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Subcommand;
 use serde_json::json;
-use shm::header::{Kind, Layout, Lifetime};
-use shm::{Access, Managed, ManagedOptions, Segment, SegmentId, SegmentInfo};
+use shm::header::{Layout, Lifetime};
+use shm::{Access, Kind, Managed, ManagedOptions, Segment, SegmentId, SegmentInfo};
 
 use crate::util::{parse_mode, parse_size};
 
@@ -226,7 +226,7 @@ fn create(id: &SegmentId, size: u64, mode: u32, hold: bool, raw: bool) -> anyhow
         SegOrManaged::Raw(Segment::create(id, size, mode)?)
     } else {
         let opts = ManagedOptions {
-            kind: Kind::Bytes,
+            kind: Kind::BYTES,
             lifetime,
             mode,
             layout: Layout::of::<ByteArea>(),
@@ -278,9 +278,7 @@ enum Target {
 impl Target {
     fn open(id: &SegmentId, access: Access) -> anyhow::Result<Target> {
         let seg = Segment::open(id, access)?;
-        let mut magic = [0u8; 8];
-        let is_ours =
-            seg.read_at(0, &mut magic).is_ok() && u64::from_ne_bytes(magic) == shm::header::MAGIC;
+        let is_ours = shm::header::HeaderBytes::read(&seg).magic() == shm::header::MAGIC;
         if !is_ours {
             return Ok(Target::Raw(seg));
         }
@@ -346,7 +344,7 @@ fn to_json(info: &SegmentInfo) -> serde_json::Value {
         "shmid": info.shmid,
         "size": info.size,
         "payload": info.payload,
-        "kind": info.kind.map(Kind::name),
+        "kind": info.kind.map(|k| k.to_string()),
         "lifetime": info.lifetime.map(Lifetime::name),
         "type": info.type_name,
         "owner": info.owner,
@@ -381,7 +379,7 @@ fn print_table(all: &[SegmentInfo]) {
                 backend(i).to_owned(),
                 id_text(i),
                 i.size.to_string(),
-                i.kind.map_or("-", Kind::name).to_owned(),
+                i.kind.map_or_else(|| "-".to_owned(), |k| k.to_string()),
                 i.lifetime.map_or("-", Lifetime::name).to_owned(),
                 i.owner.clone(),
                 format!("{:04o}", i.mode),

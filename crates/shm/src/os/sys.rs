@@ -1,6 +1,5 @@
 //! Small process-level system calls the programs above need: CPU pinning
 //! (for benchmarks) and termination signals (for clean-up on Ctrl-C).
-#![allow(unsafe_code)]
 
 use std::io;
 use std::sync::Once;
@@ -40,13 +39,6 @@ pub fn allowed_cpus() -> Vec<usize> {
         // SAFETY: `i` is within the set's capacity.
         .filter(|&i| unsafe { libc::CPU_ISSET(i, &set) })
         .collect()
-}
-
-/// The CPU the calling thread runs on now (sched_getcpu(3)).
-#[must_use]
-pub fn current_cpu() -> Option<usize> {
-    // SAFETY: no preconditions.
-    usize::try_from(unsafe { libc::sched_getcpu() }).ok()
 }
 
 /// The effective uid.

@@ -4,7 +4,6 @@
 //! every registered process ([`register_global_expedited`]) execute a full
 //! memory barrier, so that the fast side's plain stores and loads are
 //! ordered against the slow side as if the fast side had fenced.
-#![allow(unsafe_code)]
 
 use std::io;
 

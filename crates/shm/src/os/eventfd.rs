@@ -1,6 +1,5 @@
 //! `eventfd(2)`: a kernel counter behind a file descriptor, which benchmarks
 //! measure as a baseline for waking another process.
-#![allow(unsafe_code)]
 
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};

@@ -1,3 +1,5 @@
+//! User names, for messages and listings.
+
 /// The user name for `uid` from `/etc/passwd`, or the number if it has none.
 #[must_use]
 pub fn user_name(uid: u32) -> String {
