@@ -15,11 +15,40 @@ pub(super) fn now_ns() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
-pub(super) fn meta(op: Op, currency: usize, undone: Option<Op>, pid: u32) -> u64 {
-    u64::from(op.code())
-        | ((currency as u64 & 0xff) << 8)
-        | (u64::from(undone.map_or(0, Op::code)) << 16)
-        | (u64::from(pid) << 32)
+/// A record's `meta` word, unpacked: bits 0–7 hold the operation, 8–15
+/// the currency, 16–23 the operation a rollback undid (0: none), 32–63 the
+/// pid of the process that wrote it; bits 24–31 are zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Meta {
+    /// What was done; `None` only in a word that names no operation.
+    pub(super) op: Option<Op>,
+    /// The currency's index (its low 8 bits are kept).
+    pub(super) currency: usize,
+    /// For a rollback, what it undid.
+    pub(super) undone: Option<Op>,
+    /// The writer's pid.
+    pub(super) pid: u32,
+}
+
+impl Meta {
+    /// The word stored in the record.
+    #[inline]
+    pub(super) fn pack(self) -> u64 {
+        u64::from(self.op.map_or(0, Op::code))
+            | ((self.currency as u64 & 0xff) << 8)
+            | (u64::from(self.undone.map_or(0, Op::code)) << 16)
+            | (u64::from(self.pid) << 32)
+    }
+
+    /// The fields of a stored word; bits 24–31 are ignored.
+    pub(super) fn unpack(w: u64) -> Meta {
+        Meta {
+            op: Op::from_code(w as u8),
+            currency: ((w >> 8) & 0xff) as usize,
+            undone: Op::from_code((w >> 16) as u8),
+            pid: (w >> 32) as u32,
+        }
+    }
 }
 
 /// A journal record in plain values, written to the undo record and then
@@ -87,7 +116,13 @@ impl<'a> Engine<'a> {
     ) -> Pending {
         let (name_len, name) = a.map_or((0, [0; 4]), |i| self.name_words(i));
         Pending {
-            meta: meta(op, c, None, self.pid),
+            meta: Meta {
+                op: Some(op),
+                currency: c,
+                undone: None,
+                pid: self.pid,
+            }
+            .pack(),
             amount,
             rate,
             total,
@@ -111,15 +146,15 @@ impl<'a> Engine<'a> {
                 std::hint::spin_loop();
                 continue;
             }
-            let op = Op::from_code((p.meta & 0xff) as u8)?;
+            let meta = Meta::unpack(p.meta);
             return Some(Entry {
                 seq,
                 time_ns: p.time_ns,
-                pid: (p.meta >> 32) as u32,
-                op,
-                undone: Op::from_code(((p.meta >> 16) & 0xff) as u8),
+                pid: meta.pid,
+                op: meta.op?,
+                undone: meta.undone,
                 account: unpack_name(p.name_len, p.name).unwrap_or_default(),
-                currency: ((p.meta >> 8) & 0xff) as usize,
+                currency: meta.currency,
                 amount: p.amount,
                 rate: p.rate,
                 total: p.total,
@@ -127,5 +162,45 @@ impl<'a> Engine<'a> {
             });
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meta_round_trips() {
+        let ops = std::iter::once(None).chain(Op::ALL.map(Some));
+        for op in ops.clone() {
+            for undone in ops.clone() {
+                for currency in [0, 1, 17, 255] {
+                    for pid in [0, 1, 4_194_304, u32::MAX] {
+                        let m = Meta {
+                            op,
+                            currency,
+                            undone,
+                            pid,
+                        };
+                        assert_eq!(Meta::unpack(m.pack()), m);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn meta_word_is_the_stored_format() {
+        let m = Meta {
+            op: Some(Op::Rollback),
+            currency: 3,
+            undone: Some(Op::Sell),
+            pid: 0x1234_5678,
+        };
+        assert_eq!(m.pack(), 0x1234_5678_0002_0307);
+        // Bits 24–31 are not part of any field.
+        assert_eq!(Meta::unpack(0x1234_5678_ff02_0307), m);
+        let none = Meta::unpack(0);
+        assert_eq!((none.op, none.undone), (None, None));
     }
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use shm::header::Layout;
 use shm::{Access, Kind, Lifetime, Managed, ManagedOptions, SegmentId};
 
-use super::journal::{Pending, meta, now_ns, write_record};
+use super::journal::{Meta, Pending, now_ns, write_record};
 use super::{Engine, Exchange, R};
 use crate::error::OpenError;
 use crate::failpoint::{self, Failpoint};
@@ -268,7 +268,13 @@ fn write_state(
     for e in journal {
         let rec = &records[(e.seq % cap) as usize];
         let p = Pending {
-            meta: meta(e.op, e.currency, e.undone, e.pid),
+            meta: Meta {
+                op: Some(e.op),
+                currency: e.currency,
+                undone: e.undone,
+                pid: e.pid,
+            }
+            .pack(),
             amount: e.amount,
             rate: e.rate,
             total: e.total,

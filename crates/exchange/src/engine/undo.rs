@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use shm::sync::{MutexGuard, SeqWriteGuard};
 
-use super::journal::{Pending, meta, now_ns, read_pending, write_record};
+use super::journal::{Meta, Pending, now_ns, read_pending, write_record};
 use super::{Engine, R};
 use crate::error::OpError;
 use crate::failpoint::{self, Failpoint};
@@ -76,15 +76,18 @@ impl<'a> Engine<'a> {
                     failpoint::hit(self.fp, Failpoint::MidRollback);
                 }
             }
-            let undone_op = Op::from_code((pending.meta & 0xff) as u8);
+            // The rollback's record is the undone one's, marked as such; its
+            // `extra` keeps the pid of the process that died.
+            let undone = Meta::unpack(pending.meta);
             let rollback = Pending {
-                meta: meta(
-                    Op::Rollback,
-                    ((pending.meta >> 8) & 0xff) as usize,
-                    undone_op,
-                    self.pid,
-                ),
-                extra: i64::from((pending.meta >> 32) as u32),
+                meta: Meta {
+                    op: Some(Op::Rollback),
+                    currency: undone.currency,
+                    undone: undone.op,
+                    pid: self.pid,
+                }
+                .pack(),
+                extra: i64::from(undone.pid),
                 time_ns: now_ns(),
                 ..pending
             };
