@@ -4,7 +4,7 @@
 use super::Engine;
 use crate::error::OpError;
 use crate::money::{Amount, MoneyError};
-use crate::types::{AccountId, CurrencyId};
+use crate::types::{AccountId, CurrencyId, Order};
 
 /// The account a refusal names: an open one, or one not opened yet.
 #[derive(Clone, Copy)]
@@ -14,6 +14,38 @@ pub(super) enum Who<'n> {
 }
 
 impl<'a> Engine<'a> {
+    /// Refuses a currency that `order` cannot be placed in, as the order
+    /// itself would: the home currency for a buy or a sell, or a currency
+    /// of another exchange. Changes nothing; it lets a caller refuse such
+    /// an order before it reads the rest.
+    ///
+    /// # Errors
+    ///
+    /// [`OpError::HomeCurrency`], [`OpError::BadId`].
+    pub fn check_order(&self, order: Order, c: CurrencyId) -> Result<(), OpError> {
+        self.order_currency(order, c).map(drop)
+    }
+
+    /// Refuses a currency that cannot be quoted, bought or sold, as
+    /// [`Engine::set_rate`], [`Engine::buy`] and [`Engine::sell`] would:
+    /// the home currency, or a currency of another exchange. Changes
+    /// nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`OpError::HomeCurrency`], [`OpError::BadId`].
+    pub fn check_foreign(&self, c: CurrencyId) -> Result<(), OpError> {
+        self.foreign(c).map(drop)
+    }
+
+    /// The position of currency `c`, if `order` can be placed in it.
+    pub(super) fn order_currency(&self, order: Order, c: CurrencyId) -> Result<usize, OpError> {
+        match order {
+            Order::Buy | Order::Sell => self.foreign(c),
+            Order::Deposit | Order::Withdraw => self.any_currency(c),
+        }
+    }
+
     pub(super) fn foreign(&self, c: CurrencyId) -> Result<usize, OpError> {
         if c.index() == 0 {
             return Err(OpError::HomeCurrency {

@@ -46,6 +46,8 @@ mod open;
 mod orders;
 mod rates;
 mod read;
+#[cfg(test)]
+mod tests;
 mod trade;
 mod undo;
 

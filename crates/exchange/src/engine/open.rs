@@ -8,16 +8,12 @@ use shm::{Access, Kind, Lifetime, Managed, ManagedOptions, SegmentId};
 
 use super::journal::{Meta, Pending, now_ns, write_record};
 use super::{Engine, Exchange, R};
-use crate::error::OpenError;
-use crate::failpoint::{self, Failpoint};
+use crate::error::{OpenError, StateError};
+use crate::failpoint;
 use crate::layout::{AccountName, CurrencyRow, FORMAT, Geometry, Head, Record, pack_name};
 use crate::money;
 use crate::state::{Capacity, Entry, State};
 use crate::types::Code;
-
-fn armed() -> Result<Failpoint, OpenError> {
-    failpoint::armed().map_err(OpenError::Failpoint)
-}
 
 impl Exchange {
     /// Creates an exchange holding `state` (and the journal records
@@ -34,20 +30,20 @@ impl Exchange {
         journal: &[Entry],
         mode: u32,
     ) -> Result<Exchange, OpenError> {
-        let fp = armed()?;
+        let fp = failpoint::armed()?;
         let cap = state.capacity;
         let geo =
-            Geometry::new(cap.currencies, cap.accounts, cap.journal).map_err(OpenError::Invalid)?;
+            Geometry::new(cap.currencies, cap.accounts, cap.journal).map_err(StateError::from)?;
         let violations = state.check();
         if !violations.is_empty() {
-            return Err(OpenError::Invalid(violations.join("; ")));
+            return Err(StateError::Books(violations).into());
         }
         if journal.len() > cap.journal {
-            return Err(OpenError::Invalid(format!(
-                "{} journal records exceed the journal capacity of {}",
-                journal.len(),
-                cap.journal
-            )));
+            return Err(StateError::Journal {
+                records: journal.len(),
+                capacity: cap.journal,
+            }
+            .into());
         }
         let opts = ManagedOptions {
             kind: Kind::Exchange,
@@ -83,7 +79,7 @@ impl Exchange {
     /// its contents make no sense; [`OpenError::Segment`] if the segment
     /// is not an exchange of this version, or cannot be attached.
     pub fn open(id: &SegmentId) -> Result<Exchange, OpenError> {
-        let fp = armed()?;
+        let fp = failpoint::armed()?;
         let m = Managed::open(
             id,
             Access::ReadWrite,
@@ -114,7 +110,7 @@ impl Exchange {
             cap(head.cap_accounts.load(R)),
             cap(head.cap_journal.load(R)),
         )
-        .map_err(corrupt)?;
+        .map_err(|e| corrupt(e.to_string()))?;
         if (m.payload_len() as u64) < geo.size {
             return Err(corrupt(format!(
                 "its capacities need {} bytes but the payload has {}",

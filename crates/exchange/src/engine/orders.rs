@@ -37,10 +37,7 @@ impl<'a> Engine<'a> {
             let a = AccountId(i as u32);
             return Ok((a, None, self.order(order, a, c, amount)?));
         }
-        let ci = match order {
-            Order::Buy | Order::Sell => self.foreign(c)?,
-            Order::Deposit | Order::Withdraw => self.any_currency(c)?,
-        };
+        let ci = self.order_currency(order, c)?;
         Self::positive(amount, self.ex.decimals[ci])?;
         self.locked(|| {
             // Another process may have opened it since the look above.
