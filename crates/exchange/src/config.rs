@@ -139,7 +139,7 @@ impl Config {
             }
             Ok(d)
         };
-        let home = Code::new(t.home.as_deref().unwrap_or("TRY")).map_err(TableError)?;
+        let home = Code::new(t.home.as_deref().unwrap_or("TRY"))?;
         let home_decimals = dec(t.home_decimals, "home")?;
         let field = |what: String, text: &Dec, d: u32| -> Result<i64, TableError> {
             money::parse_value(&text.0, d).map_err(|e| TableError(format!("{what}: {e}")))
@@ -155,7 +155,7 @@ impl Config {
         };
         let mut currencies = Vec::new();
         for c in &t.currency {
-            let code = Code::new(&c.code).map_err(TableError)?;
+            let code = Code::new(&c.code)?;
             let decimals = dec(c.decimals, code.as_str())?;
             let rate = |what: &str, text: &Dec| -> Result<i64, TableError> {
                 money::parse_rate(&text.0).map_err(|e| TableError(format!("{code} {what}: {e}")))

@@ -3,6 +3,7 @@
 
 use shm::sync::LockError;
 
+use crate::layout::{MAX_ACCOUNTS, MAX_CURRENCIES, MAX_JOURNAL};
 use crate::money::MoneyError;
 
 /// Why an exchange could not be created, opened or removed.
@@ -31,12 +32,12 @@ pub enum OpenError {
         /// What is wrong.
         reason: String,
     },
-    /// A table, capacity or setting that can never work (bad input).
-    #[error("{0}")]
-    Invalid(String),
+    /// A state or capacity that can never make an exchange (bad input).
+    #[error(transparent)]
+    Invalid(#[from] StateError),
     /// `SHMEX_FAILPOINT` names no failpoint.
-    #[error("unknown failpoint {0:?} in SHMEX_FAILPOINT: known are {known}", known = crate::failpoint::NAMES.join(", "))]
-    Failpoint(String),
+    #[error(transparent)]
+    Failpoint(#[from] FailpointError),
     /// The lock could not be set up.
     #[error("cannot set up the exchange lock: {0}")]
     Lock(#[from] LockError),
@@ -117,8 +118,8 @@ pub enum OpError {
         code: String,
     },
     /// A malformed account name (bad input).
-    #[error("{0}")]
-    BadName(String),
+    #[error(transparent)]
+    BadName(#[from] NameError),
     /// No room for another account.
     #[error(
         "no room for account {name:?}: all {capacity} accounts are taken; make a larger exchange with `shmex exchange init --accounts N --force`"
@@ -156,6 +157,77 @@ impl OpError {
     }
 }
 
+/// Why a state cannot make an exchange: what [`Exchange::create`] refuses.
+///
+/// [`Exchange::create`]: crate::Exchange::create
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StateError {
+    /// A capacity out of range.
+    #[error(transparent)]
+    Capacity(#[from] CapacityError),
+    /// The books fail [`State::check`](crate::State::check): one line per
+    /// violation.
+    #[error("{}", .0.join("; "))]
+    Books(Vec<String>),
+    /// More journal records than the journal holds.
+    #[error("{records} journal records exceed the journal capacity of {capacity}")]
+    Journal {
+        /// The records given.
+        records: usize,
+        /// The journal's capacity.
+        capacity: usize,
+    },
+}
+
+/// A capacity out of the range an exchange can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CapacityError {
+    /// Room for currencies, the home currency included.
+    #[error(
+        "currency capacity {0} is out of range: it counts the home currency and must be 2 to {MAX_CURRENCIES}"
+    )]
+    Currencies(usize),
+    /// Room for accounts.
+    #[error("account capacity {0} is out of range: 1 to {MAX_ACCOUNTS}")]
+    Accounts(usize),
+    /// Room for journal records.
+    #[error("journal capacity {0} is out of range: 1 to {MAX_JOURNAL}")]
+    Journal(usize),
+}
+
+/// A text that is not a currency code: what [`Code::new`] refuses.
+///
+/// [`Code::new`]: crate::Code::new
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid currency code {text:?}: 1 to 8 ASCII letters or digits, starting with a letter, such as DOLLAR"
+)]
+pub struct CodeError {
+    /// The text given.
+    pub text: String,
+}
+
+/// A malformed account name: what
+/// [`check_account_name`](crate::check_account_name) refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid account name {name:?}: use 1 to 32 characters from A-Z, a-z, 0-9, '_', '.' and '-'"
+)]
+pub struct NameError {
+    /// The name given.
+    pub name: String,
+}
+
+/// `SHMEX_FAILPOINT` holds a name that is no failpoint.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown failpoint {value:?} in SHMEX_FAILPOINT: known are {known}", known = crate::failpoint::NAMES.join(", "))]
+pub struct FailpointError {
+    /// The variable's value.
+    pub value: String,
+}
+
 /// A table (from `init --table` or a snapshot) that cannot make an exchange.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -163,6 +235,12 @@ pub struct TableError(pub String);
 
 impl From<MoneyError> for TableError {
     fn from(e: MoneyError) -> Self {
+        TableError(e.to_string())
+    }
+}
+
+impl From<CodeError> for TableError {
+    fn from(e: CodeError) -> Self {
         TableError(e.to_string())
     }
 }

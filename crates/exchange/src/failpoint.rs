@@ -9,6 +9,8 @@
 
 use std::sync::OnceLock;
 
+use crate::error::FailpointError;
+
 /// A named point where a process may be made to abort.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Failpoint {
@@ -60,17 +62,17 @@ impl Failpoint {
     }
 }
 
-static ARMED: OnceLock<Result<Failpoint, String>> = OnceLock::new();
+static ARMED: OnceLock<Result<Failpoint, FailpointError>> = OnceLock::new();
 
 /// The failpoint armed for this process by `SHMEX_FAILPOINT`.
 ///
 /// # Errors
 ///
-/// The variable's value, if it names no failpoint.
-pub fn armed() -> Result<Failpoint, String> {
+/// [`FailpointError`] with the variable's value, if it names no failpoint.
+pub fn armed() -> Result<Failpoint, FailpointError> {
     ARMED
         .get_or_init(|| match std::env::var("SHMEX_FAILPOINT") {
-            Ok(v) => Failpoint::from_name(v.trim()).ok_or(v),
+            Ok(v) => Failpoint::from_name(v.trim()).ok_or(FailpointError { value: v }),
             Err(_) => Ok(Failpoint::Off),
         })
         .clone()

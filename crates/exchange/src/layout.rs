@@ -15,6 +15,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64};
 
 use shm::sync::{RobustMutex, SeqLock};
 
+use crate::error::CapacityError;
+
 /// Format of the payload; bumped when the layout changes meaning.
 pub(crate) const FORMAT: u64 = 0x5845_0001; // "XE" v1
 
@@ -152,22 +154,20 @@ pub const MAX_ACCOUNTS: usize = 1 << 20;
 pub const MAX_JOURNAL: usize = 1 << 22;
 
 impl Geometry {
-    /// The geometry for these capacities, or a reason they are unusable.
-    pub fn new(currencies: usize, accounts: usize, journal: usize) -> Result<Geometry, String> {
+    /// The geometry for these capacities, or which one is out of range.
+    pub fn new(
+        currencies: usize,
+        accounts: usize,
+        journal: usize,
+    ) -> Result<Geometry, CapacityError> {
         if !(2..=MAX_CURRENCIES).contains(&currencies) {
-            return Err(format!(
-                "currency capacity {currencies} is out of range: it counts the home currency and must be 2 to {MAX_CURRENCIES}"
-            ));
+            return Err(CapacityError::Currencies(currencies));
         }
         if !(1..=MAX_ACCOUNTS).contains(&accounts) {
-            return Err(format!(
-                "account capacity {accounts} is out of range: 1 to {MAX_ACCOUNTS}"
-            ));
+            return Err(CapacityError::Accounts(accounts));
         }
         if !(1..=MAX_JOURNAL).contains(&journal) {
-            return Err(format!(
-                "journal capacity {journal} is out of range: 1 to {MAX_JOURNAL}"
-            ));
+            return Err(CapacityError::Journal(journal));
         }
         let (c, a, j) = (currencies as u64, accounts as u64, journal as u64);
         let off_rows = align64(std::mem::size_of::<Head>() as u64);
@@ -226,8 +226,13 @@ mod tests {
         let g = Geometry::new(16, 1024, 8192).unwrap();
         assert_eq!(g.off_rows % 64, 0);
         assert_eq!(g.off_journal % 64, 0);
-        assert!(Geometry::new(1, 1, 1).is_err());
-        assert!(Geometry::new(2, 0, 1).is_err());
+        assert_eq!(Geometry::new(1, 1, 1), Err(CapacityError::Currencies(1)));
+        assert_eq!(Geometry::new(2, 0, 1), Err(CapacityError::Accounts(0)));
+        assert_eq!(Geometry::new(2, 1, 0), Err(CapacityError::Journal(0)));
+        assert_eq!(
+            Geometry::new(257, 1, 1).unwrap_err().to_string(),
+            "currency capacity 257 is out of range: it counts the home currency and must be 2 to 256"
+        );
     }
 
     #[test]

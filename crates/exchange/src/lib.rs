@@ -38,7 +38,10 @@ mod types;
 
 pub use config::{Config, CurrencySpec};
 pub use engine::{Engine, Exchange, Info, QuoteRow, Receipt, check_rates};
-pub use error::{OpError, OpenError, SnapshotError, TableError};
+pub use error::{
+    CapacityError, CodeError, FailpointError, NameError, OpError, OpenError, SnapshotError,
+    StateError, TableError,
+};
 pub use layout::{MAX_ACCOUNTS, MAX_CURRENCIES, MAX_JOURNAL, NAME_MAX};
 pub use state::{AccountState, Capacity, CurrencyState, Entry, State};
 pub use types::{AccountId, Code, CurrencyId, Op, Order, check_account_name};

@@ -270,6 +270,7 @@ pub enum Round {
 /// assert_eq!(convert(1, 2, 13_405_000, 2, Round::Up), Ok(14));
 /// assert_eq!(convert(1, 2, 13_405_000, 2, Round::Down), Ok(13));
 /// ```
+#[inline]
 pub fn convert(
     amount: i64,
     amount_decimals: u32,

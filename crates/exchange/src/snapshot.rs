@@ -236,7 +236,7 @@ pub fn from_toml(text: &str) -> Result<(State, Vec<Entry>), SnapshotError> {
     let mut currencies = Vec::new();
     let mut codes = HashSet::new();
     for c in &f.currencies {
-        let code = Code::new(&c.code).map_err(invalid)?;
+        let code = Code::new(&c.code).map_err(|e| invalid(e.to_string()))?;
         if !codes.insert(code) {
             return Err(invalid(format!("currency {code} appears twice")));
         }
@@ -270,7 +270,7 @@ pub fn from_toml(text: &str) -> Result<(State, Vec<Entry>), SnapshotError> {
     let home_dec = currencies[0].decimals;
     let mut accounts = Vec::new();
     for a in &f.accounts {
-        check_account_name(&a.name).map_err(invalid)?;
+        check_account_name(&a.name).map_err(|e| invalid(e.to_string()))?;
         let mut balances = vec![None; currencies.len()];
         for (code, v) in &a.balances {
             let i = index(code).ok_or_else(|| {
@@ -323,7 +323,7 @@ pub fn from_toml(text: &str) -> Result<(State, Vec<Entry>), SnapshotError> {
             None => None,
         };
         if !e.account.is_empty() {
-            check_account_name(&e.account).map_err(bad)?;
+            check_account_name(&e.account).map_err(|x| bad(x.to_string()))?;
         }
         let currency =
             index(&e.code).ok_or_else(|| bad(format!("unknown currency {:?}", e.code)))?;

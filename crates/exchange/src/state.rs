@@ -174,7 +174,7 @@ impl State {
         let mut names = HashSet::new();
         for a in &self.accounts {
             if let Err(e) = check_account_name(&a.name) {
-                v.push(e);
+                v.push(e.to_string());
             }
             if !names.insert(a.name.as_str()) {
                 v.push(format!("account {:?} appears twice", a.name));

@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use crate::error::{CodeError, NameError};
+
 /// A currency code: 1 to 8 ASCII capital letters or digits, starting with a
 /// letter (`TRY`, `DOLLAR`, `STERLIN`).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -13,16 +15,16 @@ impl Code {
     ///
     /// # Errors
     ///
-    /// A message saying what a code may hold.
-    pub fn new(text: &str) -> Result<Code, String> {
+    /// [`CodeError`], whose message says what a code may hold.
+    pub fn new(text: &str) -> Result<Code, CodeError> {
         let b = text.as_bytes();
         let ok = (1..=8).contains(&b.len())
             && b[0].is_ascii_alphabetic()
             && b.iter().all(u8::is_ascii_alphanumeric);
         if !ok {
-            return Err(format!(
-                "invalid currency code {text:?}: 1 to 8 ASCII letters or digits, starting with a letter, such as DOLLAR"
-            ));
+            return Err(CodeError {
+                text: text.to_owned(),
+            });
         }
         let mut c = [0u8; 8];
         for (d, s) in c.iter_mut().zip(b) {
@@ -201,8 +203,8 @@ impl CurrencyId {
 ///
 /// # Errors
 ///
-/// A message naming the name and the rule.
-pub fn check_account_name(name: &str) -> Result<(), String> {
+/// [`NameError`], whose message names the name and the rule.
+pub fn check_account_name(name: &str) -> Result<(), NameError> {
     let ok = (1..=crate::layout::NAME_MAX).contains(&name.len())
         && name
             .bytes()
@@ -210,9 +212,9 @@ pub fn check_account_name(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "invalid account name {name:?}: use 1 to 32 characters from A-Z, a-z, 0-9, '_', '.' and '-'"
-        ))
+        Err(NameError {
+            name: name.to_owned(),
+        })
     }
 }
 
@@ -226,8 +228,12 @@ mod tests {
         assert_eq!(c.as_str(), "DOLLAR");
         assert_eq!(Code::from_packed(c.packed()), Some(c));
         for bad in ["", "123", "TOOLONGXX", "A-B", "ÜBER", "A B"] {
-            assert!(Code::new(bad).is_err(), "{bad:?}");
+            assert_eq!(Code::new(bad), Err(CodeError { text: bad.into() }));
         }
+        assert_eq!(
+            Code::new("A-B").unwrap_err().to_string(),
+            "invalid currency code \"A-B\": 1 to 8 ASCII letters or digits, starting with a letter, such as DOLLAR"
+        );
         assert_eq!(Code::from_packed(0), None);
         assert_eq!(Code::from_packed(u64::MAX), None);
     }
@@ -236,8 +242,12 @@ mod tests {
     fn names() {
         assert!(check_account_name("alice.b-c_9").is_ok());
         for bad in ["", "bad name", "x/y", "ünïcode", &"a".repeat(33)] {
-            assert!(check_account_name(bad).is_err(), "{bad:?}");
+            assert_eq!(check_account_name(bad), Err(NameError { name: bad.into() }));
         }
+        assert_eq!(
+            check_account_name("x/y").unwrap_err().to_string(),
+            "invalid account name \"x/y\": use 1 to 32 characters from A-Z, a-z, 0-9, '_', '.' and '-'"
+        );
     }
 
     #[test]

@@ -306,7 +306,7 @@ fn init(id: &SegmentId, a: &InitArgs) -> anyhow::Result<ExitCode> {
         None => Config::builtin(),
     };
     if let Some(h) = &a.home {
-        config.home = exchange::Code::new(h).map_err(BadInput)?;
+        config.home = exchange::Code::new(h).map_err(|e| BadInput(e.to_string()))?;
     }
     if let Some(o) = &a.opening {
         config.opening = money::parse_value(o, config.home_decimals)
@@ -367,7 +367,7 @@ fn one_shot(id: &SegmentId, order: Order, a: &OneShot) -> anyhow::Result<ExitCod
     // Everything about the input is checked before anything changes, and a
     // new account is opened only if the order is accepted: a bad or
     // refused order changes nothing.
-    check_account_name(&a.account).map_err(BadInput)?;
+    check_account_name(&a.account).map_err(|e| BadInput(e.to_string()))?;
     let ex = open(id)?;
     let e = ex.engine();
     let request = parse_order(order, &a.code, &a.amount, &e.currencies()).map_err(BadInput)?;

@@ -353,7 +353,7 @@ impl Loop<'_, '_> {
 
 /// `shmex exchange trade --account NAME [--json]`.
 pub fn run(id: &SegmentId, account: &str, json: bool) -> anyhow::Result<ExitCode> {
-    check_account_name(account).map_err(BadInput)?;
+    check_account_name(account).map_err(|e| BadInput(e.to_string()))?;
     let ex = super::open(id)?;
     let e = ex.engine();
     let (acct, _) = e.open_account(account)?;

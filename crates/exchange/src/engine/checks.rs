@@ -1,0 +1,105 @@
+//! Step 2's shared part: the checks of ids and amounts every operation
+//! makes, and the pieces of its refusals.
+
+use super::Engine;
+use crate::error::OpError;
+use crate::money::{Amount, MoneyError};
+use crate::types::{AccountId, CurrencyId, Order};
+
+/// The account a refusal names: an open one, or one not opened yet.
+#[derive(Clone, Copy)]
+pub(super) enum Who<'n> {
+    Slot(usize),
+    Named(&'n str),
+}
+
+impl<'a> Engine<'a> {
+    /// Refuses a currency that `order` cannot be placed in, as the order
+    /// itself would: the home currency for a buy or a sell, or a currency
+    /// of another exchange. Changes nothing; it lets a caller refuse such
+    /// an order before it reads the rest.
+    ///
+    /// # Errors
+    ///
+    /// [`OpError::HomeCurrency`], [`OpError::BadId`].
+    pub fn check_order(&self, order: Order, c: CurrencyId) -> Result<(), OpError> {
+        self.order_currency(order, c).map(drop)
+    }
+
+    /// Refuses a currency that cannot be quoted, bought or sold, as
+    /// [`Engine::set_rate`], [`Engine::buy`] and [`Engine::sell`] would:
+    /// the home currency, or a currency of another exchange. Changes
+    /// nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`OpError::HomeCurrency`], [`OpError::BadId`].
+    pub fn check_foreign(&self, c: CurrencyId) -> Result<(), OpError> {
+        self.foreign(c).map(drop)
+    }
+
+    /// The position of currency `c`, if `order` can be placed in it.
+    pub(super) fn order_currency(&self, order: Order, c: CurrencyId) -> Result<usize, OpError> {
+        match order {
+            Order::Buy | Order::Sell => self.foreign(c),
+            Order::Deposit | Order::Withdraw => self.any_currency(c),
+        }
+    }
+
+    pub(super) fn foreign(&self, c: CurrencyId) -> Result<usize, OpError> {
+        if c.index() == 0 {
+            return Err(OpError::HomeCurrency {
+                code: self.home().to_string(),
+            });
+        }
+        self.any_currency(c)
+    }
+
+    pub(super) fn any_currency(&self, c: CurrencyId) -> Result<usize, OpError> {
+        Self::below(c.index(), self.rows.len())
+    }
+
+    pub(super) fn acct(&self, a: AccountId) -> Result<usize, OpError> {
+        Self::below(a.index(), self.names.len())
+    }
+
+    /// `i` if it indexes a table of `n` entries.
+    fn below(i: usize, n: usize) -> Result<usize, OpError> {
+        if i < n { Ok(i) } else { Err(OpError::BadId(i)) }
+    }
+
+    pub(super) fn positive(amount: i64, decimals: u32) -> Result<(), OpError> {
+        if amount > 0 {
+            return Ok(());
+        }
+        let text = Amount::new(amount, decimals).to_string();
+        Err(OpError::Money(if amount == 0 {
+            MoneyError::Zero {
+                what: "amount",
+                text,
+            }
+        } else {
+            MoneyError::Invalid {
+                what: "amount",
+                text,
+                reason: "negative values are not allowed".into(),
+            }
+        }))
+    }
+
+    pub(super) fn show(&self, c: usize, v: i64) -> String {
+        Amount::new(v, self.ex.decimals[c]).to_string()
+    }
+
+    pub(super) fn overflow(what: &'static str) -> OpError {
+        OpError::Money(MoneyError::Overflow(what))
+    }
+
+    /// The name of the account a refusal is about.
+    pub(super) fn who(&self, who: Who<'_>) -> String {
+        match who {
+            Who::Slot(i) => self.name_at(i),
+            Who::Named(name) => name.to_owned(),
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! Lookups that need no snapshot: currencies and accounts by name and
+//! id, and figures about the exchange.
+
+use std::sync::atomic::Ordering;
+
+use super::accounts::packed;
+use super::{Engine, Info, R};
+use crate::layout::unpack_name;
+use crate::types::{AccountId, Code, CurrencyId};
+
+impl<'a> Engine<'a> {
+    /// The currencies: codes and decimals, home first. Fixed at creation.
+    #[must_use]
+    pub fn currencies(&self) -> Vec<(Code, u32)> {
+        self.ex
+            .codes
+            .iter()
+            .copied()
+            .zip(self.ex.decimals.iter().copied())
+            .collect()
+    }
+
+    /// The currency with `code` (any case), if this exchange has it.
+    #[must_use]
+    pub fn currency(&self, code: &str) -> Option<CurrencyId> {
+        let c = Code::new(code).ok()?;
+        self.ex
+            .codes
+            .iter()
+            .position(|&x| x == c)
+            .map(|i| CurrencyId(i as u16))
+    }
+
+    /// The code of a currency.
+    #[must_use]
+    pub fn code(&self, c: CurrencyId) -> Code {
+        self.ex
+            .codes
+            .get(c.index())
+            .copied()
+            .unwrap_or(self.ex.codes[0])
+    }
+
+    /// The decimals of a currency.
+    #[must_use]
+    pub fn decimals(&self, c: CurrencyId) -> u32 {
+        self.ex.decimals.get(c.index()).copied().unwrap_or(2)
+    }
+
+    /// The home currency's code.
+    #[must_use]
+    pub fn home(&self) -> Code {
+        self.ex.codes[0]
+    }
+
+    pub(super) fn accounts_open(&self) -> usize {
+        let n = self.head.n_accounts.load(Ordering::Acquire);
+        usize::try_from(n).unwrap_or(0).min(self.names.len())
+    }
+
+    /// Account `i`'s name as stored: its length and its packed words.
+    pub(super) fn name_words(&self, i: usize) -> (u64, [u64; 4]) {
+        let n = &self.names[i];
+        (n.len.load(R), std::array::from_fn(|k| n.bytes[k].load(R)))
+    }
+
+    pub(super) fn name_at(&self, i: usize) -> String {
+        let (len, words) = self.name_words(i);
+        unpack_name(len, words).unwrap_or_else(|| "?".to_owned())
+    }
+
+    pub(super) fn name_matches(&self, i: usize, len: u64, words: &[u64; 4]) -> bool {
+        let n = &self.names[i];
+        n.len.load(R) == len && n.bytes.iter().zip(words).all(|(w, v)| w.load(R) == *v)
+    }
+
+    /// The open account named `name`, without taking the lock.
+    #[must_use]
+    pub fn account(&self, name: &str) -> Option<AccountId> {
+        let (len, words) = packed(name).ok()?;
+        self.find_account(len, &words).map(|i| AccountId(i as u32))
+    }
+
+    /// The name of an account.
+    #[must_use]
+    pub fn account_name(&self, a: AccountId) -> String {
+        if a.index() < self.names.len() {
+            self.name_at(a.index())
+        } else {
+            "?".to_owned()
+        }
+    }
+
+    /// Figures about the exchange.
+    #[must_use]
+    pub fn info(&self) -> Info {
+        Info {
+            capacity: self.ex.capacity(),
+            currencies: self.rows.len(),
+            accounts: self.accounts_open(),
+            next_seq: self.head.next_seq.load(Ordering::Acquire),
+            recoveries: self.head.recoveries.load(R),
+            opening: self.head.opening.load(R),
+        }
+    }
+}
