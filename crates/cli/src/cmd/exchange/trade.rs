@@ -9,12 +9,13 @@ use std::process::ExitCode;
 
 use exchange::money::{self, Amount, Rate};
 use exchange::{
-    AccountId, Code, CurrencyId, Engine, Op, OpError, Order, QuoteRow, Receipt, check_account_name,
+    AccountId, Code, CurrencyId, Engine, Exchange, Op, OpError, Order, QuoteRow, Receipt,
+    check_account_name,
 };
 use shm::SegmentId;
 
 use super::show;
-use crate::error::BadInput;
+use crate::support::error::BadInput;
 
 /// Longest line accepted, in bytes (without the newline).
 pub const MAX_LINE: usize = 1024;
@@ -354,7 +355,7 @@ impl Loop<'_, '_> {
 /// `shmex exchange trade --account NAME [--json]`.
 pub fn run(id: &SegmentId, account: &str, json: bool) -> anyhow::Result<ExitCode> {
     check_account_name(account).map_err(BadInput)?;
-    let ex = super::open(id)?;
+    let ex = Exchange::open(id)?;
     let e = ex.engine();
     let (acct, _) = e.open_account(account)?;
     let mut lp = Loop {

@@ -16,12 +16,20 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Paragraph, Row, Table};
 use shm::SegmentId;
 
-use super::{WatchArgs, describe, show};
-use crate::error::BadInput;
-use crate::util::parse_seconds;
+use super::show::{self, describe};
+use crate::support::error::BadInput;
+use crate::support::parse::parse_seconds;
 
 /// Journal records shown on the plain snapshot.
 const PLAIN_TAIL: usize = 5;
+
+/// Flags of `watch`.
+#[derive(Debug, clap::Args)]
+pub struct WatchArgs {
+    /// Seconds between refreshes.
+    #[arg(long, value_name = "SECONDS", default_value = "0.25")]
+    pub interval: String,
+}
 
 pub fn run(id: &SegmentId, a: &WatchArgs) -> anyhow::Result<ExitCode> {
     let interval = parse_seconds(&a.interval)?;
@@ -32,7 +40,7 @@ pub fn run(id: &SegmentId, a: &WatchArgs) -> anyhow::Result<ExitCode> {
         ))
         .into());
     }
-    let ex = super::open(id)?;
+    let ex = Exchange::open(id)?;
     if !std::io::stdout().is_terminal() {
         plain(id, &ex)?;
         return Ok(ExitCode::SUCCESS);
