@@ -53,22 +53,29 @@ pub struct RecvArgs {
     pub mode: String,
 }
 
+/// The options of `--capacity` and `--mode`. The channel judges the
+/// capacity when it opens; [`open_error`] words its refusal.
 fn options(capacity: Option<&str>, mode: &str) -> anyhow::Result<Options> {
     let mut opts = Options {
         mode: parse_mode(mode)?,
         ..Options::default()
     };
     if let Some(text) = capacity {
-        let c = parse_size(text)?;
-        if c == 0 || c > 1 << 40 {
-            return Err(BadInput(format!(
-                "invalid capacity {text:?}: a channel holds messages of 1 byte to 1T"
-            ))
-            .into());
-        }
-        opts.capacity = usize::try_from(c)?;
+        opts.capacity = usize::try_from(parse_size(text)?).unwrap_or(usize::MAX);
     }
     Ok(opts)
+}
+
+/// A refusal to open, a capacity the channel cannot have named as the
+/// user wrote it.
+fn open_error(err: OpenError, capacity: Option<&str>) -> anyhow::Error {
+    match (err, capacity) {
+        (OpenError::Capacity { .. }, Some(text)) => BadInput(format!(
+            "invalid capacity {text:?}: a channel holds messages of 1 byte to 1T"
+        ))
+        .into(),
+        (err, _) => err.into(),
+    }
 }
 
 fn timeout(text: Option<&str>) -> anyhow::Result<Option<Duration>> {
@@ -161,7 +168,7 @@ pub fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
     let timeout = timeout(args.timeout.as_deref())?;
     shm::sys::catch_termination();
     let mut input = raw_stdin().context("cannot use stdin")?;
-    let mut tx = Sender::open(&id, &opts)?;
+    let mut tx = Sender::open(&id, &opts).map_err(|e| open_error(e, args.capacity.as_deref()))?;
     let chunk = CHUNK.min(tx.capacity());
     loop {
         let reserved = match timeout {
@@ -206,7 +213,7 @@ pub fn recv(args: RecvArgs) -> anyhow::Result<ExitCode> {
     let timeout = timeout(args.timeout.as_deref())?;
     shm::sys::catch_termination();
     let mut out = raw_stdout().context("cannot use stdout")?;
-    let mut rx = Receiver::open(&id, &opts)?;
+    let mut rx = Receiver::open(&id, &opts).map_err(|e| open_error(e, args.capacity.as_deref()))?;
     loop {
         let next = match timeout {
             Some(t) => rx.recv_timeout(t),

@@ -16,7 +16,7 @@ use anyhow::Context as _;
 use exchange::money::{self, Rate};
 use exchange::{
     Capacity, Config, CurrencyId, Engine, Exchange, OpError, OpenError, Order, SnapshotError,
-    TableError, check_account_name,
+    TableError,
 };
 use shm::SegmentId;
 
@@ -322,10 +322,9 @@ fn quote(id: &SegmentId, json: bool) -> anyhow::Result<ExitCode> {
 }
 
 fn one_shot(id: &SegmentId, order: Order, a: &OneShot) -> anyhow::Result<ExitCode> {
-    // Everything about the input is checked before anything changes, and a
-    // new account is opened only if the order is accepted: a bad or
-    // refused order changes nothing.
-    check_account_name(&a.account).map_err(BadInput)?;
+    // The exchange judges the account name and the order before anything
+    // changes, and opens a new account only if the order is accepted: a
+    // bad or refused order changes nothing.
     let ex = Exchange::open(id)?;
     let e = ex.engine();
     let request = parse_order(order, &a.code, &a.amount, &e.currencies()).map_err(BadInput)?;
@@ -340,12 +339,6 @@ fn set_rate(id: &SegmentId, a: &SetRateArgs) -> anyhow::Result<ExitCode> {
     let ex = Exchange::open(id)?;
     let e = ex.engine();
     let c = currency(&e, &a.code)?;
-    if c == CurrencyId::HOME {
-        return Err(OpError::HomeCurrency {
-            code: e.home().to_string(),
-        }
-        .into());
-    }
     let buy = money::parse_rate(&a.buy).map_err(|err| BadInput(format!("--buy: {err}")))?;
     let sell = money::parse_rate(&a.sell).map_err(|err| BadInput(format!("--sell: {err}")))?;
     let r = e.set_rate(c, buy, sell)?;

@@ -10,12 +10,10 @@ use std::process::ExitCode;
 use exchange::money::{self, Amount, Rate};
 use exchange::{
     AccountId, Code, CurrencyId, Engine, Exchange, Op, OpError, Order, QuoteRow, Receipt,
-    check_account_name,
 };
 use shm::SegmentId;
 
 use super::show;
-use crate::support::error::BadInput;
 
 /// Longest line accepted, in bytes (without the newline).
 pub const MAX_LINE: usize = 1024;
@@ -80,8 +78,10 @@ pub fn unknown_currency(code: &str, currencies: &[(Code, u32)]) -> String {
     )
 }
 
-/// Validates `VERB CODE AMOUNT` against the exchange's currencies. The
-/// message of an error says what is wrong and what is expected.
+/// Reads `VERB CODE AMOUNT` with the exchange's currencies. The message of
+/// an error says what is wrong and what is expected; whether the order may
+/// be carried out (a foreign currency for a buy or a sell, a positive
+/// amount) is the exchange's to judge.
 pub fn parse_order(
     order: Order,
     code: &str,
@@ -92,12 +92,6 @@ pub fn parse_order(
         .ok()
         .and_then(|c| currencies.iter().position(|(x, _)| *x == c))
         .ok_or_else(|| unknown_currency(code, currencies))?;
-    if c == 0 && matches!(order, Order::Buy | Order::Sell) {
-        return Err(OpError::HomeCurrency {
-            code: currencies[0].0.to_string(),
-        }
-        .to_string());
-    }
     let amount = money::parse_amount(amount, currencies[c].1).map_err(|e| e.to_string())?;
     Ok(Request {
         order,
@@ -354,9 +348,9 @@ impl Loop<'_, '_> {
 
 /// `shmex exchange trade --account NAME [--json]`.
 pub fn run(id: &SegmentId, account: &str, json: bool) -> anyhow::Result<ExitCode> {
-    check_account_name(account).map_err(BadInput)?;
     let ex = Exchange::open(id)?;
     let e = ex.engine();
+    // The exchange judges the name.
     let (acct, _) = e.open_account(account)?;
     let mut lp = Loop {
         e: &e,
