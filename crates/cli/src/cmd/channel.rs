@@ -151,16 +151,9 @@ fn interrupted(signal: i32) -> anyhow::Error {
 }
 
 /// A termination signal ended a command (exit status 128 + signal).
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted by signal {0}")]
 struct Interrupted(i32);
-
-impl std::fmt::Display for Interrupted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "interrupted by signal {}", self.0)
-    }
-}
-
-impl std::error::Error for Interrupted {}
 
 pub fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
     let id = channel_id(&args.name)?;

@@ -24,7 +24,7 @@ use crate::support::error::BadInput;
 use crate::support::parse::{exchange_id, parse_mode};
 use crate::support::time::now_ns;
 use show::describe;
-use trade::parse_order;
+use trade::{InputError, parse_order};
 use watch::WatchArgs;
 
 /// Flags of `shmex exchange`.
@@ -246,7 +246,11 @@ pub fn exit_code_for(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
             _ => 1,
         });
     }
-    if cause.is::<TableError>() || cause.is::<SnapshotError>() || cause.is::<money::MoneyError>() {
+    if cause.is::<InputError>()
+        || cause.is::<TableError>()
+        || cause.is::<SnapshotError>()
+        || cause.is::<money::MoneyError>()
+    {
         return Some(2);
     }
     None
@@ -327,7 +331,7 @@ fn one_shot(id: &SegmentId, order: Order, a: &OneShot) -> anyhow::Result<ExitCod
     // bad or refused order changes nothing.
     let ex = Exchange::open(id)?;
     let e = ex.engine();
-    let request = parse_order(order, &a.code, &a.amount, &e.currencies()).map_err(BadInput)?;
+    let request = parse_order(order, &a.code, &a.amount, &e.currencies())?;
     let r = request.apply_as(&e, &a.account)?;
     let mut line = String::new();
     trade::answer(&mut line, &e, &a.account, &r, a.json);
@@ -362,10 +366,10 @@ fn set_rate(id: &SegmentId, a: &SetRateArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The currency named `code`, or bad input listing the ones there are.
-fn currency(e: &Engine<'_>, code: &str) -> anyhow::Result<CurrencyId> {
+/// The currency named `code`, or an error listing the ones there are.
+fn currency(e: &Engine<'_>, code: &str) -> Result<CurrencyId, InputError> {
     e.currency(code)
-        .ok_or_else(|| BadInput(trade::unknown_currency(code, &e.currencies())).into())
+        .ok_or_else(|| InputError::unknown_currency(code, &e.currencies()))
 }
 
 fn accounts(id: &SegmentId, json: bool) -> anyhow::Result<ExitCode> {

@@ -127,7 +127,8 @@ fn board(id: &SegmentId, ex: &Exchange, interval: Duration) -> anyhow::Result<()
 struct Frame {
     header: String,
     rows: Vec<[String; 4]>,
-    check: Result<(), String>,
+    /// The first violation `check` finds, if any.
+    violation: Option<String>,
     journal: Vec<String>,
 }
 
@@ -157,10 +158,7 @@ impl Frame {
                 ]
             })
             .collect();
-        let check = match state.check().first() {
-            None => Ok(()),
-            Some(v) => Err(v.clone()),
-        };
+        let violation = state.check().first().cloned();
         let journal = e
             .journal(Some(40))
             .iter()
@@ -170,7 +168,7 @@ impl Frame {
         Ok(Frame {
             header,
             rows,
-            check,
+            violation,
             journal,
         })
     }
@@ -208,12 +206,12 @@ impl Frame {
             .block(Block::default().borders(Borders::ALL).title("quotes")),
             table,
         );
-        let (text, color) = match &self.check {
-            Ok(()) => (
+        let (text, color) = match &self.violation {
+            None => (
                 "ok: every currency balances, nothing is negative, no quote is crossed".to_owned(),
                 Color::Green,
             ),
-            Err(v) => (v.clone(), Color::Red),
+            Some(v) => (v.clone(), Color::Red),
         };
         f.render_widget(
             Paragraph::new(Line::styled(text, Style::default().fg(color)))
