@@ -45,6 +45,44 @@ fn fund(ex: &Exchange, names: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A funded scratch exchange and `traders` trader processes on it that
+/// start together `lead` from now and trade for `dur`, with seeds from
+/// `seed` on, timing every `sample`-th lock hold (0: none). Returns the
+/// start time too.
+fn start_traders(
+    traders: usize,
+    dur: Duration,
+    lead: Duration,
+    seed: u64,
+    sample: u32,
+) -> anyhow::Result<(Scratch, Exchange, u64)> {
+    let (mut s, ex) = Scratch::new("bench-ex", bench_config())?;
+    let names: Vec<String> = (0..traders).map(|i| format!("trader-{i}")).collect();
+    fund(&ex, &names)?;
+    let start_ns = now_ns() + lead.as_nanos() as u64;
+    for (i, account) in names.into_iter().enumerate() {
+        s.spawn_trader(&TraderArgs {
+            account,
+            start_ns,
+            millis: dur.as_millis() as u64,
+            seed: seed + i as u64,
+            sample,
+            max_cents: 100,
+            deposits: false,
+        })?;
+    }
+    Ok((s, ex, start_ns))
+}
+
+/// Fails if the exchange's books do not balance after `what`.
+fn check_after(ex: &Exchange, what: &str) -> anyhow::Result<()> {
+    let violations = ex.engine().check()?;
+    if !violations.is_empty() {
+        bail!("check failed after {what}: {}", violations.join("; "));
+    }
+    Ok(())
+}
+
 /// What one run of traders measured: trades per second, and how long
 /// they held the lock.
 pub(super) struct TradeRun {
@@ -54,21 +92,9 @@ pub(super) struct TradeRun {
 
 /// `traders` trader processes at once for `dur`.
 pub(super) fn trade_run(traders: usize, dur: Duration) -> anyhow::Result<TradeRun> {
-    let (mut s, ex) = Scratch::new("bench-ex", bench_config())?;
-    let names: Vec<String> = (0..traders).map(|i| format!("trader-{i}")).collect();
-    fund(&ex, &names)?;
-    let start_ns = now_ns() + 150_000_000 + traders as u64 * 20_000_000;
-    for (i, n) in names.iter().enumerate() {
-        s.spawn_trader(&TraderArgs {
-            account: n.clone(),
-            start_ns,
-            millis: dur.as_millis() as u64,
-            seed: i as u64 + 1,
-            sample: HOLD_SAMPLE,
-            max_cents: 100,
-            deposits: false,
-        })?;
-    }
+    // Room for every trader to start before they all begin.
+    let lead = Duration::from_millis(150 + traders as u64 * 20);
+    let (mut s, ex, _) = start_traders(traders, dur, lead, 1, HOLD_SAMPLE)?;
     let reports = s.reports()?;
     let mut hold = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 2)?;
     for r in &reports {
@@ -76,13 +102,7 @@ pub(super) fn trade_run(traders: usize, dur: Duration) -> anyhow::Result<TradeRu
             hold.saturating_record_n(v, c);
         }
     }
-    let violations = ex.engine().check()?;
-    if !violations.is_empty() {
-        bail!(
-            "check failed after the {traders}-trader run: {}",
-            violations.join("; ")
-        );
-    }
+    check_after(&ex, &format!("the {traders}-trader run"))?;
     let trades: u64 = reports.iter().map(|r| r.trades).sum();
     Ok(TradeRun {
         per_sec: trades as f64 / dur.as_secs_f64(),
@@ -92,21 +112,7 @@ pub(super) fn trade_run(traders: usize, dur: Duration) -> anyhow::Result<TradeRu
 
 /// Quote snapshot latency in ns (p50, p99) while 2 traders run.
 pub(super) fn quote_run(dur: Duration) -> anyhow::Result<(f64, f64)> {
-    let (mut s, ex) = Scratch::new("bench-ex", bench_config())?;
-    let names: Vec<String> = (0..2).map(|i| format!("trader-{i}")).collect();
-    fund(&ex, &names)?;
-    let start_ns = now_ns() + 200_000_000;
-    for (i, n) in names.iter().enumerate() {
-        s.spawn_trader(&TraderArgs {
-            account: n.clone(),
-            start_ns,
-            millis: dur.as_millis() as u64,
-            seed: i as u64 + 7,
-            sample: 0,
-            max_cents: 100,
-            deposits: false,
-        })?;
-    }
+    let (mut s, ex, start_ns) = start_traders(2, dur, Duration::from_millis(200), 7, 0)?;
     let e = ex.engine();
     let mut rows = Vec::with_capacity(8);
     let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
@@ -126,13 +132,7 @@ pub(super) fn quote_run(dur: Duration) -> anyhow::Result<(f64, f64)> {
         h.saturating_record(t.elapsed().as_nanos() as u64);
     }
     s.reports()?;
-    let violations = e.check()?;
-    if !violations.is_empty() {
-        bail!(
-            "check failed after the quote run: {}",
-            violations.join("; ")
-        );
-    }
+    check_after(&ex, "the quote run")?;
     Ok((
         h.value_at_quantile(0.5) as f64,
         h.value_at_quantile(0.99) as f64,
@@ -181,13 +181,7 @@ pub(super) fn lines_run(lines: usize, json: bool) -> anyhow::Result<f64> {
             String::from_utf8_lossy(&o.stderr).trim()
         );
     }
-    let violations = ex.engine().check()?;
-    if !violations.is_empty() {
-        bail!(
-            "check failed after the trade loop: {}",
-            violations.join("; ")
-        );
-    }
+    check_after(&ex, "the trade loop")?;
     let done = ex.engine().info().next_seq - 1;
     if done < lines as u64 * 9 / 10 {
         bail!("the trade loop did only {done} of {lines} operations");
