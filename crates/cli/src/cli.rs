@@ -1,8 +1,12 @@
-//! The command line: clap definitions. Each subcommand's own flags live in
-//! its module, beside the code that runs it.
+//! The command line: clap definitions, and which code runs each
+//! subcommand. Each subcommand's own flags live in its module, beside the
+//! code that runs it.
+
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::support::trader;
 use crate::{bench, cmd, demo};
 
 /// Inter-process communication through shared memory: segments, a fast
@@ -51,6 +55,25 @@ pub enum Command {
 pub struct WorkerArgs {
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub args: Vec<String>,
+}
+
+/// Runs the subcommand `args` names.
+pub fn run(args: Cli) -> anyhow::Result<ExitCode> {
+    // The segment layer names only its own kind; listings and errors name
+    // these once registered.
+    shm::register_kind(channel::KIND)?;
+    shm::register_kind(exchange::KIND)?;
+    match args.command {
+        Command::Demo(a) => demo::run(&a),
+        Command::Segment(a) => cmd::segment::run(a),
+        Command::Alphabet(a) => cmd::alphabet::run(a),
+        Command::Send(a) => cmd::channel::send(a),
+        Command::Recv(a) => cmd::channel::recv(a),
+        Command::Exchange(a) => cmd::exchange::run(a),
+        Command::Bench(a) => bench::run(&a),
+        Command::ChannelWorker(a) => bench::channel::worker(&a.args),
+        Command::ExchangeWorker(a) => trader::worker(&a.args),
+    }
 }
 
 #[cfg(test)]

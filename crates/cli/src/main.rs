@@ -1,13 +1,16 @@
 //! `shmex`: one binary, a subcommand per job.
+//!
+//! The modules stand in layers, each using only those below it:
+//! `main` → `cli` → `demo`, `bench` and `cmd` (the demo also shows what
+//! `cmd::exchange::show` prints) → `support` (errors, option parsing,
+//! time, re-running this binary, scratch names, the trader worker).
 #![forbid(unsafe_code)]
 
 mod bench;
 mod cli;
 mod cmd;
 mod demo;
-mod error;
-mod table;
-mod util;
+mod support;
 
 use std::process::ExitCode;
 
@@ -18,11 +21,11 @@ fn main() -> ExitCode {
         Ok(args) => args,
         Err(err) => return usage_error(&err),
     };
-    match run(args) {
+    match cli::run(args) {
         Ok(code) => code,
         Err(err) => {
-            let code = error::exit_code(&err);
-            eprintln!("shmex: {}", error::one_line(&err));
+            let code = cmd::exit_code(&err);
+            eprintln!("shmex: {}", support::error::one_line(&err));
             ExitCode::from(code)
         }
     }
@@ -54,23 +57,4 @@ fn usage_error(err: &clap::Error) -> ExitCode {
     let first = first.strip_prefix("error: ").unwrap_or(&first);
     eprintln!("shmex: {first} (see `--help`)");
     ExitCode::from(2)
-}
-
-fn run(args: cli::Cli) -> anyhow::Result<ExitCode> {
-    use cli::Command;
-    // The segment layer names only its own kind; listings and errors name
-    // these once registered.
-    shm::register_kind(channel::KIND)?;
-    shm::register_kind(exchange::KIND)?;
-    match args.command {
-        Command::Demo(a) => demo::run(&a),
-        Command::Segment(a) => cmd::segment::run(a),
-        Command::Alphabet(a) => cmd::alphabet::run(a),
-        Command::Send(a) => cmd::channel::send(a),
-        Command::Recv(a) => cmd::channel::recv(a),
-        Command::Exchange(a) => cmd::exchange::run(a),
-        Command::Bench(a) => bench::run(&a),
-        Command::ChannelWorker(a) => bench::channel::worker(&a.args),
-        Command::ExchangeWorker(a) => bench::exchange::worker(&a.args),
-    }
 }

@@ -1,38 +1,15 @@
 //! `shmex bench`: figures measured against baselines run in the same
 //! invocation, on the same machine, reported as percentiles and ratios.
 
+mod args;
 pub mod channel;
-pub mod exchange;
+mod exchange;
+mod stats;
 
 use std::process::ExitCode;
 
-/// Flags of `shmex bench`.
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// What to measure.
-    #[arg(value_enum, default_value = "all")]
-    pub what: What,
-    /// Print one JSON object instead of tables.
-    #[arg(long)]
-    pub json: bool,
-    /// Fewer iterations, for a quick look (figures are noisier).
-    #[arg(long)]
-    pub quick: bool,
-    /// Repeat each figure this many times and report the median.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=50))]
-    pub runs: u32,
-}
-
-/// Which benchmark.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum What {
-    /// The producer/consumer channel against pipes, sockets and eventfd.
-    Channel,
-    /// The exchange: trades per second, lock hold times, snapshots.
-    Exchange,
-    /// Both.
-    All,
-}
+pub use args::Args;
+use args::What;
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let mut out = serde_json::Map::new();

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use clap::Subcommand;
 use shm::{Access, Segment, SegmentId};
 
-use crate::util::{parse_mode, parse_seconds};
+use crate::support::error::BadInput;
+use crate::support::parse::{parse_mode, parse_seconds};
 
 /// The seed's segment size: 26 letters and room for a terminator.
 pub const SIZE: u64 = 27;
@@ -83,7 +84,7 @@ pub fn produce(
     out: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
     if !matches!(id, SegmentId::SysV(_)) {
-        crate::bad_input!("the alphabet lives in a System V segment: give --key");
+        return Err(BadInput("the alphabet lives in a System V segment: give --key".into()).into());
     }
     shm::sys::catch_termination();
     let seg = match Segment::create(id, SIZE, mode) {
@@ -159,7 +160,7 @@ fn produce_in(
 
 pub fn consume(id: &SegmentId, timeout: Duration, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     if !matches!(id, SegmentId::SysV(_)) {
-        crate::bad_input!("the alphabet lives in a System V segment: give --key");
+        return Err(BadInput("the alphabet lives in a System V segment: give --key".into()).into());
     }
     let start = Instant::now();
     let mut pause = Duration::from_micros(200);

@@ -10,7 +10,8 @@ use anyhow::Context;
 use channel::{OpenError, Options, Receiver, RecvError, SendError, Sender};
 use shm::SegmentId;
 
-use crate::util::{parse_mode, parse_seconds, parse_size};
+use crate::support::error::BadInput;
+use crate::support::parse::{parse_mode, parse_seconds, parse_size};
 
 /// Bytes read from stdin per message.
 const CHUNK: usize = 64 * 1024;
@@ -52,21 +53,29 @@ pub struct RecvArgs {
     pub mode: String,
 }
 
+/// The options of `--capacity` and `--mode`. The channel judges the
+/// capacity when it opens; [`open_error`] words its refusal.
 fn options(capacity: Option<&str>, mode: &str) -> anyhow::Result<Options> {
     let mut opts = Options {
         mode: parse_mode(mode)?,
         ..Options::default()
     };
     if let Some(text) = capacity {
-        let c = parse_size(text)?;
-        if c == 0 || c > 1 << 40 {
-            crate::bad_input!(
-                "invalid capacity {text:?}: a channel holds messages of 1 byte to 1T"
-            );
-        }
-        opts.capacity = usize::try_from(c)?;
+        opts.capacity = usize::try_from(parse_size(text)?).unwrap_or(usize::MAX);
     }
     Ok(opts)
+}
+
+/// A refusal to open, a capacity the channel cannot have named as the
+/// user wrote it.
+fn open_error(err: OpenError, capacity: Option<&str>) -> anyhow::Error {
+    match (err, capacity) {
+        (OpenError::Capacity { .. }, Some(text)) => BadInput(format!(
+            "invalid capacity {text:?}: a channel holds messages of 1 byte to 1T"
+        ))
+        .into(),
+        (err, _) => err.into(),
+    }
 }
 
 fn timeout(text: Option<&str>) -> anyhow::Result<Option<Duration>> {
@@ -142,16 +151,9 @@ fn interrupted(signal: i32) -> anyhow::Error {
 }
 
 /// A termination signal ended a command (exit status 128 + signal).
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted by signal {0}")]
 struct Interrupted(i32);
-
-impl std::fmt::Display for Interrupted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "interrupted by signal {}", self.0)
-    }
-}
-
-impl std::error::Error for Interrupted {}
 
 pub fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
     let id = channel_id(&args.name)?;
@@ -159,7 +161,7 @@ pub fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
     let timeout = timeout(args.timeout.as_deref())?;
     shm::sys::catch_termination();
     let mut input = raw_stdin().context("cannot use stdin")?;
-    let mut tx = Sender::open(&id, &opts)?;
+    let mut tx = Sender::open(&id, &opts).map_err(|e| open_error(e, args.capacity.as_deref()))?;
     let chunk = CHUNK.min(tx.capacity());
     loop {
         let reserved = match timeout {
@@ -204,7 +206,7 @@ pub fn recv(args: RecvArgs) -> anyhow::Result<ExitCode> {
     let timeout = timeout(args.timeout.as_deref())?;
     shm::sys::catch_termination();
     let mut out = raw_stdout().context("cannot use stdout")?;
-    let mut rx = Receiver::open(&id, &opts)?;
+    let mut rx = Receiver::open(&id, &opts).map_err(|e| open_error(e, args.capacity.as_deref()))?;
     loop {
         let next = match timeout {
             Some(t) => rx.recv_timeout(t),
@@ -239,90 +241,5 @@ pub fn exit_code_for(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
         OpenError::Capacity { .. } => Some(2),
         OpenError::Segment(shm::Error::Invalid(_) | shm::Error::OutOfBounds(_)) => Some(2),
         _ => None,
-    }
-}
-
-/// The channel's part of `shmex demo`: the seed's producer and consumer of
-/// the alphabet, then a bulk transfer, over `shmex send` and `shmex recv`
-/// running as two separate processes.
-pub fn demo() -> anyhow::Result<()> {
-    use std::process::{Command, Stdio};
-
-    let exe = std::env::current_exe()?;
-    let dir = std::env::temp_dir();
-    let base = format!("shmex-demo-channel-{}", std::process::id());
-    // `send FILE_IN | recv > FILE_OUT`, each end its own process.
-    let pair = |tag: &str, data: &[u8]| -> anyhow::Result<(Vec<u8>, std::time::Duration)> {
-        let name = format!("{base}-{tag}");
-        let (src, dst) = (
-            dir.join(format!("{name}.in")),
-            dir.join(format!("{name}.out")),
-        );
-        let _guard = DemoGuard(
-            SegmentId::posix(name.clone())?,
-            vec![src.clone(), dst.clone()],
-        );
-        std::fs::write(&src, data)?;
-        let started = std::time::Instant::now();
-        let mut recv = Command::new(&exe)
-            .args(["recv", &name, "--timeout", "10"])
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&dst)?)
-            .spawn()?;
-        let sent = Command::new(&exe)
-            .args(["send", &name, "--timeout", "10"])
-            .stdin(std::fs::File::open(&src)?)
-            .status()?;
-        let received = recv.wait()?;
-        let took = started.elapsed();
-        anyhow::ensure!(
-            sent.success() && received.success(),
-            "shmex send or recv failed"
-        );
-        Ok((std::fs::read(&dst)?, took))
-    };
-
-    crate::demo::step(
-        "The channel: the producer hands the alphabet to the consumer through a ring in shared memory.",
-    );
-    println!("    $ shmex recv {base}-a > out &  shmex send {base}-a < alphabet");
-    let (got, _) = pair("a", b"abcdefghijklmnopqrstuvwxyz")?;
-    println!("      recv wrote: {}", String::from_utf8_lossy(&got));
-    anyhow::ensure!(
-        got == b"abcdefghijklmnopqrstuvwxyz",
-        "the alphabet did not arrive whole"
-    );
-
-    const BULK: usize = 256 << 20;
-    crate::demo::step(
-        "The same pair moves a 256 MiB file: no system call per message, no copy through the kernel.",
-    );
-    let data: Vec<u8> = (0..BULK as u64)
-        .map(|i| (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8)
-        .collect();
-    let (got, took) = pair("b", &data)?;
-    anyhow::ensure!(got == data, "the file arrived changed");
-    println!(
-        "      {} MiB arrived intact in {:.0} ms, process start-up and file reads and writes included ({:.2} GiB/s)",
-        BULK >> 20,
-        took.as_secs_f64() * 1e3,
-        BULK as f64 / took.as_secs_f64() / f64::from(1u32 << 30)
-    );
-    println!(
-        "      the channel's segment went away when both ends were done; `shmex bench channel` measures the ring alone"
-    );
-    Ok(())
-}
-
-/// Removes a demo channel (if a step fails before both ends attach) and
-/// the demo's files.
-struct DemoGuard(SegmentId, Vec<std::path::PathBuf>);
-
-impl Drop for DemoGuard {
-    fn drop(&mut self) {
-        let _ = shm::Segment::remove(&self.0);
-        for f in &self.1 {
-            let _ = std::fs::remove_file(f);
-        }
     }
 }

@@ -9,7 +9,9 @@ use serde_json::json;
 use shm::header::{Layout, Lifetime};
 use shm::{Access, Kind, Managed, ManagedOptions, Segment, SegmentId, SegmentInfo};
 
-use crate::util::{parse_mode, parse_size};
+use crate::support::error::BadInput;
+use crate::support::parse::{parse_mode, parse_size};
+use crate::support::time::utc_seconds;
 
 /// Flags of `shmex segment`.
 #[derive(Debug, clap::Args)]
@@ -35,7 +37,7 @@ impl Which {
         Ok(match (&self.key, &self.name) {
             (Some(k), _) => SegmentId::parse_key(k)?,
             (None, Some(n)) => SegmentId::posix(n.clone())?,
-            (None, None) => crate::bad_input!("give --key K or --name N"),
+            (None, None) => return Err(BadInput("give --key K or --name N".into()).into()),
         })
     }
 }
@@ -125,7 +127,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let id = which.id()?;
             let size = parse_size(&size)?;
             if size == 0 {
-                crate::bad_input!("invalid size 0: a segment holds at least 1 byte");
+                return Err(
+                    BadInput("invalid size 0: a segment holds at least 1 byte".into()).into(),
+                );
             }
             let mode = parse_mode(&mode)?;
             create(&id, size, mode, hold, raw)
@@ -149,15 +153,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let target = Target::open(&id, Access::ReadOnly)?;
             let avail = target.len();
             if offset > avail {
-                crate::bad_input!(
+                return Err(BadInput(format!(
                     "offset {offset} is past the end of segment {id} ({avail} bytes readable)"
-                );
+                ))
+                .into());
             }
             let len = len.unwrap_or(avail - offset);
             if len > avail - offset {
-                crate::bad_input!(
+                return Err(BadInput(format!(
                     "offset {offset} + length {len} is past the end of segment {id} ({avail} bytes readable)"
-                );
+                ))
+                .into());
             }
             let mut buf = vec![0u8; len];
             target.read(offset, &mut buf)?;
@@ -206,6 +212,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             println!("removed segment {id}");
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// Exit status for the segment layer's errors, if `cause` is one: 2 for
+/// bad input, none (look further down the chain) otherwise.
+pub fn exit_code_for(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
+    match cause.downcast_ref::<shm::Error>()? {
+        shm::Error::Invalid(_) | shm::Error::OutOfBounds(_) | shm::Error::ReadOnly { .. } => {
+            Some(2)
+        }
+        _ => None,
     }
 }
 
@@ -316,18 +333,6 @@ fn backend(info: &SegmentInfo) -> &'static str {
     info.id.backend_name()
 }
 
-fn format_time(secs: Option<i64>) -> String {
-    let Some(secs) = secs else { return "-".into() };
-    let (y, m, d) = crate::table::civil_from_days(secs.div_euclid(86_400));
-    let rem = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 fn to_json(info: &SegmentInfo) -> serde_json::Value {
     let (key, name) = match &info.id {
         SegmentId::SysV(k) => (json!(k), serde_json::Value::Null),
@@ -354,7 +359,7 @@ fn to_json(info: &SegmentInfo) -> serde_json::Value {
         "creator_alive": info.creator_alive,
         "attached": info.attached,
         "created": info.created,
-        "created_utc": info.created.map(|t| format_time(Some(t))),
+        "created_utc": info.created.map(|t| utc_seconds(Some(t))),
         "status": info.status.name(),
         "reason": reason,
     })
@@ -390,7 +395,7 @@ fn print_table(all: &[SegmentInfo]) {
                     _ => "-".into(),
                 },
                 i.attached.map_or("-".into(), |a| a.to_string()),
-                format_time(i.created),
+                utc_seconds(i.created),
                 i.status.name().to_owned(),
             ]
         })

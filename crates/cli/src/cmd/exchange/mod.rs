@@ -4,8 +4,7 @@
 //! `SHMEX_EXCHANGE`, default `shmex-exchange`) or a System V one
 //! (`--key K`).
 
-mod demo;
-mod show;
+pub mod show;
 mod trade;
 mod watch;
 
@@ -16,20 +15,17 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use exchange::money::{self, Rate};
 use exchange::{
-    Capacity, Config, CurrencyId, Engine, Exchange, OpError, OpenError, SnapshotError, TableError,
-    check_account_name,
+    Capacity, Config, CurrencyId, Engine, Exchange, OpError, OpenError, Order, SnapshotError,
+    TableError,
 };
 use shm::SegmentId;
 
-use crate::error::BadInput;
-use crate::util::parse_mode;
-
-pub use demo::demo;
-use exchange::Order;
-use trade::parse_order;
-
-/// The exchange's name when none is given.
-pub const DEFAULT_NAME: &str = "shmex-exchange";
+use crate::support::error::BadInput;
+use crate::support::parse::{exchange_id, parse_mode};
+use crate::support::time::now_ns;
+use show::describe;
+use trade::{InputError, parse_order};
+use watch::WatchArgs;
 
 /// Flags of `shmex exchange`.
 #[derive(Debug, clap::Args)]
@@ -197,14 +193,6 @@ pub struct JournalArgs {
     pub json: bool,
 }
 
-/// Flags of `watch`.
-#[derive(Debug, clap::Args)]
-pub struct WatchArgs {
-    /// Seconds between refreshes.
-    #[arg(long, value_name = "SECONDS", default_value = "0.25")]
-    pub interval: String,
-}
-
 /// A file argument.
 #[derive(Debug, clap::Args)]
 pub struct FileArg {
@@ -225,28 +213,8 @@ pub struct RestoreArgs {
     pub mode: String,
 }
 
-/// The segment the flags and environment select.
-pub fn select(name: Option<&str>, key: Option<&str>) -> anyhow::Result<SegmentId> {
-    match (name, key) {
-        (Some(_), Some(_)) => Err(BadInput(
-            "--exchange and --key both given: choose a POSIX name or a System V key, not both"
-                .into(),
-        )
-        .into()),
-        (None, Some(k)) => Ok(SegmentId::parse_key(k)?),
-        (Some(n), None) => Ok(SegmentId::posix(n)?),
-        (None, None) => {
-            let n = std::env::var("SHMEX_EXCHANGE")
-                .ok()
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| DEFAULT_NAME.into());
-            Ok(SegmentId::posix(n)?)
-        }
-    }
-}
-
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let id = select(args.exchange.as_deref(), args.key.as_deref())?;
+    let id = exchange_id(args.exchange.as_deref(), args.key.as_deref())?;
     match args.command {
         Sub::Init(a) => init(&id, &a),
         Sub::Quote(a) => quote(&id, a.json),
@@ -278,20 +246,14 @@ pub fn exit_code_for(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
             _ => 1,
         });
     }
-    if cause.is::<TableError>() || cause.is::<SnapshotError>() || cause.is::<money::MoneyError>() {
+    if cause.is::<InputError>()
+        || cause.is::<TableError>()
+        || cause.is::<SnapshotError>()
+        || cause.is::<money::MoneyError>()
+    {
         return Some(2);
     }
     None
-}
-
-/// Opens the exchange at `id`.
-pub(crate) fn open(id: &SegmentId) -> anyhow::Result<Exchange> {
-    Ok(Exchange::open(id)?)
-}
-
-/// The backend, for messages.
-fn describe(id: &SegmentId) -> String {
-    format!("{id} ({})", id.backend_name())
 }
 
 fn init(id: &SegmentId, a: &InitArgs) -> anyhow::Result<ExitCode> {
@@ -349,7 +311,7 @@ fn init(id: &SegmentId, a: &InitArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn quote(id: &SegmentId, json: bool) -> anyhow::Result<ExitCode> {
-    let ex = open(id)?;
+    let ex = Exchange::open(id)?;
     let rows = ex.engine().quote()?;
     let text = if json {
         let mut s = String::from("{");
@@ -364,13 +326,12 @@ fn quote(id: &SegmentId, json: bool) -> anyhow::Result<ExitCode> {
 }
 
 fn one_shot(id: &SegmentId, order: Order, a: &OneShot) -> anyhow::Result<ExitCode> {
-    // Everything about the input is checked before anything changes, and a
-    // new account is opened only if the order is accepted: a bad or
-    // refused order changes nothing.
-    check_account_name(&a.account).map_err(|e| BadInput(e.to_string()))?;
-    let ex = open(id)?;
+    // The exchange judges the account name and the order before anything
+    // changes, and opens a new account only if the order is accepted: a
+    // bad or refused order changes nothing.
+    let ex = Exchange::open(id)?;
     let e = ex.engine();
-    let request = parse_order(order, &a.code, &a.amount, &e.currencies()).map_err(BadInput)?;
+    let request = parse_order(order, &a.code, &a.amount, &e.currencies())?;
     let r = request.apply_as(&e, &a.account)?;
     let mut line = String::new();
     trade::answer(&mut line, &e, &a.account, &r, a.json);
@@ -379,15 +340,9 @@ fn one_shot(id: &SegmentId, order: Order, a: &OneShot) -> anyhow::Result<ExitCod
 }
 
 fn set_rate(id: &SegmentId, a: &SetRateArgs) -> anyhow::Result<ExitCode> {
-    let ex = open(id)?;
+    let ex = Exchange::open(id)?;
     let e = ex.engine();
     let c = currency(&e, &a.code)?;
-    if c == CurrencyId::HOME {
-        return Err(OpError::HomeCurrency {
-            code: e.home().to_string(),
-        }
-        .into());
-    }
     let buy = money::parse_rate(&a.buy).map_err(|err| BadInput(format!("--buy: {err}")))?;
     let sell = money::parse_rate(&a.sell).map_err(|err| BadInput(format!("--sell: {err}")))?;
     let r = e.set_rate(c, buy, sell)?;
@@ -411,14 +366,14 @@ fn set_rate(id: &SegmentId, a: &SetRateArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The currency named `code`, or bad input listing the ones there are.
-pub(crate) fn currency(e: &Engine<'_>, code: &str) -> anyhow::Result<CurrencyId> {
+/// The currency named `code`, or an error listing the ones there are.
+fn currency(e: &Engine<'_>, code: &str) -> Result<CurrencyId, InputError> {
     e.currency(code)
-        .ok_or_else(|| BadInput(trade::unknown_currency(code, &e.currencies())).into())
+        .ok_or_else(|| InputError::unknown_currency(code, &e.currencies()))
 }
 
 fn accounts(id: &SegmentId, json: bool) -> anyhow::Result<ExitCode> {
-    let ex = open(id)?;
+    let ex = Exchange::open(id)?;
     let state = ex.engine().state()?;
     let text = if json {
         show::accounts_json(&state) + "\n"
@@ -430,7 +385,7 @@ fn accounts(id: &SegmentId, json: bool) -> anyhow::Result<ExitCode> {
 }
 
 fn journal(id: &SegmentId, tail: Option<usize>, json: bool) -> anyhow::Result<ExitCode> {
-    let ex = open(id)?;
+    let ex = Exchange::open(id)?;
     let e = ex.engine();
     let state = e.state()?;
     let entries = e.journal(tail);
@@ -456,7 +411,7 @@ fn journal(id: &SegmentId, tail: Option<usize>, json: bool) -> anyhow::Result<Ex
 }
 
 fn check(id: &SegmentId, json: bool) -> anyhow::Result<ExitCode> {
-    let ex = open(id)?;
+    let ex = Exchange::open(id)?;
     let e = ex.engine();
     let state = e.state()?;
     let violations = state.check();
@@ -495,7 +450,7 @@ fn check(id: &SegmentId, json: bool) -> anyhow::Result<ExitCode> {
 }
 
 fn snapshot(id: &SegmentId, file: &std::path::Path) -> anyhow::Result<ExitCode> {
-    let ex = open(id)?;
+    let ex = Exchange::open(id)?;
     let e = ex.engine();
     let (state, journal) = e.snapshot()?;
     let text = exchange::snapshot::to_toml(&state, &journal, now_ns());
@@ -568,10 +523,4 @@ fn destroy(id: &SegmentId) -> anyhow::Result<ExitCode> {
     Exchange::destroy(id)?;
     println!("destroyed exchange {}", describe(id));
     Ok(ExitCode::SUCCESS)
-}
-
-fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }

@@ -5,6 +5,14 @@ use std::fmt::Write as _;
 
 use exchange::money::{Amount, Rate};
 use exchange::{Code, Entry, QuoteRow, State};
+use shm::SegmentId;
+
+use crate::support::time::utc_millis;
+
+/// An exchange's segment and its backend, for messages.
+pub fn describe(id: &SegmentId) -> String {
+    format!("{id} ({})", id.backend_name())
+}
 
 /// A JSON string literal.
 pub fn js(s: &str) -> String {
@@ -216,31 +224,10 @@ pub fn entry_text(state: &State, e: &Entry) -> String {
             e.extra
         ),
     };
-    format!("{:>8}  {}  pid {:<7} {what}", e.seq, utc(e.time_ns), e.pid)
-}
-
-/// `2026-01-02T03:04:05.678Z` from ns since the epoch.
-pub fn utc(ns: u64) -> String {
-    let secs = ns / 1_000_000_000;
-    let ms = (ns / 1_000_000) % 1000;
-    let (y, m, d) = crate::table::civil_from_days((secs / 86_400) as i64);
-    let rem = secs % 86_400;
     format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60
+        "{:>8}  {}  pid {:<7} {what}",
+        e.seq,
+        utc_millis(e.time_ns),
+        e.pid
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dates() {
-        assert_eq!(utc(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(utc(951_782_400_123_000_000), "2000-02-29T00:00:00.123Z");
-        assert_eq!(utc(1_767_225_599_000_000_000), "2025-12-31T23:59:59.000Z");
-    }
 }

@@ -7,14 +7,13 @@ use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::process::ExitCode;
 
-use exchange::money::{self, Amount, Rate};
+use exchange::money::{self, Amount, MoneyError, Rate};
 use exchange::{
-    AccountId, Code, CurrencyId, Engine, Op, OpError, Order, QuoteRow, Receipt, check_account_name,
+    AccountId, Code, CurrencyId, Engine, Exchange, Op, OpError, Order, QuoteRow, Receipt,
 };
 use shm::SegmentId;
 
 use super::show;
-use crate::error::BadInput;
 
 /// Longest line accepted, in bytes (without the newline).
 pub const MAX_LINE: usize = 1024;
@@ -69,35 +68,49 @@ fn clip(word: &str) -> String {
     word.chars().take(40).collect()
 }
 
-/// The message for a currency this exchange does not have.
-pub fn unknown_currency(code: &str, currencies: &[(Code, u32)]) -> String {
-    let list: Vec<&str> = currencies.iter().map(|(c, _)| c.as_str()).collect();
-    format!(
-        "unknown currency {:?}: this exchange has {}",
-        clip(code),
-        list.join(", ")
-    )
+/// Why the words of an order or a currency argument name nothing this
+/// exchange can do (bad input, exit status 2).
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    /// A code this exchange does not have.
+    #[error("unknown currency {code:?}: this exchange has {known}")]
+    UnknownCurrency {
+        /// The code as given, clipped.
+        code: String,
+        /// The codes there are, comma-separated.
+        known: String,
+    },
+    /// An amount that is not one.
+    #[error(transparent)]
+    Amount(#[from] MoneyError),
 }
 
-/// Validates `VERB CODE AMOUNT` against the exchange's currencies. The
-/// message of an error says what is wrong and what is expected.
+impl InputError {
+    /// A currency this exchange does not have.
+    pub fn unknown_currency(code: &str, currencies: &[(Code, u32)]) -> InputError {
+        let list: Vec<&str> = currencies.iter().map(|(c, _)| c.as_str()).collect();
+        InputError::UnknownCurrency {
+            code: clip(code),
+            known: list.join(", "),
+        }
+    }
+}
+
+/// Reads `VERB CODE AMOUNT` with the exchange's currencies. The message of
+/// an error says what is wrong and what is expected; whether the order may
+/// be carried out (a foreign currency for a buy or a sell, a positive
+/// amount) is the exchange's to judge.
 pub fn parse_order(
     order: Order,
     code: &str,
     amount: &str,
     currencies: &[(Code, u32)],
-) -> Result<Request, String> {
+) -> Result<Request, InputError> {
     let c = Code::new(code)
         .ok()
         .and_then(|c| currencies.iter().position(|(x, _)| *x == c))
-        .ok_or_else(|| unknown_currency(code, currencies))?;
-    if c == 0 && matches!(order, Order::Buy | Order::Sell) {
-        return Err(OpError::HomeCurrency {
-            code: currencies[0].0.to_string(),
-        }
-        .to_string());
-    }
-    let amount = money::parse_amount(amount, currencies[c].1).map_err(|e| e.to_string())?;
+        .ok_or_else(|| InputError::unknown_currency(code, currencies))?;
+    let amount = money::parse_amount(amount, currencies[c].1)?;
     Ok(Request {
         order,
         currency: CurrencyId::from_index(c),
@@ -250,7 +263,7 @@ impl Loop<'_, '_> {
                 return false;
             }
             match parse_order(v, code, amount, &self.currencies) {
-                Err(m) => error(out, &m, json),
+                Err(m) => error(out, &m.to_string(), json),
                 Ok(order) => match order.apply(self.e, self.account) {
                     Ok(r) => answer(out, self.e, self.name, &r, json),
                     Err(err) => error(out, &err.to_string(), json),
@@ -353,9 +366,9 @@ impl Loop<'_, '_> {
 
 /// `shmex exchange trade --account NAME [--json]`.
 pub fn run(id: &SegmentId, account: &str, json: bool) -> anyhow::Result<ExitCode> {
-    check_account_name(account).map_err(|e| BadInput(e.to_string()))?;
-    let ex = super::open(id)?;
+    let ex = Exchange::open(id)?;
     let e = ex.engine();
+    // The exchange judges the name.
     let (acct, _) = e.open_account(account)?;
     let mut lp = Loop {
         e: &e,

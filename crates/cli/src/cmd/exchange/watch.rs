@@ -16,12 +16,20 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Paragraph, Row, Table};
 use shm::SegmentId;
 
-use super::{WatchArgs, describe, show};
-use crate::error::BadInput;
-use crate::util::parse_seconds;
+use super::show::{self, describe};
+use crate::support::error::BadInput;
+use crate::support::parse::parse_seconds;
 
 /// Journal records shown on the plain snapshot.
 const PLAIN_TAIL: usize = 5;
+
+/// Flags of `watch`.
+#[derive(Debug, clap::Args)]
+pub struct WatchArgs {
+    /// Seconds between refreshes.
+    #[arg(long, value_name = "SECONDS", default_value = "0.25")]
+    pub interval: String,
+}
 
 pub fn run(id: &SegmentId, a: &WatchArgs) -> anyhow::Result<ExitCode> {
     let interval = parse_seconds(&a.interval)?;
@@ -32,7 +40,7 @@ pub fn run(id: &SegmentId, a: &WatchArgs) -> anyhow::Result<ExitCode> {
         ))
         .into());
     }
-    let ex = super::open(id)?;
+    let ex = Exchange::open(id)?;
     if !std::io::stdout().is_terminal() {
         plain(id, &ex)?;
         return Ok(ExitCode::SUCCESS);
@@ -119,7 +127,8 @@ fn board(id: &SegmentId, ex: &Exchange, interval: Duration) -> anyhow::Result<()
 struct Frame {
     header: String,
     rows: Vec<[String; 4]>,
-    check: Result<(), String>,
+    /// The first violation `check` finds, if any.
+    violation: Option<String>,
     journal: Vec<String>,
 }
 
@@ -149,10 +158,7 @@ impl Frame {
                 ]
             })
             .collect();
-        let check = match state.check().first() {
-            None => Ok(()),
-            Some(v) => Err(v.clone()),
-        };
+        let violation = state.check().first().cloned();
         let journal = e
             .journal(Some(40))
             .iter()
@@ -162,7 +168,7 @@ impl Frame {
         Ok(Frame {
             header,
             rows,
-            check,
+            violation,
             journal,
         })
     }
@@ -200,12 +206,12 @@ impl Frame {
             .block(Block::default().borders(Borders::ALL).title("quotes")),
             table,
         );
-        let (text, color) = match &self.check {
-            Ok(()) => (
+        let (text, color) = match &self.violation {
+            None => (
                 "ok: every currency balances, nothing is negative, no quote is crossed".to_owned(),
                 Color::Green,
             ),
-            Err(v) => (v.clone(), Color::Red),
+            Some(v) => (v.clone(), Color::Red),
         };
         f.render_widget(
             Paragraph::new(Line::styled(text, Style::default().fg(color)))

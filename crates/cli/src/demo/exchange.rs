@@ -1,14 +1,17 @@
-//! The exchange's part of `shmex demo`: a fresh exchange, several trader
+//! The demo's last part, the exchange: a fresh exchange, several trader
 //! processes at once, the table and a summary, `check`, a trader killed in
 //! the middle of a trade and recovered from, and nothing left behind.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::process::Stdio;
 
 use anyhow::bail;
 use exchange::{Config, Exchange, OpenError};
 
-use super::show;
-use crate::bench::exchange::{Scratch, TraderArgs};
+use super::step::step;
+use crate::cmd::exchange::show;
+use crate::support::scratch::Scratch;
+use crate::support::trader::TraderArgs;
+use crate::support::{exe, time};
 
 const TRADERS: [&str; 4] = ["alice", "bob", "carol", "dave"];
 const SECONDS: u64 = 3;
@@ -16,14 +19,11 @@ const SECONDS: u64 = 3;
 /// Step 5: a trader process dies holding the lock halfway through a buy;
 /// the next process to take the lock rolls the buy back.
 fn crash(id: &shm::SegmentId, e: &exchange::Engine<'_>) -> anyhow::Result<()> {
-    use std::process::{Command, Stdio};
-
     let shm::SegmentId::Posix(name) = id else {
         bail!("the demo exchange is a POSIX segment");
     };
-    let exe = std::env::current_exe()?;
-    let shmex = |args: &[&str], failpoint: Option<&str>| {
-        let mut cmd = Command::new(&exe);
+    let shmex = |args: &[&str], failpoint: Option<&str>| -> anyhow::Result<_> {
+        let mut cmd = exe::command()?;
         cmd.args(["exchange", "--exchange", name])
             .args(args)
             .stdin(Stdio::null())
@@ -32,7 +32,7 @@ fn crash(id: &shm::SegmentId, e: &exchange::Engine<'_>) -> anyhow::Result<()> {
         if let Some(f) = failpoint {
             cmd.env("SHMEX_FAILPOINT", f);
         }
-        cmd.status()
+        Ok(cmd.status()?)
     };
     println!(
         "5. kill a trader in the middle of a trade: with SHMEX_FAILPOINT=mid-trade, `buy --account eve DOLLAR 10` aborts while it holds the lock, after changing the stock and before the till and eve's balances"
@@ -80,8 +80,8 @@ fn indent(text: &str) -> String {
 }
 
 /// The exchange's part of `shmex demo`.
-pub fn demo() -> anyhow::Result<()> {
-    crate::demo::step(
+pub fn run() -> anyhow::Result<()> {
+    step(
         "The currency exchange: trader processes buy and sell at once against one table in shared memory.",
     );
     // Ctrl-C kills the traders, which fails the demo, which destroys its
@@ -108,10 +108,7 @@ pub fn demo() -> anyhow::Result<()> {
         "2. start {} trader processes (this binary, re-executed) that buy and sell random amounts against the same table for {SECONDS} seconds, all at once",
         TRADERS.len()
     );
-    let start_ns = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-        + 200_000_000;
+    let start_ns = time::now_ns() + 200_000_000;
     for (i, name) in TRADERS.iter().enumerate() {
         scratch.spawn_trader(&TraderArgs {
             account: (*name).into(),

@@ -1,8 +1,35 @@
-//! Parsers for command-line values shared by several subcommands.
+//! Parsers for command-line values shared by several subcommands, the
+//! benchmarks and the workers.
 
 use std::time::Duration;
 
-use crate::error::BadInput;
+use shm::SegmentId;
+
+use super::error::BadInput;
+
+/// The exchange's name when none is given.
+const DEFAULT_EXCHANGE: &str = "shmex-exchange";
+
+/// The exchange's segment that `--exchange NAME`, `--key K` or the
+/// environment (`SHMEX_EXCHANGE`) selects.
+pub fn exchange_id(name: Option<&str>, key: Option<&str>) -> anyhow::Result<SegmentId> {
+    match (name, key) {
+        (Some(_), Some(_)) => Err(BadInput(
+            "--exchange and --key both given: choose a POSIX name or a System V key, not both"
+                .into(),
+        )
+        .into()),
+        (None, Some(k)) => Ok(SegmentId::parse_key(k)?),
+        (Some(n), None) => Ok(SegmentId::posix(n)?),
+        (None, None) => {
+            let n = std::env::var("SHMEX_EXCHANGE")
+                .ok()
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| DEFAULT_EXCHANGE.into());
+            Ok(SegmentId::posix(n)?)
+        }
+    }
+}
 
 /// Parses a byte count: `4096`, `64K`, `64KiB`, `1M`, `1MiB`, `2G` (powers of 1024).
 pub fn parse_size(text: &str) -> Result<u64, BadInput> {

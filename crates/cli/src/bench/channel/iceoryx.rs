@@ -21,7 +21,9 @@ use iceoryx2::prelude::*;
 
 use shm::sync::ProcessId;
 
-use super::{Lat, Placement, Sizes, Spin, WorkerProc, await_worker, check_parent, ping_pong};
+use super::harness::{
+    Lat, Placement, Sizes, Spin, WorkerProc, await_worker, check_parent, ping_pong,
+};
 
 /// How this benchmark's iceoryx2 roots and prefixes start; the rest is the
 /// owner's pid, its start time and a counter.
