@@ -1,0 +1,175 @@
+//! Creating or opening a channel's segment, and claiming one side of it.
+#![forbid(unsafe_code)]
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use shm::sync::ProcessId;
+use shm::{Access, Kind, Lifetime, Managed, ManagedOptions, SegmentId};
+
+use super::{End, Options};
+use crate::error::{OpenError, Side};
+use crate::layout::{ChannelHeader, FLAG_BARRIER};
+use crate::raw::Mapped;
+use crate::ring;
+use crate::wait;
+
+/// Largest capacity accepted.
+const MAX_CAPACITY: u64 = 1 << 40;
+
+/// How many times attaching starts over when the segment vanishes or turns
+/// out stale under it.
+const ATTACH_TRIES: u32 = 16;
+
+fn ring_size(capacity: u64) -> Result<usize, OpenError> {
+    if capacity == 0 || capacity > MAX_CAPACITY {
+        return Err(OpenError::Capacity { capacity });
+    }
+    usize::try_from(capacity.next_multiple_of(8) + (ring::FRAME_HEADER + ring::SLACK) as u64)
+        .map_err(|_| OpenError::Capacity { capacity })
+}
+
+fn claim_fields(h: &ChannelHeader, side: Side) -> (&AtomicU32, &AtomicU64, &AtomicU32) {
+    let s = &h.setup;
+    match side {
+        Side::Sender => (&s.tx_pid, &s.tx_start, &s.tx_state),
+        Side::Receiver => (&s.rx_pid, &s.rx_start, &s.rx_state),
+    }
+}
+
+/// Tells the peer where this side runs and whether heavy barriers reach
+/// it.
+fn describe_self(h: &ChannelHeader, side: Side, cpus: u64, barrier: bool) {
+    let s = &h.setup;
+    let (c, f) = match side {
+        Side::Sender => (&s.tx_cpus, &s.tx_flags),
+        Side::Receiver => (&s.rx_cpus, &s.rx_flags),
+    };
+    c.store(cpus, Ordering::Relaxed);
+    f.store(if barrier { FLAG_BARRIER } else { 0 }, Ordering::Release);
+}
+
+/// Creates the channel, or opens it if it exists (waiting for its creator to
+/// finish), and claims `side` of it.
+pub(super) fn attach(id: &SegmentId, side: Side, opts: &Options) -> Result<End, OpenError> {
+    let size = ring_size(opts.capacity as u64)?;
+    let layout = crate::layout::layout();
+    let header = std::mem::size_of::<ChannelHeader>();
+    let me = ProcessId::current();
+    let name = id.to_string();
+    let cpus = wait::cpus_code();
+    // Registered before the flag that says so is published.
+    let barrier = shm::membarrier::register_global_expedited().is_ok();
+    for _ in 0..ATTACH_TRIES {
+        let mopts = ManagedOptions {
+            kind: Kind::Channel,
+            lifetime: Lifetime::Owned,
+            mode: opts.mode,
+            layout: layout.clone(),
+            payload_size: (header + size) as u64,
+        };
+        let created = Managed::create(id, &mopts, |m| {
+            let h = m.payload_view::<ChannelHeader>(0)?;
+            h.setup.ring_size.store(size as u64, Ordering::Relaxed);
+            let (pid, start, _) = claim_fields(h, side);
+            pid.store(me.pid, Ordering::Relaxed);
+            start.store(me.start_time, Ordering::Relaxed);
+            describe_self(h, side, cpus, barrier);
+            Ok::<(), shm::Error>(())
+        });
+        match created {
+            Ok(m) => {
+                return Ok(End {
+                    mapped: Mapped::new(m, size)?,
+                    name,
+                    side,
+                    size,
+                    wait: opts.wait,
+                    created: true,
+                    last_check: None,
+                    cpus,
+                    barrier,
+                });
+            }
+            Err(shm::Error::Exists { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let m = match Managed::open(
+            id,
+            Access::ReadWrite,
+            Kind::Channel,
+            &layout,
+            opts.ready_wait,
+        ) {
+            Ok(m) => m,
+            Err(e) if e.is_not_found() => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let h = m.payload_view::<ChannelHeader>(0)?;
+        let their_size = h.setup.ring_size.load(Ordering::Acquire);
+        if their_size % 8 != 0
+            || their_size < 24
+            || (header as u64).checked_add(their_size) != Some(m.payload_len() as u64)
+        {
+            return Err(OpenError::Corrupt {
+                channel: name,
+                reason: format!(
+                    "ring of {their_size} bytes in a payload of {} bytes",
+                    m.payload_len()
+                ),
+            });
+        }
+        let size = their_size as usize;
+        let (pid, start, _) = claim_fields(h, side);
+        let (their_pid, their_start, their_state) = claim_fields(h, side.other());
+        let peer = ProcessId {
+            pid: their_pid.load(Ordering::Acquire),
+            start_time: their_start.load(Ordering::Acquire),
+        };
+        // A receiver left by a crash will never read: start afresh. A sender
+        // left by a crash may have left messages: the receiver takes them.
+        if side == Side::Sender
+            && peer.pid != 0
+            && (!peer.is_alive() || their_state.load(Ordering::Acquire) != ring::OPEN)
+        {
+            let _ = m.remove();
+            continue;
+        }
+        match pid.compare_exchange(0, me.pid, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => {
+                start.store(me.start_time, Ordering::Release);
+                describe_self(h, side, cpus, barrier);
+            }
+            Err(holder) => {
+                let holder = ProcessId {
+                    pid: holder,
+                    start_time: start.load(Ordering::Acquire),
+                };
+                if holder.is_alive() {
+                    return Err(OpenError::Busy {
+                        channel: name,
+                        side,
+                        pid: holder.pid,
+                    });
+                }
+                // Its creator died before any peer came: stale.
+                let _ = m.remove();
+                continue;
+            }
+        }
+        // Both ends are attached: nobody else needs the name, and with it
+        // gone a crash of either end cannot leak the segment.
+        let _ = m.remove();
+        return Ok(End {
+            mapped: Mapped::new(m, size)?,
+            name,
+            side,
+            size,
+            wait: opts.wait,
+            created: false,
+            last_check: None,
+            cpus,
+            barrier,
+        });
+    }
+    Err(OpenError::Unstable { channel: name })
+}
