@@ -12,15 +12,13 @@ mod receiver;
 mod rendezvous;
 mod sender;
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use shm::sync::ProcessId;
-
 use crate::error::Side;
-use crate::layout::{ChannelHeader, FLAG_BARRIER};
+use crate::layout::{ChannelHeader, EndWords, FLAG_BARRIER};
 use crate::raw::Mapped;
-use crate::ring;
+use crate::ring::{self, Control};
 use crate::wait::{self, Backoff, PARK_SLICE, Wait};
 
 pub use receiver::{Message, Receiver};
@@ -79,24 +77,23 @@ impl End {
 
     /// This side's park word.
     fn own_park(&self) -> &AtomicU32 {
-        let p = &self.ctl().park;
-        match self.side {
-            Side::Sender => &p.tx_park,
-            Side::Receiver => &p.rx_park,
-        }
+        self.ctl().park(self.side)
+    }
+
+    /// The peer's setup and liveness words.
+    fn peer(&self) -> &EndWords {
+        self.ctl().end(self.side.other())
+    }
+
+    /// Whether the peer has not closed its end (yet).
+    fn peer_open(&self) -> bool {
+        self.ctl().state(self.side.other()).load(Ordering::Acquire) == ring::OPEN
     }
 
     /// A fresh wait, spinning unless both sides share one CPU.
     fn backoff(&self) -> Backoff {
-        let s = &self.ctl().setup;
-        let peer = match self.side {
-            Side::Sender => &s.rx_cpus,
-            Side::Receiver => &s.tx_cpus,
-        };
-        Backoff::new(
-            self.wait,
-            wait::must_yield(self.cpus, peer.load(Ordering::Relaxed)),
-        )
+        let peer = self.peer().cpus.load(Ordering::Relaxed);
+        Backoff::new(self.wait, wait::must_yield(self.cpus, peer))
     }
 
     /// Ends a wait: lets the peer skip its fences while this side keeps
@@ -105,21 +102,9 @@ impl End {
         if backoff.no_barrier {
             self.barrier = false;
         }
-        let s = &self.ctl().setup;
-        let peer = match self.side {
-            Side::Sender => &s.rx_flags,
-            Side::Receiver => &s.tx_flags,
-        };
-        let covered = self.barrier && peer.load(Ordering::Acquire) & FLAG_BARRIER != 0;
+        let peer = self.peer().flags.load(Ordering::Acquire);
+        let covered = self.barrier && peer & FLAG_BARRIER != 0;
         backoff.done(self.own_park(), covered);
-    }
-
-    fn peer_fields(&self) -> (&AtomicU32, &AtomicU64) {
-        let s = &self.ctl().setup;
-        match self.side {
-            Side::Sender => (&s.rx_pid, &s.rx_start),
-            Side::Receiver => (&s.tx_pid, &s.tx_start),
-        }
     }
 
     /// The largest message the ring takes.
@@ -129,7 +114,7 @@ impl End {
 
     /// Whether the peer has attached.
     fn peer_attached(&self) -> bool {
-        self.peer_fields().0.load(Ordering::Acquire) != 0
+        self.peer().pid.load(Ordering::Acquire) != 0
     }
 
     /// The peer's pid if it attached and has died since (checked at most
@@ -142,11 +127,7 @@ impl End {
             return None;
         }
         self.last_check = Some(now);
-        let (pid, start) = self.peer_fields();
-        let peer = ProcessId {
-            pid: pid.load(Ordering::Acquire),
-            start_time: start.load(Ordering::Acquire),
-        };
+        let peer = self.peer().holder();
         (peer.pid != 0 && !peer.is_alive()).then_some(peer.pid)
     }
 

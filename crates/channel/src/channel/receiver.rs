@@ -132,7 +132,7 @@ impl Receiver {
             let backoff = backoff.get_or_insert_with(|| end.backoff());
             if backoff.snooze(
                 ctl,
-                &ctl.park.rx_park,
+                end.own_park(),
                 || core.has_news(ctl, &end.mapped),
                 limit,
             ) == Snooze::Waited

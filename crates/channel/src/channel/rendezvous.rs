@@ -1,14 +1,14 @@
 //! Creating or opening a channel's segment, and claiming one side of it.
 #![forbid(unsafe_code)]
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use shm::sync::ProcessId;
 use shm::{Access, Kind, Lifetime, Managed, ManagedOptions, SegmentId};
 
 use super::{End, Options};
 use crate::error::{OpenError, Side};
-use crate::layout::{ChannelHeader, FLAG_BARRIER};
+use crate::layout::{ChannelHeader, EndWords, FLAG_BARRIER};
 use crate::raw::Mapped;
 use crate::ring;
 use crate::wait;
@@ -28,24 +28,12 @@ fn ring_size(capacity: u64) -> Result<usize, OpenError> {
         .map_err(|_| OpenError::Capacity { capacity })
 }
 
-fn claim_fields(h: &ChannelHeader, side: Side) -> (&AtomicU32, &AtomicU64, &AtomicU32) {
-    let s = &h.setup;
-    match side {
-        Side::Sender => (&s.tx_pid, &s.tx_start, &s.tx_state),
-        Side::Receiver => (&s.rx_pid, &s.rx_start, &s.rx_state),
-    }
-}
-
-/// Tells the peer where this side runs and whether heavy barriers reach
-/// it.
-fn describe_self(h: &ChannelHeader, side: Side, cpus: u64, barrier: bool) {
-    let s = &h.setup;
-    let (c, f) = match side {
-        Side::Sender => (&s.tx_cpus, &s.tx_flags),
-        Side::Receiver => (&s.rx_cpus, &s.rx_flags),
-    };
-    c.store(cpus, Ordering::Relaxed);
-    f.store(if barrier { FLAG_BARRIER } else { 0 }, Ordering::Release);
+/// Tells the peer, through this side's words `mine`, where this side runs
+/// and whether heavy barriers reach it.
+fn describe_self(mine: &EndWords, cpus: u64, barrier: bool) {
+    mine.cpus.store(cpus, Ordering::Relaxed);
+    let flags = if barrier { FLAG_BARRIER } else { 0 };
+    mine.flags.store(flags, Ordering::Release);
 }
 
 /// Creates the channel, or opens it if it exists (waiting for its creator to
@@ -59,6 +47,19 @@ pub(super) fn attach(id: &SegmentId, side: Side, opts: &Options) -> Result<End, 
     let cpus = wait::cpus_code();
     // Registered before the flag that says so is published.
     let barrier = shm::membarrier::register_global_expedited().is_ok();
+    let end = |m, size, created| -> Result<End, OpenError> {
+        Ok(End {
+            mapped: Mapped::new(m, size)?,
+            name: id.to_string(),
+            side,
+            size,
+            wait: opts.wait,
+            created,
+            last_check: None,
+            cpus,
+            barrier,
+        })
+    };
     for _ in 0..ATTACH_TRIES {
         let mopts = ManagedOptions {
             kind: Kind::Channel,
@@ -70,26 +71,14 @@ pub(super) fn attach(id: &SegmentId, side: Side, opts: &Options) -> Result<End, 
         let created = Managed::create(id, &mopts, |m| {
             let h = m.payload_view::<ChannelHeader>(0)?;
             h.setup.ring_size.store(size as u64, Ordering::Relaxed);
-            let (pid, start, _) = claim_fields(h, side);
-            pid.store(me.pid, Ordering::Relaxed);
-            start.store(me.start_time, Ordering::Relaxed);
-            describe_self(h, side, cpus, barrier);
+            let mine = h.end(side);
+            mine.pid.store(me.pid, Ordering::Relaxed);
+            mine.start.store(me.start_time, Ordering::Relaxed);
+            describe_self(mine, cpus, barrier);
             Ok::<(), shm::Error>(())
         });
         match created {
-            Ok(m) => {
-                return Ok(End {
-                    mapped: Mapped::new(m, size)?,
-                    name,
-                    side,
-                    size,
-                    wait: opts.wait,
-                    created: true,
-                    last_check: None,
-                    cpus,
-                    barrier,
-                });
-            }
+            Ok(m) => return end(m, size, true),
             Err(shm::Error::Exists { .. }) => {}
             Err(e) => return Err(e.into()),
         }
@@ -119,30 +108,29 @@ pub(super) fn attach(id: &SegmentId, side: Side, opts: &Options) -> Result<End, 
             });
         }
         let size = their_size as usize;
-        let (pid, start, _) = claim_fields(h, side);
-        let (their_pid, their_start, their_state) = claim_fields(h, side.other());
-        let peer = ProcessId {
-            pid: their_pid.load(Ordering::Acquire),
-            start_time: their_start.load(Ordering::Acquire),
-        };
+        let (mine, theirs) = (h.end(side), h.end(side.other()));
+        let peer = theirs.holder();
         // A receiver left by a crash will never read: start afresh. A sender
         // left by a crash may have left messages: the receiver takes them.
         if side == Side::Sender
             && peer.pid != 0
-            && (!peer.is_alive() || their_state.load(Ordering::Acquire) != ring::OPEN)
+            && (!peer.is_alive() || theirs.state.load(Ordering::Acquire) != ring::OPEN)
         {
             let _ = m.remove();
             continue;
         }
-        match pid.compare_exchange(0, me.pid, Ordering::AcqRel, Ordering::Acquire) {
+        match mine
+            .pid
+            .compare_exchange(0, me.pid, Ordering::AcqRel, Ordering::Acquire)
+        {
             Ok(_) => {
-                start.store(me.start_time, Ordering::Release);
-                describe_self(h, side, cpus, barrier);
+                mine.start.store(me.start_time, Ordering::Release);
+                describe_self(mine, cpus, barrier);
             }
             Err(holder) => {
                 let holder = ProcessId {
                     pid: holder,
-                    start_time: start.load(Ordering::Acquire),
+                    start_time: mine.start.load(Ordering::Acquire),
                 };
                 if holder.is_alive() {
                     return Err(OpenError::Busy {
@@ -159,17 +147,7 @@ pub(super) fn attach(id: &SegmentId, side: Side, opts: &Options) -> Result<End, 
         // Both ends are attached: nobody else needs the name, and with it
         // gone a crash of either end cannot leak the segment.
         let _ = m.remove();
-        return Ok(End {
-            mapped: Mapped::new(m, size)?,
-            name,
-            side,
-            size,
-            wait: opts.wait,
-            created: false,
-            last_check: None,
-            cpus,
-            barrier,
-        });
+        return end(m, size, false);
     }
     Err(OpenError::Unstable { channel: name })
 }

@@ -162,7 +162,7 @@ impl Sender {
                 return Ok(off);
             }
             let channel = || end.name.clone();
-            if end.ctl().setup.rx_state.load(Ordering::Acquire) != ring::OPEN {
+            if !end.peer_open() {
                 return Err(SendError::ReceiverClosed { channel: channel() });
             }
             let limit = deadline.map(|d| d.saturating_duration_since(Instant::now()));
@@ -180,11 +180,8 @@ impl Sender {
             let ctl = end.ctl();
             let snooze = backoff.snooze(
                 ctl,
-                &ctl.park.tx_park,
-                || {
-                    core.has_room(ctl, len)
-                        || ctl.setup.rx_state.load(Ordering::Acquire) != ring::OPEN
-                },
+                end.own_park(),
+                || core.has_room(ctl, len) || !end.peer_open(),
                 limit,
             );
             if snooze == Snooze::Waited {
@@ -197,7 +194,7 @@ impl Sender {
                 if let Some(pid) = self.end.dead_peer(Instant::now()) {
                     // A receiver that closed, then exited, did not die on
                     // us: the next look reports it closed.
-                    if self.end.ctl().setup.rx_state.load(Ordering::Acquire) != ring::OPEN {
+                    if !self.end.peer_open() {
                         continue;
                     }
                     return Err(SendError::PeerGone {
@@ -328,7 +325,7 @@ impl Sender {
                 return Ok(());
             }
             let channel = || self.end.name.clone();
-            if ctl.setup.rx_state.load(Ordering::Acquire) != ring::OPEN {
+            if !self.end.peer_open() {
                 return Err(SendError::ReceiverClosed { channel: channel() });
             }
             let limit = deadline.map(|d| d.saturating_duration_since(Instant::now()));
@@ -338,7 +335,7 @@ impl Sender {
                     after: timeout.unwrap_or_default(),
                 });
             }
-            if backoff.snooze(ctl, &ctl.park.tx_park, drained, limit) == Snooze::Waited {
+            if backoff.snooze(ctl, self.end.own_park(), drained, limit) == Snooze::Waited {
                 if let Some(signal) = shm::sys::termination_signal() {
                     return Err(SendError::Interrupted {
                         channel: channel(),
@@ -348,7 +345,7 @@ impl Sender {
                 if let Some(pid) = self.end.dead_peer(Instant::now()) {
                     // A receiver that closed, then exited, did not die on
                     // us: the next look reports it closed.
-                    if self.end.ctl().setup.rx_state.load(Ordering::Acquire) != ring::OPEN {
+                    if !self.end.peer_open() {
                         continue;
                     }
                     return Err(SendError::PeerGone {
