@@ -145,3 +145,37 @@ impl Control for ChannelHeader {
         shm::sync::futex::wake(word, 1);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use shm::header::Layout;
+    use shm::{Kind, Lifetime, Managed, ManagedOptions, SegmentId};
+
+    use super::{ChannelHeader, PROTOCOL};
+    use crate::{OpenError, Options, Receiver};
+
+    /// A channel laid out by the previous protocol (sizes unchanged, words
+    /// elsewhere) is refused with both versions named, not misread.
+    #[test]
+    fn a_channel_of_the_previous_protocol_is_refused() {
+        let name = format!("shmex-test-chan-v{}-{}", PROTOCOL - 1, std::process::id());
+        let id = SegmentId::posix(name).unwrap();
+        let old = ManagedOptions {
+            kind: Kind::Channel,
+            lifetime: Lifetime::Owned,
+            mode: 0o600,
+            layout: Layout::of::<ChannelHeader>().versioned(PROTOCOL - 1),
+            payload_size: (size_of::<ChannelHeader>() + 64) as u64,
+        };
+        let seg = Managed::create(&id, &old, |_| Ok::<(), shm::Error>(())).unwrap();
+        let opened = Receiver::open(&id, &Options::default());
+        let _ = seg.remove();
+        match opened {
+            Err(OpenError::Segment(shm::Error::Incompatible { reason, .. })) => {
+                let (old, new) = (format!("@v{}", PROTOCOL - 1), format!("@v{PROTOCOL}"));
+                assert!(reason.contains(&old) && reason.contains(&new), "{reason}");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+}
