@@ -5,21 +5,24 @@
 //!   with;
 //! * `rendezvous.rs`: creating or opening the segment and claiming a side;
 //! * `sender.rs`: [`Sender`] and its zero-copy [`Grant`];
-//! * `receiver.rs`: [`Receiver`] and the [`Message`] it lends.
+//! * `receiver.rs`: [`Receiver`] and the [`Message`] it lends;
+//! * `waiting.rs`: what an end does around a wait for its peer, and the
+//!   checks after it (signal? peer dead?) that every waiting call shares.
 #![forbid(unsafe_code)]
 
 mod receiver;
 mod rendezvous;
 mod sender;
+mod waiting;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::error::Side;
-use crate::layout::{ChannelHeader, EndWords, FLAG_BARRIER};
+use crate::layout::{ChannelHeader, EndWords};
 use crate::raw::Mapped;
 use crate::ring::{self, Control};
-use crate::wait::{self, Backoff, PARK_SLICE, Wait};
+use crate::wait::Wait;
 
 pub use receiver::{Message, Receiver};
 pub use sender::{Grant, Sender};
@@ -90,23 +93,6 @@ impl End {
         self.ctl().state(self.side.other()).load(Ordering::Acquire) == ring::OPEN
     }
 
-    /// A fresh wait, spinning unless both sides share one CPU.
-    fn backoff(&self) -> Backoff {
-        let peer = self.peer().cpus.load(Ordering::Relaxed);
-        Backoff::new(self.wait, wait::must_yield(self.cpus, peer))
-    }
-
-    /// Ends a wait: lets the peer skip its fences while this side keeps
-    /// finding what it waits for without parking.
-    fn done(&mut self, backoff: &Backoff) {
-        if backoff.no_barrier {
-            self.barrier = false;
-        }
-        let peer = self.peer().flags.load(Ordering::Acquire);
-        let covered = self.barrier && peer & FLAG_BARRIER != 0;
-        backoff.done(self.own_park(), covered);
-    }
-
     /// The largest message the ring takes.
     fn capacity(&self) -> usize {
         ring::max_message(self.size)
@@ -115,20 +101,6 @@ impl End {
     /// Whether the peer has attached.
     fn peer_attached(&self) -> bool {
         self.peer().pid.load(Ordering::Acquire) != 0
-    }
-
-    /// The peer's pid if it attached and has died since (checked at most
-    /// every park slice, since reading `/proc` costs microseconds).
-    fn dead_peer(&mut self, now: Instant) -> Option<u32> {
-        if self
-            .last_check
-            .is_some_and(|t| now.duration_since(t) < PARK_SLICE)
-        {
-            return None;
-        }
-        self.last_check = Some(now);
-        let peer = self.peer().holder();
-        (peer.pid != 0 && !peer.is_alive()).then_some(peer.pid)
     }
 
     /// Removes the name if this side created it and no peer took it away.

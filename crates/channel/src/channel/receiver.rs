@@ -137,22 +137,10 @@ impl Receiver {
                 limit,
             ) == Snooze::Waited
             {
-                if let Some(signal) = shm::sys::termination_signal() {
-                    return Err(RecvError::Interrupted {
-                        channel: channel(),
-                        signal,
-                    });
-                }
-                if let Some(pid) = self.end.dead_peer(Instant::now()) {
-                    // Whatever it committed before dying is still delivered.
-                    if self.core.has_news(self.end.ctl(), &self.end.mapped) {
-                        continue;
-                    }
-                    return Err(RecvError::PeerGone {
-                        channel: self.end.name.clone(),
-                        pid,
-                    });
-                }
+                // Whatever a dead sender committed is still delivered.
+                let core = &self.core;
+                self.end
+                    .after_wait::<RecvError>(|end| core.has_news(end.ctl(), &end.mapped))?;
             }
         }
     }

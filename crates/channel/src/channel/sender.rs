@@ -185,25 +185,16 @@ impl Sender {
                 limit,
             );
             if snooze == Snooze::Waited {
-                if let Some(signal) = shm::sys::termination_signal() {
-                    return Err(SendError::Interrupted {
-                        channel: channel(),
-                        signal,
-                    });
-                }
-                if let Some(pid) = self.end.dead_peer(Instant::now()) {
-                    // A receiver that closed, then exited, did not die on
-                    // us: the next look reports it closed.
-                    if !self.end.peer_open() {
-                        continue;
-                    }
-                    return Err(SendError::PeerGone {
-                        channel: self.end.name.clone(),
-                        pid,
-                    });
-                }
+                self.after_wait()?;
             }
         }
+    }
+
+    /// The checks after a wait for the receiver that took time.
+    fn after_wait(&mut self) -> Result<(), SendError> {
+        // A receiver that closed, then exited, did not die on us: the next
+        // look reports it closed.
+        self.end.after_wait(|end| !end.peer_open())
     }
 
     /// Reserves `len` bytes for one message, waiting for room.
@@ -336,23 +327,7 @@ impl Sender {
                 });
             }
             if backoff.snooze(ctl, self.end.own_park(), drained, limit) == Snooze::Waited {
-                if let Some(signal) = shm::sys::termination_signal() {
-                    return Err(SendError::Interrupted {
-                        channel: channel(),
-                        signal,
-                    });
-                }
-                if let Some(pid) = self.end.dead_peer(Instant::now()) {
-                    // A receiver that closed, then exited, did not die on
-                    // us: the next look reports it closed.
-                    if !self.end.peer_open() {
-                        continue;
-                    }
-                    return Err(SendError::PeerGone {
-                        channel: self.end.name.clone(),
-                        pid,
-                    });
-                }
+                self.after_wait()?;
             }
         }
     }
