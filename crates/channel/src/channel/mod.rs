@@ -67,7 +67,7 @@ struct End {
     wait: Wait,
     created: bool,
     last_check: Option<Instant>,
-    /// Where this side may run ([`wait::cpus_code`]).
+    /// Where this side may run ([`crate::wait::cpus_code`]).
     cpus: u64,
     /// This process takes part in heavy barriers (so may run them).
     barrier: bool,

@@ -52,7 +52,7 @@ impl Receiver {
     ///
     /// # Errors
     ///
-    /// As [`Sender::open`].
+    /// As [`Sender::open`](crate::Sender::open).
     pub fn open(id: &SegmentId, opts: &Options) -> Result<Receiver, OpenError> {
         let end = attach(id, Side::Receiver, opts)?;
         let core = Consumer::new(end.ctl(), end.size);
@@ -212,7 +212,7 @@ impl Receiver {
     }
 
     /// Closes the receiving end: a sender waiting for room, or sending
-    /// later, gets [`SendError::ReceiverClosed`]. Dropping does the same.
+    /// later, gets [`SendError::ReceiverClosed`](crate::SendError::ReceiverClosed). Dropping does the same.
     pub fn close(mut self) {
         self.finish();
     }

@@ -347,7 +347,7 @@ impl Sender {
     }
 
     /// Ends the stream as incomplete: the receiver gets every message sent,
-    /// then [`RecvError::Aborted`] (for a sender that was interrupted).
+    /// then [`RecvError::Aborted`](crate::RecvError::Aborted) (for a sender that was interrupted).
     pub fn abort(mut self) {
         self.finish(ring::ABORTED);
     }
