@@ -10,6 +10,35 @@
 //!   checks after it (signal? peer dead?) that every waiting call shares.
 #![forbid(unsafe_code)]
 
+/// The accessors both ends have, over their [`End`] (`peer`: what the
+/// other end is called).
+macro_rules! end_accessors {
+    ($peer:literal) => {
+        /// The largest message this channel takes.
+        #[must_use]
+        pub fn capacity(&self) -> usize {
+            self.end.capacity()
+        }
+
+        /// The channel's key or name, for messages.
+        #[must_use]
+        pub fn name(&self) -> &str {
+            &self.end.name
+        }
+
+        #[doc = concat!("Whether the ", $peer, " has attached.")]
+        #[must_use]
+        pub fn peer_attached(&self) -> bool {
+            self.end.peer_attached()
+        }
+
+        /// Changes how this end waits.
+        pub fn set_wait(&mut self, wait: Wait) {
+            self.end.wait = wait;
+        }
+    };
+}
+
 mod receiver;
 mod rendezvous;
 mod sender;

@@ -110,28 +110,7 @@ impl Sender {
         })
     }
 
-    /// The largest message this channel takes.
-    #[must_use]
-    pub fn capacity(&self) -> usize {
-        self.end.capacity()
-    }
-
-    /// The channel's key or name, for messages.
-    #[must_use]
-    pub fn name(&self) -> &str {
-        &self.end.name
-    }
-
-    /// Whether the receiver has attached.
-    #[must_use]
-    pub fn peer_attached(&self) -> bool {
-        self.end.peer_attached()
-    }
-
-    /// Changes how this end waits.
-    pub fn set_wait(&mut self, wait: Wait) {
-        self.end.wait = wait;
-    }
+    end_accessors!("receiver");
 
     fn too_large(&self, len: usize) -> Result<(), SendError> {
         if len > self.capacity() {
