@@ -31,11 +31,6 @@ macro_rules! end_accessors {
         pub fn peer_attached(&self) -> bool {
             self.end.peer_attached()
         }
-
-        /// Changes how this end waits.
-        pub fn set_wait(&mut self, wait: Wait) {
-            self.end.wait = wait;
-        }
     };
 }
 

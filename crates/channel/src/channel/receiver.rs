@@ -11,7 +11,7 @@ use super::Options;
 use super::rendezvous::attach;
 use crate::error::{OpenError, RecvError, Side};
 use crate::ring::{self, Consumer, Peek};
-use crate::wait::{Backoff, Snooze, Wait};
+use crate::wait::{Backoff, Snooze};
 
 /// The consuming end of a channel.
 #[derive(Debug)]

@@ -12,7 +12,7 @@ use super::Options;
 use super::rendezvous::attach;
 use crate::error::{OpenError, SendError, Side};
 use crate::ring::{self, Producer};
-use crate::wait::{Snooze, Wait};
+use crate::wait::Snooze;
 
 /// The producing end of a channel.
 ///
