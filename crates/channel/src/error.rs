@@ -22,6 +22,16 @@ impl Side {
             Side::Receiver => Side::Sender,
         }
     }
+
+    /// Where this side's word sits in a per-side pair (`[T; 2]`) of the
+    /// shared layout: part of the in-segment format.
+    #[inline]
+    pub(crate) const fn index(self) -> usize {
+        match self {
+            Side::Sender => 0,
+            Side::Receiver => 1,
+        }
+    }
 }
 
 impl fmt::Display for Side {

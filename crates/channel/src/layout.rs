@@ -6,11 +6,30 @@
 //! publishes through the frame headers in the ring itself (see
 //! [`crate::ring`]). The park words, read on every publish, share a line
 //! that is written only when a side starts or stops parking. Setup and
-//! liveness fields, written once per attach, have the last line.
+//! liveness words, written once per attach, have the last line.
+//!
+//! Every word that each side has one of comes as a pair, `[T; 2]`, the
+//! sender's first and the receiver's second ([`Side::index`]): code picks a
+//! side's word by indexing with the side, and its peer's with
+//! [`Side::other`], instead of naming `tx_…` and `rx_…` fields.
+//!
+//! ```text
+//! offset  line      words
+//!      0  position  tail (u64: bytes the consumer released), padding
+//!    128  park      park[sender], park[receiver] (u32 futex words), padding
+//!    256  setup     ring_size (u64),
+//!                   ends[sender], ends[receiver]: pid (u32), state (u32),
+//!                     start (u64), cpus (u64), flags (u32), spare (u32),
+//!                   padding
+//!    384  ring      frames (see `crate::ring`)
+//! ```
 #![forbid(unsafe_code)]
 
-use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use shm::sync::ProcessId;
+
+use crate::error::Side;
 use crate::ring::Control;
 
 shm::shared_struct! {
@@ -22,13 +41,29 @@ shm::shared_struct! {
         pad: [AtomicU64; 15],
     }
 
-    /// The sides' park words (futex words).
+    /// The sides' park words (futex words), by [`Side::index`].
     #[repr(align(128))]
     #[derive(Debug)]
     pub(crate) struct ParkLine {
-        pub(crate) tx_park: AtomicU32,
-        pub(crate) rx_park: AtomicU32,
+        pub(crate) words: [AtomicU32; 2],
         pad: [AtomicU64; 15],
+    }
+
+    /// Who holds one side, and how that side ended.
+    #[derive(Debug)]
+    pub(crate) struct EndWords {
+        /// The holder's pid, 0 while the side is free.
+        pub(crate) pid: AtomicU32,
+        /// [`crate::ring::OPEN`], [`crate::ring::CLOSED`] or (the sender
+        /// only) [`crate::ring::ABORTED`].
+        pub(crate) state: AtomicU32,
+        /// The holder's start time, which rules out pid reuse.
+        pub(crate) start: AtomicU64,
+        /// The CPUs the holder may run on (see `crate::wait::cpus_code`).
+        pub(crate) cpus: AtomicU64,
+        /// [`FLAG_BARRIER`] if the holder takes part in heavy barriers.
+        pub(crate) flags: AtomicU32,
+        spare: AtomicU32,
     }
 
     /// Who is attached, and how each side ended.
@@ -37,19 +72,9 @@ shm::shared_struct! {
     pub(crate) struct SetupLine {
         /// Bytes of the ring after the header.
         pub(crate) ring_size: AtomicU64,
-        pub(crate) tx_pid: AtomicU32,
-        pub(crate) tx_state: AtomicU32,
-        pub(crate) tx_start: AtomicU64,
-        pub(crate) rx_pid: AtomicU32,
-        pub(crate) rx_state: AtomicU32,
-        pub(crate) rx_start: AtomicU64,
-        /// The CPUs the sender may run on (see `crate::wait::Cpus`).
-        pub(crate) tx_cpus: AtomicU64,
-        pub(crate) rx_cpus: AtomicU64,
-        /// `FLAG_BARRIER` if the sender takes part in heavy barriers.
-        pub(crate) tx_flags: AtomicU32,
-        pub(crate) rx_flags: AtomicU32,
-        pad: [AtomicU64; 8],
+        /// Each side's words, by [`Side::index`].
+        pub(crate) ends: [EndWords; 2],
+        pad: [AtomicU64; 7],
     }
 
     /// The channel header at the start of the payload.
@@ -61,43 +86,96 @@ shm::shared_struct! {
     }
 }
 
+const _: () = assert!(std::mem::size_of::<EndWords>() == 32);
 const _: () = assert!(std::mem::size_of::<ChannelHeader>() == 384);
 
 /// Version of the channel protocol (the meaning of the header's words and
 /// of the frames). Bump it on any change that keeps the sizes: a peer of
 /// another version is then refused rather than misread.
-pub(crate) const PROTOCOL: u32 = 2;
+///
+/// 3: the per-side words became pairs indexed by side (the setup line's
+/// words moved).
+pub(crate) const PROTOCOL: u32 = 3;
 
 /// The payload layout recorded in, and required of, a channel segment.
 pub(crate) fn layout() -> shm::header::Layout {
     shm::header::Layout::of::<ChannelHeader>().versioned(PROTOCOL)
 }
 
-/// `tx_flags` / `rx_flags`: the side's process is registered for
+/// [`EndWords::flags`]: the side's process is registered for
 /// `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`, so its peer's heavy
 /// barriers reach it.
 pub(crate) const FLAG_BARRIER: u32 = 1;
 
+impl EndWords {
+    /// The process that holds this side (pid 0: none yet).
+    pub(crate) fn holder(&self) -> ProcessId {
+        ProcessId {
+            pid: self.pid.load(Ordering::Acquire),
+            start_time: self.start.load(Ordering::Acquire),
+        }
+    }
+}
+
+impl ChannelHeader {
+    /// `side`'s setup and liveness words.
+    #[inline]
+    pub(crate) fn end(&self, side: Side) -> &EndWords {
+        &self.setup.ends[side.index()]
+    }
+}
+
 impl Control for ChannelHeader {
+    #[inline]
     fn tail(&self) -> &AtomicU64 {
         &self.tail.pos
     }
-    fn tx_state(&self) -> &AtomicU32 {
-        &self.setup.tx_state
+    #[inline]
+    fn state(&self, side: Side) -> &AtomicU32 {
+        &self.end(side).state
     }
-    fn rx_state(&self) -> &AtomicU32 {
-        &self.setup.rx_state
-    }
-    fn tx_park(&self) -> &AtomicU32 {
-        &self.park.tx_park
-    }
-    fn rx_park(&self) -> &AtomicU32 {
-        &self.park.rx_park
+    #[inline]
+    fn park(&self, side: Side) -> &AtomicU32 {
+        &self.park.words[side.index()]
     }
     fn heavy_barrier(&self) -> bool {
         shm::membarrier::global_expedited().is_ok()
     }
     fn wake(&self, word: &AtomicU32) {
         shm::sync::futex::wake(word, 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use shm::header::Layout;
+    use shm::{Lifetime, Managed, ManagedOptions, SegmentId};
+
+    use super::{ChannelHeader, PROTOCOL};
+    use crate::{OpenError, Options, Receiver};
+
+    /// A channel laid out by the previous protocol (sizes unchanged, words
+    /// elsewhere) is refused with both versions named, not misread.
+    #[test]
+    fn a_channel_of_the_previous_protocol_is_refused() {
+        let name = format!("shmex-test-chan-v{}-{}", PROTOCOL - 1, std::process::id());
+        let id = SegmentId::posix(name).unwrap();
+        let old = ManagedOptions {
+            kind: crate::KIND,
+            lifetime: Lifetime::Owned,
+            mode: 0o600,
+            layout: Layout::of::<ChannelHeader>().versioned(PROTOCOL - 1),
+            payload_size: (size_of::<ChannelHeader>() + 64) as u64,
+        };
+        let seg = Managed::create(&id, &old, |_| Ok::<(), shm::Error>(())).unwrap();
+        let opened = Receiver::open(&id, &Options::default());
+        let _ = seg.remove();
+        match opened {
+            Err(OpenError::Segment(shm::Error::Incompatible { reason, .. })) => {
+                let (old, new) = (format!("@v{}", PROTOCOL - 1), format!("@v{PROTOCOL}"));
+                assert!(reason.contains(&old) && reason.contains(&new), "{reason}");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
     }
 }

@@ -24,9 +24,12 @@
 //!   ruled out by the process start time.
 //!
 //! The index protocol is in its own module, written against
-//! [`shm::sync::atomic`] so that `loom` checks it (`tests/loom.rs`). The
-//! only `unsafe` code is the small private module that copies bytes in and
-//! out of the ring.
+//! [`shm::sync::atomic`] so that `loom` checks it (`tests/loom.rs`).
+//!
+//! Unsafe code: denied here, allowed in one private module, `raw`, which
+//! copies bytes in and out of the ring and lends slices of it, and whose
+//! module doc argues its soundness. Every other module, the public layer
+//! (`channel/`) included, is `#![forbid(unsafe_code)]`.
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 

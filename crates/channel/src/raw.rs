@@ -1,15 +1,69 @@
-//! The channel's only `unsafe` code: a handle on the mapped header and ring
-//! that copies bytes in and out with `ptr::copy_nonoverlapping` and lends
-//! slices of the ring.
+//! The channel's only `unsafe` code: [`Mapped`], a handle on the mapped
+//! header and ring that copies bytes in and out with plain (non-atomic)
+//! loads and stores and lends slices of the ring.
 //!
-//! Soundness rests on two facts. Bounds: every offset and length is checked
-//! against the ring here, so no access leaves the mapping. Exclusion: the
-//! index protocol of [`crate::ring`] hands a range of the ring to exactly one
-//! side at a time (the producer between reserve and commit, the consumer
-//! between peek and release), and the callers in this crate touch only the
-//! ranges it handed them. A peer process that broke the protocol could make
-//! the bytes change under a lent slice, as with any shared memory; it could
-//! not make an access leave the mapping.
+//! The design notes allow `unsafe` above the segment and sync layers in one
+//! named module per crate, where a view over shared bytes needs it: zero-copy
+//! is the channel's point, and a `&[u8]` / `&mut [u8]` over the ring cannot
+//! be had from `shm`'s safe, atomic views. Everything else in this crate is
+//! `#![forbid(unsafe_code)]`.
+//!
+//! # Soundness
+//!
+//! Every pointer dereference here rests on five facts. The first four hold
+//! whatever the callers do; the fifth rests on the index protocol and on
+//! one rule the callers in this crate keep.
+//!
+//! 1. **Lifetime.** [`Mapped`] owns the [`Managed`] segment whose mapping
+//!    its pointers point into; the mapping stays at its address until the
+//!    segment is dropped with the `Mapped`, and every reference handed out
+//!    borrows the `Mapped`. Removing the segment's name
+//!    ([`Mapped::managed`]`().remove()`) does not unmap it.
+//! 2. **Bounds.** [`Mapped::new`] gets the header and the ring from `shm`'s
+//!    checked views (bounds, alignment, read-write access), and every ring
+//!    access checks `off + len` against the ring's size first (`check`, a
+//!    panic if the crate ever asked for more). No access leaves the ring.
+//! 3. **Alignment and validity.** The header is a [`shm::Shared`] type
+//!    (atomics only, every bit pattern valid); ring header words are viewed
+//!    as `AtomicU64` only at offsets checked to be multiples of 8 in a ring
+//!    that starts 128-aligned; message bytes are `u8`, valid whatever they
+//!    hold; the small-copy path uses unaligned loads and stores.
+//! 4. **Provenance.** Both pointers come from shared references to atomics,
+//!    whose `UnsafeCell`s allow writes through them.
+//! 5. **Exclusion.** Within this mapping: a lent `&mut [u8]`
+//!    ([`Mapped::slice_mut`]) borrows the `Mapped` mutably, so the compiler
+//!    rules out any other reference into it meanwhile. A lent `&[u8]`
+//!    ([`Mapped::slice`]) borrows it shared, and the rule the callers keep
+//!    is that every write through a shared `Mapped` ([`Bytes::write`], the
+//!    ring's header stores, the consumer's release) happens in a method of
+//!    the [`crate::Sender`] or [`crate::Receiver`] that owns it and holds
+//!    it mutably, which cannot run while a [`crate::Grant`] or
+//!    [`crate::Message`] borrows that end, or in the commit of a `Grant` or
+//!    the drop of a `Message`, after its slices are gone. `Mapped` is
+//!    `Send` but not `Sync`, so no borrow of it is shared with another
+//!    thread. Between this mapping and every other one of the segment (the
+//!    peer's, in this process or another): the index protocol of
+//!    [`crate::ring`] hands each range of message bytes to one side at a
+//!    time (the producer from reserve to commit, the consumer from peek to
+//!    release), with a release store and an acquire load ordering every
+//!    hand-over; the loom model in `tests/loom.rs` checks that neither side
+//!    touches bytes the other holds. Header words are only touched
+//!    atomically while both sides may touch them.
+//!
+//! What a peer that breaks the protocol can do: it can write any byte of
+//! the segment at any moment. Facts 1 to 4 do not depend on the peer, so it
+//! can never steer an access outside the mapping: every offset and length
+//! this crate reads from shared memory comes from an atomic load and is
+//! validated ([`crate::ring`] refuses impossible frame headers) before it
+//! reaches this module, and the bounds check backs that up. Fact 5 does
+//! depend on the peer: its writes to bytes lent here as a slice are a data
+//! race that the Rust memory model does not define, so the slice's
+//! contents may change under its holder. This crate never lets such bytes
+//! decide an offset or a length; code that re-reads a received message
+//! expecting the same bytes (a check, then a use) must copy it first
+//! ([`crate::Receiver::recv_into`]). This is the caveat of every
+//! zero-copy view over memory another process may write (as for a memory
+//! map of a file another process may change).
 #![allow(unsafe_code)]
 
 use std::ptr::NonNull;
@@ -41,8 +95,9 @@ impl Mapped {
     pub(crate) fn new(seg: Managed, size: usize) -> Result<Mapped, shm::Error> {
         let header = NonNull::from(seg.payload_view::<ChannelHeader>(0)?);
         let ring_start = std::mem::size_of::<ChannelHeader>();
-        // Checks that the ring lies inside the mapping (and is 8-aligned).
-        let ring = seg.payload_slice::<shm::sync::atomic::AtomicU64>(ring_start, size / 8)?;
+        // Checks that the whole ring, `size` bytes rounded up to a word,
+        // lies inside the mapping (and is 8-aligned).
+        let ring = seg.payload_slice::<AtomicU64>(ring_start, size.div_ceil(8))?;
         let ring = NonNull::from(ring).cast::<u8>();
         Ok(Mapped {
             seg,
@@ -91,16 +146,15 @@ impl Mapped {
 
     /// The ring bytes `off..off + len`, granted to the producer until it
     /// commits them.
-    #[allow(clippy::mut_from_ref)]
     #[inline]
-    pub(crate) fn slice_mut(&self, off: usize, len: usize) -> &mut [u8] {
+    pub(crate) fn slice_mut(&mut self, off: usize, len: usize) -> &mut [u8] {
         self.check(off, len);
         let p = self.ring.as_ptr().wrapping_add(off);
         // SAFETY: in bounds (checked); the consumer does not read this range
-        // until the producer publishes a head past it, which happens only in
-        // `commit`, after the `Grant` holding this slice is consumed; the
-        // `Grant` borrows the sender mutably, so no second slice of the ring
-        // exists in this process meanwhile.
+        // until the producer publishes a frame header for it, which happens
+        // only in `commit`, after the `Grant` holding this slice is
+        // consumed; the slice borrows `self` mutably, so no other reference
+        // into the ring or header exists in this process meanwhile.
         unsafe { std::slice::from_raw_parts_mut(p, len) }
     }
 }

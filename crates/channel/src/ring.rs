@@ -54,6 +54,8 @@ use std::sync::atomic::compiler_fence;
 
 use shm::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 
+use crate::error::Side;
+
 /// Bytes of a frame header.
 pub const FRAME_HEADER: usize = 8;
 /// Bytes the ring keeps beyond the largest frame: the next frame's header
@@ -64,7 +66,7 @@ pub const VALID: u64 = 1 << 63;
 /// Header value of a wrap marker: skip to offset 0.
 pub const WRAP: u64 = u64::MAX;
 
-/// `tx_state` / `rx_state`: the side is attached (or not yet) and running.
+/// A side's state word: the side is attached (or not yet) and running.
 pub const OPEN: u32 = 0;
 /// The side closed its end normally (the sender: end of stream).
 pub const CLOSED: u32 = 1;
@@ -97,15 +99,12 @@ pub const fn max_message(size: usize) -> usize {
 pub trait Control {
     /// The consumer's position (bytes ever released).
     fn tail(&self) -> &AtomicU64;
-    /// [`OPEN`], [`CLOSED`] or [`ABORTED`], written by the sender.
-    fn tx_state(&self) -> &AtomicU32;
-    /// [`OPEN`] or [`CLOSED`], written by the receiver.
-    fn rx_state(&self) -> &AtomicU32;
-    /// The sender's park word ([`AWAKE`], [`SLEEPY`], [`PARKED`]; a futex
+    /// `side`'s state, written by that side: [`OPEN`] or [`CLOSED`], or
+    /// (the sender only) [`ABORTED`].
+    fn state(&self, side: Side) -> &AtomicU32;
+    /// `side`'s park word ([`AWAKE`], [`SLEEPY`], [`PARKED`]; a futex
     /// word).
-    fn tx_park(&self) -> &AtomicU32;
-    /// The receiver's park word.
-    fn rx_park(&self) -> &AtomicU32;
+    fn park(&self, side: Side) -> &AtomicU32;
     /// Runs `f`, a publish followed by a look at the peer's park word, as
     /// one light section: the peer's [`Control::heavy_barrier`] orders
     /// itself against it as a whole. Between processes that is simply
@@ -307,7 +306,11 @@ impl Producer {
             }
             bytes.header(0).store(0, Ordering::Relaxed);
             let slot = bytes.header(self.off);
-            announce(ctl, || slot.store(WRAP, Ordering::Release), ctl.rx_park());
+            announce(
+                ctl,
+                || slot.store(WRAP, Ordering::Release),
+                ctl.park(Side::Receiver),
+            );
             self.advance(to_end);
         }
         if !self.room(ctl, need) {
@@ -346,7 +349,7 @@ impl Producer {
         announce(
             ctl,
             || slot.store(len as u64 | VALID, Ordering::Release),
-            ctl.rx_park(),
+            ctl.park(Side::Receiver),
         );
     }
 
@@ -355,8 +358,8 @@ impl Producer {
     pub fn close<C: Control + ?Sized>(&self, ctl: &C, state: u32) {
         announce(
             ctl,
-            || ctl.tx_state().store(state, Ordering::Release),
-            ctl.rx_park(),
+            || ctl.state(Side::Sender).store(state, Ordering::Release),
+            ctl.park(Side::Receiver),
         );
     }
 }
@@ -420,7 +423,7 @@ impl Consumer {
             announce(
                 ctl,
                 || ctl.tail().store(tail, Ordering::Release),
-                ctl.tx_park(),
+                ctl.park(Side::Sender),
             );
         }
     }
@@ -461,7 +464,7 @@ impl Consumer {
             if word == 0 {
                 // Caught up: the producer may be waiting for this space.
                 self.publish(ctl);
-                let state = ctl.tx_state().load(Ordering::Acquire);
+                let state = ctl.state(Side::Sender).load(Ordering::Acquire);
                 if state == OPEN {
                     return Ok(Peek::Empty);
                 }
@@ -496,7 +499,7 @@ impl Consumer {
     /// latest header and state, for the decision to park).
     pub fn has_news<C: Control + ?Sized, B: Bytes + ?Sized>(&self, ctl: &C, bytes: &B) -> bool {
         bytes.header(self.off).load(Ordering::Acquire) != 0
-            || ctl.tx_state().load(Ordering::Acquire) != OPEN
+            || ctl.state(Side::Sender).load(Ordering::Acquire) != OPEN
     }
 
     /// Releases the message of `len` bytes that [`Consumer::try_peek`]
@@ -506,7 +509,9 @@ impl Consumer {
     #[inline]
     pub fn release<C: Control + ?Sized>(&mut self, ctl: &C, len: usize) {
         self.advance(frame_len(len));
-        if self.unpublished >= self.size / 4 || ctl.tx_park().load(Ordering::Relaxed) == PARKED {
+        if self.unpublished >= self.size / 4
+            || ctl.park(Side::Sender).load(Ordering::Relaxed) == PARKED
+        {
             self.publish(ctl);
         }
     }
@@ -517,8 +522,8 @@ impl Consumer {
         self.publish(ctl);
         announce(
             ctl,
-            || ctl.rx_state().store(CLOSED, Ordering::Release),
-            ctl.tx_park(),
+            || ctl.state(Side::Receiver).store(CLOSED, Ordering::Release),
+            ctl.park(Side::Sender),
         );
     }
 }

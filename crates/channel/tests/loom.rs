@@ -21,6 +21,7 @@
 //! `RUSTFLAGS="--cfg loom" cargo test -p shmex-channel --release --test loom`
 #![cfg(loom)]
 
+use channel::Side;
 use channel::ring::{
     Bytes, CLOSED, Consumer, Control, Full, OPEN, PARKED, Park, Peek, Producer, VALID, park_begin,
     park_end, stay_awake,
@@ -29,32 +30,36 @@ use loom::cell::UnsafeCell;
 use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use loom::sync::{Arc, Mutex, Notify};
 
+/// The shared words as the segment lays them out: one of each per side,
+/// the sender's first.
 struct Model {
     tail: AtomicU64,
-    tx_state: AtomicU32,
-    rx_state: AtomicU32,
-    tx_park: AtomicU32,
-    rx_park: AtomicU32,
+    state: [AtomicU32; 2],
+    park: [AtomicU32; 2],
     ring: Vec<UnsafeCell<u8>>,
     words: Vec<AtomicU64>,
     barrier: Mutex<()>,
-    tx_wake: Notify,
-    rx_wake: Notify,
+    wake: [Notify; 2],
+}
+
+/// Where `side`'s word sits in a pair (as `Side::index` in the crate).
+fn at(side: Side) -> usize {
+    match side {
+        Side::Sender => 0,
+        Side::Receiver => 1,
+    }
 }
 
 impl Model {
     fn new(size: usize) -> Model {
         Model {
             tail: AtomicU64::new(0),
-            tx_state: AtomicU32::new(OPEN),
-            rx_state: AtomicU32::new(OPEN),
-            tx_park: AtomicU32::new(0),
-            rx_park: AtomicU32::new(0),
+            state: [AtomicU32::new(OPEN), AtomicU32::new(OPEN)],
+            park: [AtomicU32::new(0), AtomicU32::new(0)],
             ring: (0..size).map(|_| UnsafeCell::new(0)).collect(),
             words: (0..size / 8).map(|_| AtomicU64::new(0)).collect(),
             barrier: Mutex::new(()),
-            tx_wake: Notify::new(),
-            rx_wake: Notify::new(),
+            wake: [Notify::new(), Notify::new()],
         }
     }
 }
@@ -63,17 +68,11 @@ impl Control for Model {
     fn tail(&self) -> &AtomicU64 {
         &self.tail
     }
-    fn tx_state(&self) -> &AtomicU32 {
-        &self.tx_state
+    fn state(&self, side: Side) -> &AtomicU32 {
+        &self.state[at(side)]
     }
-    fn rx_state(&self) -> &AtomicU32 {
-        &self.rx_state
-    }
-    fn tx_park(&self) -> &AtomicU32 {
-        &self.tx_park
-    }
-    fn rx_park(&self) -> &AtomicU32 {
-        &self.rx_park
+    fn park(&self, side: Side) -> &AtomicU32 {
+        &self.park[at(side)]
     }
     fn light<R>(&self, f: impl FnOnce() -> R) -> R {
         let _section = self.barrier.lock().unwrap();
@@ -84,11 +83,12 @@ impl Control for Model {
         true
     }
     fn wake(&self, word: &AtomicU32) {
-        if std::ptr::eq(word, &self.tx_park) {
-            self.tx_wake.notify();
+        let side = if std::ptr::eq(word, self.park(Side::Sender)) {
+            Side::Sender
         } else {
-            self.rx_wake.notify();
-        }
+            Side::Receiver
+        };
+        self.wake[at(side)].notify();
     }
 }
 
@@ -221,15 +221,17 @@ fn sleep(word: &AtomicU32, wake: &Notify) {
 }
 
 fn producer_park(p: &Producer, m: &Model, len: usize) {
-    let news = || p.has_room(m, len) || m.rx_state.load(Ordering::Acquire) != OPEN;
-    if park_begin(m, &m.tx_park, news) == Park::Sleep {
-        sleep(&m.tx_park, &m.tx_wake);
+    let news = || p.has_room(m, len) || m.state(Side::Receiver).load(Ordering::Acquire) != OPEN;
+    let own = m.park(Side::Sender);
+    if park_begin(m, own, news) == Park::Sleep {
+        sleep(own, &m.wake[at(Side::Sender)]);
     }
 }
 
 fn consumer_park(c: &Consumer, m: &Model) {
-    if park_begin(m, &m.rx_park, || c.has_news(m, m)) == Park::Sleep {
-        sleep(&m.rx_park, &m.rx_wake);
+    let own = m.park(Side::Receiver);
+    if park_begin(m, own, || c.has_news(m, m)) == Park::Sleep {
+        sleep(own, &m.wake[at(Side::Receiver)]);
     }
 }
 
@@ -255,7 +257,7 @@ fn parking_model(size: usize, messages: &'static [&'static [u8]], awake: bool) {
                     }
                 }
                 if awake {
-                    stay_awake(&mp.tx_park, true);
+                    stay_awake(mp.park(Side::Sender), true);
                 }
             }
             p.close(&*mp, CLOSED);
@@ -270,7 +272,7 @@ fn parking_model(size: usize, messages: &'static [&'static [u8]], awake: bool) {
                     c.release(&*m, len);
                     got.push(buf);
                     if awake {
-                        stay_awake(&m.rx_park, true);
+                        stay_awake(m.park(Side::Receiver), true);
                     }
                 }
                 Peek::Empty => consumer_park(&c, &m),
