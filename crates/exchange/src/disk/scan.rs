@@ -646,7 +646,10 @@ mod tests {
         assert!(files.len() > 3, "{files:?}");
         let (got, err, torn, tail) = scan(&d);
         assert!(err.is_none() && torn.is_none());
-        assert_eq!(got.iter().map(|s| s.record).collect::<Vec<_>>(), records(50));
+        assert_eq!(
+            got.iter().map(|s| s.record).collect::<Vec<_>>(),
+            records(50)
+        );
         for w in got.windows(2) {
             if w[0].file == w[1].file {
                 assert_eq!(w[0].end, w[1].offset);
@@ -779,8 +782,14 @@ mod tests {
         let (got, err, torn, _) = scan(&d);
         assert_eq!((got.len(), torn), (12, None));
         let e = err.unwrap();
-        assert!(matches!(e, DiskError::Corrupt { offset, .. } if offset == hole.offset), "{e}");
-        assert!(e.to_string().contains("a later batch follows at offset"), "{e}");
+        assert!(
+            matches!(e, DiskError::Corrupt { offset, .. } if offset == hole.offset),
+            "{e}"
+        );
+        assert!(
+            e.to_string().contains("a later batch follows at offset"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -799,8 +808,11 @@ mod tests {
         crate::disk::encode_batch(&[buy(8, ID)], &mut buf).unwrap();
         f.append(end, &buf).unwrap();
         let e = scan(&d).1.unwrap();
-        assert!(matches!(&e, DiskError::Corrupt { offset, reason, .. }
-            if *offset == end && reason == "record 8 where 6 was expected"), "{e}");
+        assert!(
+            matches!(&e, DiskError::Corrupt { offset, reason, .. }
+            if *offset == end && reason == "record 8 where 6 was expected"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -840,8 +852,11 @@ mod tests {
             let full = std::fs::read(&p).unwrap();
             edit(&p, |b| b[20] ^= 1);
             let e = scan(&d).1.unwrap();
-            assert!(matches!(&e, DiskError::Corrupt { offset: 0, reason, .. }
-                if reason.contains("header checksum")), "{e}");
+            assert!(
+                matches!(&e, DiskError::Corrupt { offset: 0, reason, .. }
+                if reason.contains("header checksum")),
+                "{e}"
+            );
             std::fs::write(&p, &full).unwrap();
         }
         assert!(scan(&d).1.is_none());
@@ -855,8 +870,11 @@ mod tests {
         let (got, err, ..) = scan(&d);
         assert_eq!(got.len() as u64, files[1] - 1);
         let e = err.unwrap();
-        assert!(matches!(e, DiskError::Gap { expected, found, .. }
-            if expected == files[1] && found == files[2]), "{e}");
+        assert!(
+            matches!(e, DiskError::Gap { expected, found, .. }
+            if expected == files[1] && found == files[2]),
+            "{e}"
+        );
     }
 
     #[test]
@@ -897,11 +915,18 @@ mod tests {
         let files = d.journal_files().unwrap();
         assert!(files.len() >= 3, "{files:?}");
         let (good, ..) = scan(&d);
-        let victim = good.iter().find(|s| s.file == files[1] && s.offset > HEADER_LEN).unwrap();
+        let victim = good
+            .iter()
+            .find(|s| s.file == files[1] && s.offset > HEADER_LEN)
+            .unwrap();
         let path = d.file_path(&file_name(victim.file));
         edit(&path, |b| b[victim.offset as usize + 40] ^= 4);
         let bad = match scan(&d).1 {
-            Some(DiskError::Corrupt { file, offset, reason }) => Corruption {
+            Some(DiskError::Corrupt {
+                file,
+                offset,
+                reason,
+            }) => Corruption {
                 path: file,
                 file: victim.file,
                 offset,
@@ -916,7 +941,10 @@ mod tests {
         assert_eq!(tail.unwrap().offset, victim.offset);
         let names = d.names().unwrap();
         for f in &files[1..] {
-            assert!(names.contains(&format!("{}.damaged", file_name(*f))), "{names:?}");
+            assert!(
+                names.contains(&format!("{}.damaged", file_name(*f))),
+                "{names:?}"
+            );
         }
         assert_eq!(d.journal_files().unwrap(), files[..2]);
     }

@@ -29,7 +29,6 @@ pub(crate) fn identity(exchange_id: u64) -> Identity {
 /// Writes `records` as a flush leader would: batches of `batch` records,
 /// each appended and synced, a new file once a file reaches `rotate`
 /// bytes. Starts a file at the first record if none is open.
-#[allow(dead_code)]
 pub(crate) fn write_records(
     dir: &super::JournalDir,
     records: &[super::DiskRecord],
