@@ -287,6 +287,42 @@ fn check_owner(path: &Path, owner: u32, mode: u32) -> Result<(), DiskError> {
     Ok(())
 }
 
+/// Opens the file `name` in the directory, relative to it and without
+/// following a symbolic link, and checks that it is a regular file
+/// owned by the effective user. Created files get mode 0600.
+fn open_at(dir: &File, dir_path: &Path, name: &str, how: How) -> Result<File, DiskError> {
+    let path = dir_path.join(name);
+    let base = OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    let flags = match how {
+        How::Read => base | OFlags::RDONLY,
+        How::Write => base | OFlags::RDWR,
+        How::Create => base | OFlags::RDWR | OFlags::CREATE,
+    };
+    let fd = rustix::fs::openat(dir, name, flags, Mode::from_raw_mode(0o600))
+        .map_err(|e| open_error(e.into(), &path, "open"))?;
+    let f = File::from(fd);
+    let meta = f.metadata().map_err(DiskError::io("stat", &path))?;
+    if !meta.is_file() {
+        return Err(DiskError::NotAFile { path });
+    }
+    check_owner(&path, meta.uid(), meta.mode())?;
+    Ok(f)
+}
+
+fn read_identity(dir: &File, dir_path: &Path) -> Result<Identity, DiskError> {
+    let path = dir_path.join(IDENTITY);
+    let bad = |reason: String| DiskError::Identity {
+        path: path.clone(),
+        reason,
+    };
+    let f = open_at(dir, dir_path, IDENTITY, How::Read)?;
+    let mut text = String::new();
+    f.take(IDENTITY_MAX)
+        .read_to_string(&mut text)
+        .map_err(|e| bad(e.to_string()))?;
+    Identity::from_toml(&text).map_err(bad)
+}
+
 /// Makes `path` absolute (without resolving symbolic links), so that what
 /// the segment records means the same in every process.
 fn absolute(path: &Path) -> Result<PathBuf, DiskError> {
@@ -342,7 +378,8 @@ impl JournalDir {
             }
             if !names.is_empty() {
                 if !replace {
-                    let exchange_id = dir.read_identity().map_or(0, |i| i.exchange_id);
+                    let exchange_id =
+                        read_identity(&dir.fd, &dir.path).map_or(0, |i| i.exchange_id);
                     return Err(DiskError::Occupied {
                         path: dir.path,
                         exchange_id,
@@ -374,43 +411,17 @@ impl JournalDir {
     pub fn open(path: &Path, expected: Option<u64>) -> Result<JournalDir, DiskError> {
         let path = absolute(path)?;
         let fd = open_dir(&path)?;
-        let mut dir = JournalDir {
-            fd,
-            path,
-            identity: Identity {
-                exchange_id: 0,
-                segment: SegmentId::SysV(1),
-                created_ns: 0,
-                capacity: Capacity::default(),
-                mode: 0,
-                opening: 0,
-            },
-        };
-        dir.identity = dir.read_identity()?;
+        let identity = read_identity(&fd, &path)?;
         if let Some(want) = expected
-            && want != dir.identity.exchange_id
+            && want != identity.exchange_id
         {
             return Err(DiskError::Foreign {
-                path: dir.path,
+                path,
                 expected: want,
-                found: dir.identity.exchange_id,
+                found: identity.exchange_id,
             });
         }
-        Ok(dir)
-    }
-
-    fn read_identity(&self) -> Result<Identity, DiskError> {
-        let path = self.file_path(IDENTITY);
-        let bad = |reason: String| DiskError::Identity {
-            path: path.clone(),
-            reason,
-        };
-        let f = self.open_file(IDENTITY, How::Read)?;
-        let mut text = String::new();
-        f.take(IDENTITY_MAX)
-            .read_to_string(&mut text)
-            .map_err(|e| bad(e.to_string()))?;
-        Identity::from_toml(&text).map_err(bad)
+        Ok(JournalDir { fd, path, identity })
     }
 
     /// The directory's absolute path.
@@ -465,26 +476,9 @@ impl JournalDir {
         Ok(())
     }
 
-    /// Opens the file `name` in the directory, relative to it and without
-    /// following a symbolic link, and checks that it is a regular file
-    /// owned by the effective user. Created files get mode 0600.
+    /// Opens the file `name` in the directory, as [`open_at`].
     pub(crate) fn open_file(&self, name: &str, how: How) -> Result<File, DiskError> {
-        let path = self.file_path(name);
-        let base = OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
-        let flags = match how {
-            How::Read => base | OFlags::RDONLY,
-            How::Write => base | OFlags::RDWR,
-            How::Create => base | OFlags::RDWR | OFlags::CREATE,
-        };
-        let fd = rustix::fs::openat(&self.fd, name, flags, Mode::from_raw_mode(0o600))
-            .map_err(|e| open_error(e.into(), &path, "open"))?;
-        let f = File::from(fd);
-        let meta = f.metadata().map_err(DiskError::io("stat", &path))?;
-        if !meta.is_file() {
-            return Err(DiskError::NotAFile { path });
-        }
-        check_owner(&path, meta.uid(), meta.mode())?;
-        Ok(f)
+        open_at(&self.fd, &self.path, name, how)
     }
 
     /// Writes `name` atomically: a temporary file written and synced,
@@ -718,6 +712,26 @@ mod tests {
             JournalDir::open(&real, None),
             Err(DiskError::Identity { .. })
         ));
+    }
+
+    #[test]
+    fn directories_and_files_of_another_user_are_refused() {
+        // Only root can give a file away.
+        if shm::sys::euid() != 0 {
+            return;
+        }
+        let t = tempdir();
+        let path = t.path().join("j");
+        let d = JournalDir::create(&path, &identity(1), false).unwrap();
+        std::os::unix::fs::chown(path.join(IDENTITY), Some(65534), None).unwrap();
+        let e = JournalDir::open(&path, None).unwrap_err();
+        assert!(matches!(e, DiskError::Owner { owner: 65534, euid: 0, .. }), "{e}");
+        std::os::unix::fs::chown(path.join(IDENTITY), Some(0), None).unwrap();
+        std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+        let e = JournalDir::open(&path, None).unwrap_err();
+        assert!(e.to_string().contains("belongs to uid 65534"), "{e}");
+        std::os::unix::fs::chown(&path, Some(0), None).unwrap();
+        d.purge().unwrap();
     }
 
     #[test]

@@ -30,6 +30,58 @@
 //!
 //! Nothing here touches shared memory: the engine decides what to write
 //! and when, and publishes what is durable.
+//!
+//! # Examples
+//!
+//! ```
+//! use exchange::disk::{self, Balances, DiskRecord, Identity, JournalDir, Name, HEADER_LEN};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let tmp = tempfile::tempdir()?;
+//! let (config, _notes) = exchange::Config::builtin();
+//! let genesis = config.into_state()?;
+//! let identity = Identity {
+//!     exchange_id: disk::new_exchange_id()?,
+//!     segment: shm::SegmentId::posix("shmex-doc")?,
+//!     created_ns: 0,
+//!     capacity: genesis.capacity,
+//!     mode: 0o600,
+//!     opening: genesis.opening,
+//! };
+//! // `init`: the directory, the genesis checkpoint, the first file.
+//! let dir = JournalDir::create(&tmp.path().join("journal"), &identity, false)?;
+//! dir.write_checkpoint(&genesis, 0)?;
+//! let file = dir.create_journal(genesis.next_seq, 0)?;
+//! // A flush: alice's account is opened, and the record made durable.
+//! let open = DiskRecord {
+//!     seq: 1,
+//!     exchange_id: identity.exchange_id,
+//!     time_ns: 0,
+//!     pid: std::process::id(),
+//!     op: exchange::Op::Open,
+//!     undone: None,
+//!     undone_seq: 0,
+//!     undone_pid: 0,
+//!     code: genesis.home().code,
+//!     decimals: genesis.home().decimals,
+//!     account: Name::new("alice")?,
+//!     amount: genesis.opening,
+//!     rate: 0,
+//!     buy_rate: 0,
+//!     total: genesis.opening,
+//!     balances: Some(Balances { home: genesis.opening, code: genesis.opening }),
+//! };
+//! let mut batch = Vec::new();
+//! disk::encode_batch([&open], &mut batch)?;
+//! let end = file.append(HEADER_LEN, &batch)?;
+//! // `recover`: the books from the newest checkpoint and the journal.
+//! let dir = JournalDir::open(dir.path(), Some(identity.exchange_id))?;
+//! let rebuilt = disk::rebuild(&dir, false)?;
+//! assert_eq!(rebuilt.state.accounts[0].name, "alice");
+//! assert_eq!(rebuilt.tail.unwrap().offset, end);
+//! assert!(rebuilt.state.check().is_empty());
+//! # Ok(())
+//! # }
+//! ```
 #![forbid(unsafe_code)]
 
 use std::io;
