@@ -553,6 +553,9 @@ mod tests {
         let bytes = encode(3, 1, &s);
         let enc = start.elapsed();
         let start = Instant::now();
+        assert!(s.check().is_empty());
+        let check = start.elapsed();
+        let start = Instant::now();
         d.write_checkpoint(&s, 1).unwrap();
         let write = start.elapsed();
         let start = Instant::now();
@@ -567,7 +570,8 @@ mod tests {
         let toml_dec = start.elapsed();
         assert_eq!(s2, s);
         println!(
-            "1M accounts: binary {} bytes, encode {enc:?}, write+sync {write:?}, read+check {read:?}; \
+            "1M accounts: State::check {check:?}; binary {} bytes, encode {enc:?}, \
+             check+write+sync {write:?}, read+check {read:?}; \
              toml {} bytes, encode {toml_enc:?}, parse+check {toml_dec:?}",
             bytes.len(),
             text.len()

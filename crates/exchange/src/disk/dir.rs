@@ -725,7 +725,17 @@ mod tests {
         let d = JournalDir::create(&path, &identity(1), false).unwrap();
         std::os::unix::fs::chown(path.join(IDENTITY), Some(65534), None).unwrap();
         let e = JournalDir::open(&path, None).unwrap_err();
-        assert!(matches!(e, DiskError::Owner { owner: 65534, euid: 0, .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                DiskError::Owner {
+                    owner: 65534,
+                    euid: 0,
+                    ..
+                }
+            ),
+            "{e}"
+        );
         std::os::unix::fs::chown(path.join(IDENTITY), Some(0), None).unwrap();
         std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
         let e = JournalDir::open(&path, None).unwrap_err();
