@@ -352,6 +352,13 @@ impl JournalDir {
     ) -> Result<JournalDir, DiskError> {
         let path = absolute(path)?;
         let parent = path.parent().unwrap_or(Path::new("/")).to_path_buf();
+        // The deepest directory that exists already: every entry made
+        // below it must be synced to survive a power cut.
+        let existing = parent
+            .ancestors()
+            .find(|a| a.is_dir())
+            .unwrap_or(Path::new("/"))
+            .to_path_buf();
         DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -392,8 +399,13 @@ impl JournalDir {
         }
         dir.write_atomic(IDENTITY, identity.to_toml().as_bytes())?;
         dir.identity = identity.clone();
-        let p = File::open(&parent).map_err(DiskError::io("open", &parent))?;
-        p.sync_all().map_err(DiskError::io("fsync", &parent))?;
+        for a in parent.ancestors() {
+            let p = File::open(a).map_err(DiskError::io("open", a))?;
+            p.sync_all().map_err(DiskError::io("fsync", a))?;
+            if a == existing {
+                break;
+            }
+        }
         Ok(dir)
     }
 

@@ -350,13 +350,20 @@ impl Iterator for Scanner<'_> {
                     self.forget_buffer();
                     match self.is_last() {
                         Ok(true) => return None,
-                        Ok(false) => {
-                            self.idx += 1;
-                            self.file = None;
-                            continue;
-                        }
+                        Ok(false) => {}
                         Err(e) => return self.fail(e),
                     }
+                    // A later file exists only once this one is complete:
+                    // read again what was added before it was made.
+                    match self.window() {
+                        Ok([]) => {
+                            self.idx += 1;
+                            self.file = None;
+                        }
+                        Ok(_) => {}
+                        Err(e) => return self.fail(e),
+                    }
+                    continue;
                 }
                 Ok(w) => DiskRecord::decode(w),
                 Err(e) => return self.fail(e),
@@ -364,14 +371,34 @@ impl Iterator for Scanner<'_> {
             let d = match decoded {
                 Ok(d) => d,
                 Err(
-                    e @ (RecordError::Short { .. }
+                    RecordError::Short { .. }
                     | RecordError::Length(_)
-                    | RecordError::Checksum { .. }),
+                    | RecordError::Checksum { .. },
                 ) => {
-                    return match self.classify(at, e.to_string()) {
-                        Ok(d) => self.stop(d),
-                        Err(e) => self.fail(e),
+                    // What was buffered may be a write in progress since
+                    // completed: read again before judging.
+                    self.forget_buffer();
+                    let again = match self.window() {
+                        Ok(w) => DiskRecord::decode(w),
+                        Err(e) => return self.fail(e),
                     };
+                    match again {
+                        Ok(d) => d,
+                        Err(
+                            e @ (RecordError::Short { .. }
+                            | RecordError::Length(_)
+                            | RecordError::Checksum { .. }),
+                        ) => {
+                            return match self.classify(at, e.to_string()) {
+                                Ok(d) => self.stop(d),
+                                Err(e) => self.fail(e),
+                            };
+                        }
+                        Err(e) => {
+                            let d = self.corrupt(at, e.to_string());
+                            return self.stop(d);
+                        }
+                    }
                 }
                 Err(e) => {
                     let d = self.corrupt(at, e.to_string());
@@ -907,6 +934,31 @@ mod tests {
         drain(&mut s);
         assert_eq!(seen, (1..=40).collect::<Vec<_>>());
         assert!(d.journal_files().unwrap().len() > 2);
+    }
+
+    #[test]
+    fn a_follower_reads_what_was_added_before_a_rotation() {
+        let (_t, d) = setup(5, 5, u64::MAX);
+        let mut s = Scanner::new(&d, 1).unwrap();
+        assert_eq!(s.by_ref().count(), 5);
+        let all = records(7);
+        let (file, path) = last_file(&d);
+        let end = std::fs::metadata(&path).unwrap().len();
+        let mut buf = Vec::new();
+        crate::disk::encode_batch(&all[5..6], &mut buf).unwrap();
+        // Half of record 6 is there when the follower looks.
+        let f = d.open_journal(file, true).unwrap();
+        f.write_at(end, &buf[..50]).unwrap();
+        assert_eq!(s.next().map(|r| r.is_ok()), None);
+        assert!(s.torn().is_some());
+        // Then it is completed, and the next file made.
+        f.append(end, &buf).unwrap();
+        let g = d.create_journal(7, 0).unwrap();
+        buf.clear();
+        crate::disk::encode_batch(&all[6..], &mut buf).unwrap();
+        g.append(HEADER_LEN, &buf).unwrap();
+        let seqs: Vec<u64> = s.by_ref().map(|r| r.unwrap().record.seq).collect();
+        assert_eq!(seqs, [6, 7]);
     }
 
     #[test]
