@@ -6,7 +6,7 @@
 //! people; for a million accounts it is tens of times slower and larger):
 //!
 //! ```text
-//! header, 64 bytes:
+//! header, 64 bytes (as a journal file's):
 //!  0 [u8; 8] "SHMEXCKP"   8 u32 version (1)    12 u32 header length (64)
 //! 16 u64 exchange id     24 u64 seq           32 u64 taken_ns
 //! 40 u64 body length     48 u32 crc32c of the body
@@ -32,6 +32,7 @@ use std::path::PathBuf;
 use super::DiskError;
 use super::dir::{How, JournalDir};
 use super::file::parse_seq_name;
+use super::header::{self, Header};
 use crate::layout::NAME_MAX;
 use crate::money::MAX_DECIMALS;
 use crate::state::{AccountState, Capacity, CurrencyState, State};
@@ -39,7 +40,7 @@ use crate::types::{Code, check_account_name};
 
 const MAGIC: [u8; 8] = *b"SHMEXCKP";
 const VERSION: u32 = 1;
-const HEADER_LEN: usize = 64;
+const HEADER_LEN: usize = header::LEN;
 
 /// The name of the checkpoint after record `seq`.
 #[must_use]
@@ -108,18 +109,16 @@ fn encode(exchange_id: u64, taken_ns: u64, s: &State) -> Vec<u8> {
         }
     }
     let body_len = (b.len() - HEADER_LEN) as u64;
-    let body_crc = crc32c::crc32c(&b[HEADER_LEN..]);
-    let h = &mut b[..HEADER_LEN];
-    h[0..8].copy_from_slice(&MAGIC);
-    h[8..12].copy_from_slice(&VERSION.to_le_bytes());
-    h[12..16].copy_from_slice(&(HEADER_LEN as u32).to_le_bytes());
-    h[16..24].copy_from_slice(&exchange_id.to_le_bytes());
-    h[24..32].copy_from_slice(&seq.to_le_bytes());
-    h[32..40].copy_from_slice(&taken_ns.to_le_bytes());
-    h[40..48].copy_from_slice(&body_len.to_le_bytes());
-    h[48..52].copy_from_slice(&body_crc.to_le_bytes());
-    let crc = crc32c::crc32c(&h[..60]);
-    h[60..64].copy_from_slice(&crc.to_le_bytes());
+    let mut extra = [0; 20];
+    extra[0..8].copy_from_slice(&body_len.to_le_bytes());
+    extra[8..12].copy_from_slice(&crc32c::crc32c(&b[HEADER_LEN..]).to_le_bytes());
+    let h = Header {
+        exchange_id,
+        seq,
+        time_ns: taken_ns,
+        extra,
+    };
+    b[..HEADER_LEN].copy_from_slice(&h.encode(&MAGIC, VERSION));
     b
 }
 
@@ -187,41 +186,19 @@ impl<'a> Cursor<'a> {
 /// Reads checkpoint bytes: the header's exchange id and sequence number
 /// must be `exchange_id` and `seq`.
 fn decode(bytes: &[u8], exchange_id: u64, seq: u64) -> Result<Checkpoint, String> {
-    if bytes.len() < HEADER_LEN {
+    let h = Header::decode(bytes, &MAGIC, VERSION)?;
+    let body = &bytes[HEADER_LEN..];
+    if h.exchange_id != exchange_id {
         return Err(format!(
-            "it is {} bytes, shorter than a header",
-            bytes.len()
+            "it belongs to exchange {:#018x}, not {exchange_id:#018x}",
+            h.exchange_id
         ));
     }
-    let (h, body) = bytes.split_at(HEADER_LEN);
-    let mut c = Cursor(h);
-    if c.take(8)? != MAGIC {
-        return Err("it does not start with SHMEXCKP".to_owned());
+    if h.seq != seq {
+        return Err(format!("it says seq {}, its name {seq}", h.seq));
     }
-    let stored = u32::from_le_bytes([h[60], h[61], h[62], h[63]]);
-    let crc = crc32c::crc32c(&h[..60]);
-    if crc != stored {
-        return Err(format!(
-            "header checksum mismatch: stored {stored:#010x}, computed {crc:#010x}"
-        ));
-    }
-    let (version, hlen) = (c.u32()?, c.u32()?);
-    if version != VERSION || hlen as usize != HEADER_LEN {
-        return Err(format!(
-            "version {version}, but this shmex reads version {VERSION}"
-        ));
-    }
-    let id = c.u64()?;
-    if id != exchange_id {
-        return Err(format!(
-            "it belongs to exchange {id:#018x}, not {exchange_id:#018x}"
-        ));
-    }
-    let hseq = c.u64()?;
-    if hseq != seq {
-        return Err(format!("it says seq {hseq}, its name {seq}"));
-    }
-    let taken_ns = c.u64()?;
+    let taken_ns = h.time_ns;
+    let mut c = Cursor(&h.extra);
     let body_len = c.u64()?;
     let body_crc = c.u32()?;
     if body_len != body.len() as u64 {

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use shm::SegmentId;
 
 use super::{DiskError, FORMAT_VERSION};
+use crate::snapshot::CapacityFile;
 use crate::state::Capacity;
 
 /// The identity file's name.
@@ -64,14 +65,6 @@ struct IdentityFile {
     mode: String,
     opening: i64,
     capacity: CapacityFile,
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CapacityFile {
-    currencies: usize,
-    accounts: usize,
-    journal: usize,
 }
 
 impl Identity {

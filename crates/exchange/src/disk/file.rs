@@ -1,11 +1,8 @@
 //! Journal files: `journal-<first_seq:020>.log`, a header and then record
 //! frames, appended in batches.
 //!
-//! ```text
-//! 0  [u8; 8] magic "SHMEXJNL"   8  u32 version (1)     12 u32 header length (64)
-//! 16 u64 exchange id            24 u64 first_seq       32 u64 created_ns
-//! 40 [u8; 20] zero              60 u32 crc32c of bytes 0..60
-//! ```
+//! The header is 64 bytes: magic `SHMEXJNL`, version 1, the exchange id,
+//! `first_seq`, the creation time, a crc32c (see `header.rs`).
 //!
 //! A writer (the flush leader) writes a batch at the offset where durable
 //! data ends, syncs it with `fdatasync`, and only then publishes the new
@@ -21,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use super::DiskError;
 use super::dir::{How, JournalDir};
+use super::header::Header;
 
 /// Bytes of a journal file's header; records start here.
 pub const HEADER_LEN: u64 = 64;
@@ -53,47 +51,13 @@ pub(crate) fn parse_seq_name(name: &str, prefix: &str, suffix: &str) -> Option<u
 }
 
 fn header(exchange_id: u64, first_seq: u64, created_ns: u64) -> [u8; HEADER_LEN as usize] {
-    let mut h = [0; HEADER_LEN as usize];
-    h[0..8].copy_from_slice(&MAGIC);
-    h[8..12].copy_from_slice(&FILE_VERSION.to_le_bytes());
-    h[12..16].copy_from_slice(&(HEADER_LEN as u32).to_le_bytes());
-    h[16..24].copy_from_slice(&exchange_id.to_le_bytes());
-    h[24..32].copy_from_slice(&first_seq.to_le_bytes());
-    h[32..40].copy_from_slice(&created_ns.to_le_bytes());
-    let crc = crc32c::crc32c(&h[..60]);
-    h[60..64].copy_from_slice(&crc.to_le_bytes());
-    h
-}
-
-/// Checks a header; returns the exchange id and first sequence number.
-fn parse_header(h: &[u8]) -> Result<(u64, u64), String> {
-    if h.len() < HEADER_LEN as usize {
-        return Err(format!("it is {} bytes, shorter than a header", h.len()));
+    Header {
+        exchange_id,
+        seq: first_seq,
+        time_ns: created_ns,
+        extra: [0; 20],
     }
-    let w32 = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
-    let w64 = |i: usize| {
-        let mut b = [0; 8];
-        b.copy_from_slice(&h[i..i + 8]);
-        u64::from_le_bytes(b)
-    };
-    if h[0..8] != MAGIC {
-        return Err("it does not start with SHMEXJNL".to_owned());
-    }
-    let crc = crc32c::crc32c(&h[..60]);
-    if crc != w32(60) {
-        return Err(format!(
-            "header checksum mismatch: stored {:#010x}, computed {crc:#010x}",
-            w32(60)
-        ));
-    }
-    if w32(8) != FILE_VERSION || u64::from(w32(12)) != HEADER_LEN {
-        return Err(format!(
-            "file version {} with a {}-byte header, but this shmex reads version {FILE_VERSION}",
-            w32(8),
-            w32(12)
-        ));
-    }
-    Ok((w64(16), w64(24)))
+    .encode(&MAGIC, FILE_VERSION)
 }
 
 /// An open journal file, its header checked.
@@ -122,7 +86,7 @@ impl JournalDir {
         let name = file_name(first_seq);
         let path = self.file_path(&name);
         let file = self.open_file(&name, How::Create)?;
-        let len = file.metadata().map_err(DiskError::io("stat", &path))?.len();
+        let len = size_of(&file, &path)?;
         if len > HEADER_LEN {
             return Err(DiskError::Exists { path });
         }
@@ -158,7 +122,11 @@ impl JournalDir {
             path: path.clone(),
             reason,
         };
-        let (id, seq) = parse_header(&h[..n]).map_err(bad)?;
+        let Header {
+            exchange_id: id,
+            seq,
+            ..
+        } = Header::decode(&h[..n], &MAGIC, FILE_VERSION).map_err(bad)?;
         if id != self.exchange_id() {
             return Err(DiskError::Foreign {
                 path,
@@ -188,6 +156,11 @@ impl JournalDir {
         v.sort_unstable();
         Ok(v)
     }
+}
+
+/// The length of the open file `f` at `path`.
+pub(crate) fn size_of(f: &File, path: &Path) -> Result<u64, DiskError> {
+    Ok(f.metadata().map_err(DiskError::io("stat", path))?.len())
 }
 
 /// Reads into `buf` at `offset` until it is full or the file ends; returns
@@ -224,11 +197,7 @@ impl JournalFile {
     ///
     /// [`DiskError::Io`].
     pub fn size(&self) -> Result<u64, DiskError> {
-        Ok(self
-            .file
-            .metadata()
-            .map_err(DiskError::io("stat", &self.path))?
-            .len())
+        size_of(&self.file, &self.path)
     }
 
     fn past_header(&self, offset: u64) -> Result<(), DiskError> {

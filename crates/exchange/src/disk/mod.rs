@@ -90,6 +90,7 @@ use std::path::PathBuf;
 pub mod checkpoint;
 pub mod dir;
 pub mod file;
+mod header;
 pub mod record;
 pub mod replay;
 pub mod scan;

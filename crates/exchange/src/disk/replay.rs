@@ -504,7 +504,7 @@ mod tests {
     use super::*;
     use crate::disk::record::Name;
     use crate::disk::testutil::{identity, tempdir, write_records};
-    use crate::types::CurrencyId;
+    use crate::types::{CurrencyId, Order};
     use crate::{Config, Exchange};
 
     /// An exchange segment, removed when dropped.
@@ -531,26 +531,22 @@ mod tests {
     #[derive(Clone, Debug)]
     enum Step {
         Open(usize),
-        Buy(usize, usize, i64),
-        Sell(usize, usize, i64),
-        Deposit(usize, usize, i64),
-        Withdraw(usize, usize, i64),
+        Order(Order, usize, usize, i64),
         SetRate(usize, i64, i64),
     }
 
     fn step() -> impl Strategy<Value = Step> {
-        let acct = 0..4usize;
-        let foreign = 1..5usize;
-        let amount = 1..300_000i64;
+        let order = prop::sample::select(vec![
+            Order::Buy,
+            Order::Sell,
+            Order::Deposit,
+            Order::Withdraw,
+        ]);
         prop_oneof![
-            acct.clone().prop_map(Step::Open),
-            (acct.clone(), foreign.clone(), amount.clone())
-                .prop_map(|(a, c, n)| Step::Buy(a, c, n)),
-            (acct.clone(), foreign.clone(), amount.clone())
-                .prop_map(|(a, c, n)| Step::Sell(a, c, n)),
-            (acct.clone(), 0..5usize, amount.clone()).prop_map(|(a, c, n)| Step::Deposit(a, c, n)),
-            (acct, 0..5usize, amount).prop_map(|(a, c, n)| Step::Withdraw(a, c, n)),
-            (foreign, 1..40_000_000i64, 0..3_000_000i64).prop_map(|(c, b, s)| Step::SetRate(
+            (0..4usize).prop_map(Step::Open),
+            (order, 0..4usize, 0..5usize, 1..300_000i64)
+                .prop_map(|(o, a, c, n)| Step::Order(o, a, c, n)),
+            (1..5usize, 1..40_000_000i64, 0..3_000_000i64).prop_map(|(c, b, s)| Step::SetRate(
                 c,
                 b,
                 b + s
@@ -576,20 +572,11 @@ mod tests {
                     c,
                     e.set_rate(CurrencyId::from_index(c), b, s).map(Some),
                 ),
-                Step::Buy(a, c, n)
-                | Step::Sell(a, c, n)
-                | Step::Deposit(a, c, n)
-                | Step::Withdraw(a, c, n) => {
+                Step::Order(o, a, c, n) => {
                     let Some(id) = e.account(&name(a)) else {
                         continue;
                     };
-                    let c_id = CurrencyId::from_index(c);
-                    let r = match s {
-                        Step::Buy(..) => e.buy(id, c_id, n),
-                        Step::Sell(..) => e.sell(id, c_id, n),
-                        Step::Deposit(..) => e.deposit(id, c_id, n),
-                        _ => e.withdraw(id, c_id, n),
-                    };
+                    let r = e.order(o, id, CurrencyId::from_index(c), n);
                     (Some(name(a)), c, r.map(Some))
                 }
             };
@@ -652,7 +639,7 @@ mod tests {
     fn sample() -> (State, State, [DiskRecord; 2]) {
         let (c, _) = Config::builtin();
         let genesis = c.into_state().unwrap();
-        let steps = [Step::Open(0), Step::Buy(0, 1, 300)];
+        let steps = [Step::Open(0), Step::Order(Order::Buy, 0, 1, 300)];
         let (states, records) = run(&steps, 9);
         assert_eq!(states[0], genesis);
         (genesis, states[2].clone(), [records[0], records[1]])

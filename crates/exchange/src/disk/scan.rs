@@ -33,7 +33,7 @@ use std::path::PathBuf;
 
 use super::DiskError;
 use super::dir::{How, JournalDir};
-use super::file::{HEADER_LEN, JournalFile, file_name, read_full_at};
+use super::file::{HEADER_LEN, JournalFile, file_name, read_full_at, size_of};
 use super::record::{BODY_MAX, BODY_MIN, DiskRecord, FRAME_HEAD, FRAME_MAX, RecordError};
 use crate::types::{Code, Op};
 
@@ -80,6 +80,30 @@ pub struct Corruption {
     pub offset: u64,
     /// What is wrong.
     pub reason: String,
+}
+
+impl std::fmt::Display for Torn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "a torn record at {} offset {} ({})",
+            self.path.display(),
+            self.offset,
+            self.reason
+        )
+    }
+}
+
+impl std::fmt::Display for Corruption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "a bad record at {} offset {} ({})",
+            self.path.display(),
+            self.offset,
+            self.reason
+        )
+    }
 }
 
 impl From<Corruption> for DiskError {
@@ -251,7 +275,7 @@ impl<'d> Scanner<'d> {
         let name = file_name(self.files[self.idx]);
         let f = self.dir.open_file(&name, How::Read)?;
         let path = self.path();
-        let len = f.metadata().map_err(DiskError::io("stat", &path))?.len();
+        let len = size_of(&f, &path)?;
         Ok(
             match later_batch_after(&f, &path, offset, self.dir.exchange_id())? {
                 Some(y) => self.corrupt(
@@ -489,10 +513,7 @@ impl JournalDir {
     pub fn cut_torn(&self, torn: &Torn) -> Result<(), DiskError> {
         let name = file_name(torn.file);
         let f = self.open_file(&name, How::Write)?;
-        let len = f
-            .metadata()
-            .map_err(DiskError::io("stat", &torn.path))?
-            .len();
+        let len = size_of(&f, &torn.path)?;
         if len != torn.len {
             return Err(DiskError::Corrupt {
                 file: torn.path.clone(),
@@ -535,10 +556,7 @@ impl JournalDir {
     pub fn cut_corrupt(&self, bad: &Corruption) -> Result<(), DiskError> {
         let name = file_name(bad.file);
         let f = self.open_file(&name, How::Write)?;
-        let len = f
-            .metadata()
-            .map_err(DiskError::io("stat", &bad.path))?
-            .len();
+        let len = size_of(&f, &bad.path)?;
         let mut copy = vec![0; usize::try_from(len).unwrap_or(usize::MAX)];
         let n = read_full_at(&f, &mut copy, 0).map_err(DiskError::io("read", &bad.path))?;
         copy.truncate(n);
@@ -725,6 +743,13 @@ mod tests {
             let torn = torn.unwrap_or_else(|| panic!("cut at {cut}: not torn"));
             assert_eq!((torn.file, torn.offset, torn.len), (file, start, cut));
             assert_eq!(torn.path, path);
+            assert!(
+                torn.to_string().starts_with(&format!(
+                    "a torn record at {} offset {start} (",
+                    path.display()
+                )),
+                "{torn}"
+            );
             d.cut_torn(&torn).unwrap();
             assert_eq!(std::fs::metadata(&path).unwrap().len(), start);
             let (got, err, torn, _) = scan(&d);
