@@ -260,7 +260,7 @@ fn decode(bytes: &[u8], exchange_id: u64, seq: u64) -> Result<Checkpoint, String
         }
         let name = std::str::from_utf8(c.take(len)?)
             .map_err(|_| "an account name is not UTF-8".to_owned())?;
-        check_account_name(name)?;
+        check_account_name(name).map_err(|e| e.to_string())?;
         let balances = (0..n).map(|_| c.zigzag()).collect::<Result<_, _>>()?;
         accounts.push(AccountState {
             name: name.to_owned(),

@@ -66,7 +66,7 @@ impl Name {
     ///
     /// The message of [`check_account_name`].
     pub fn new(name: &str) -> Result<Name, String> {
-        check_account_name(name)?;
+        check_account_name(name).map_err(|e| e.to_string())?;
         let mut bytes = [0; NAME_MAX];
         bytes[..name.len()].copy_from_slice(name.as_bytes());
         Ok(Name {
