@@ -27,6 +27,7 @@
 #![deny(missing_docs)]
 
 mod config;
+pub mod disk;
 mod engine;
 mod error;
 pub mod failpoint;

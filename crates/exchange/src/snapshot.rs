@@ -77,12 +77,13 @@ struct File {
     journal: Vec<EntryFile>,
 }
 
+/// [`Capacity`] in a file (snapshots, the journal's identity).
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CapacityFile {
-    currencies: usize,
-    accounts: usize,
-    journal: usize,
+pub(crate) struct CapacityFile {
+    pub(crate) currencies: usize,
+    pub(crate) accounts: usize,
+    pub(crate) journal: usize,
 }
 
 #[derive(Serialize, Deserialize)]

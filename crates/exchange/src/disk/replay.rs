@@ -1,0 +1,937 @@
+//! Replay: the books rebuilt from a checkpoint and the records after it.
+//!
+//! A record is applied as recorded: its amount and total exactly (the
+//! rounding that produced the total is not recomputed, so a later change
+//! of rounding rules cannot change history), after checking that it fits
+//! the books (its sequence number is the next one, its currency and
+//! account exist, the rate it used is the one quoted, nothing goes
+//! negative or overflows). The resulting balances it records are then
+//! compared with the books. Any mismatch is a [`ReplayError`]: the journal
+//! and the books disagree, and recovery stops there.
+#![forbid(unsafe_code)]
+
+use super::DiskError;
+use super::dir::JournalDir;
+use super::record::{Balances, DiskRecord};
+use super::scan::{Corruption, Scanner, Tail, Torn};
+use crate::money::{Amount, Rate};
+use crate::state::{AccountState, State};
+use crate::types::{Code, Op};
+
+/// Why a record cannot be applied to the books. Nothing was changed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReplayError {
+    /// Not the next sequence number.
+    #[error("record {found} where {expected} was expected")]
+    Sequence {
+        /// The sequence number the books expect.
+        expected: u64,
+        /// The record's.
+        found: u64,
+    },
+    /// A currency the books do not have.
+    #[error("record {seq}: unknown currency {code}")]
+    UnknownCurrency {
+        /// The record.
+        seq: u64,
+        /// Its currency.
+        code: Code,
+    },
+    /// An account the books do not have.
+    #[error("record {seq}: unknown account {account:?}")]
+    UnknownAccount {
+        /// The record.
+        seq: u64,
+        /// Its account.
+        account: String,
+    },
+    /// An open of an account that is open.
+    #[error("record {seq}: account {account:?} is already open")]
+    AccountExists {
+        /// The record.
+        seq: u64,
+        /// Its account.
+        account: String,
+    },
+    /// An open beyond the capacity.
+    #[error("record {seq}: no room for account {account:?} ({capacity} accounts)")]
+    AccountsFull {
+        /// The record.
+        seq: u64,
+        /// Its account.
+        account: String,
+        /// The capacity.
+        capacity: usize,
+    },
+    /// The operation cannot be in that currency.
+    #[error("record {seq}: a {op} cannot be in {code}")]
+    Currency {
+        /// The record.
+        seq: u64,
+        /// Its operation.
+        op: Op,
+        /// Its currency.
+        code: Code,
+    },
+    /// A recorded value that is not what the books say.
+    #[error("record {seq}: the recorded {what} is {recorded}, the books say {books}")]
+    Mismatch {
+        /// The record.
+        seq: u64,
+        /// Which value, e.g. `home balance after`.
+        what: &'static str,
+        /// The value in the record.
+        recorded: String,
+        /// The value in the books.
+        books: String,
+    },
+    /// A value that must be positive is not.
+    #[error("record {seq}: the {what} {value} is not positive")]
+    NotPositive {
+        /// The record.
+        seq: u64,
+        /// Which value.
+        what: &'static str,
+        /// The value.
+        value: String,
+    },
+    /// Applying it would make a holding or balance negative.
+    #[error("record {seq}: {what} would become negative")]
+    Negative {
+        /// The record.
+        seq: u64,
+        /// What, e.g. `the stock of DOLLAR`.
+        what: String,
+    },
+    /// Applying it would overflow.
+    #[error("record {seq}: {what} would overflow")]
+    Overflow {
+        /// The record.
+        seq: u64,
+        /// What.
+        what: String,
+    },
+}
+
+/// Applies one record to the books: all of it, or, on error, nothing.
+///
+/// # Errors
+///
+/// A [`ReplayError`] saying how the record and the books disagree.
+pub fn apply(state: &mut State, r: &DiskRecord) -> Result<(), ReplayError> {
+    let seq = r.seq;
+    if seq != state.next_seq {
+        return Err(ReplayError::Sequence {
+            expected: state.next_seq,
+            found: seq,
+        });
+    }
+    let ci = state
+        .currency(r.code)
+        .ok_or(ReplayError::UnknownCurrency { seq, code: r.code })?;
+    let dec = state.currencies[ci].decimals;
+    let home_dec = state.currencies[0].decimals;
+    let mismatch = |what, recorded: String, books: String| ReplayError::Mismatch {
+        seq,
+        what,
+        recorded,
+        books,
+    };
+    if r.decimals != dec {
+        return Err(mismatch(
+            "decimals",
+            r.decimals.to_string(),
+            dec.to_string(),
+        ));
+    }
+    let wrong_currency = || ReplayError::Currency {
+        seq,
+        op: r.op,
+        code: r.code,
+    };
+    let negative = |what: String| ReplayError::Negative { seq, what };
+    let overflow = |what: String| ReplayError::Overflow { seq, what };
+    let add = |a: i64, b: i64, what: &dyn Fn() -> String| {
+        a.checked_add(b).ok_or_else(|| overflow(what()))
+    };
+    let sub = |a: i64, b: i64, what: &dyn Fn() -> String| {
+        if a < b {
+            Err(negative(what()))
+        } else {
+            Ok(a - b)
+        }
+    };
+    let positive = |what, v: i64, d: u32| {
+        if v > 0 {
+            Ok(())
+        } else {
+            Err(ReplayError::NotPositive {
+                seq,
+                what,
+                value: Amount::new(v, d).to_string(),
+            })
+        }
+    };
+    let code = r.code;
+    let account = |state: &State| {
+        state
+            .accounts
+            .iter()
+            .position(|a| a.name == r.account.as_str())
+            .ok_or_else(|| ReplayError::UnknownAccount {
+                seq,
+                account: r.account.to_string(),
+            })
+    };
+    let check_balances = |home: i64, own: i64| -> Result<(), ReplayError> {
+        let Some(b) = r.balances else {
+            return Ok(());
+        };
+        let show = |v, d| Amount::new(v, d).to_string();
+        if b.home != home {
+            return Err(mismatch(
+                "home balance after",
+                show(b.home, home_dec),
+                show(home, home_dec),
+            ));
+        }
+        if b.code != own {
+            return Err(mismatch("balance after", show(b.code, dec), show(own, dec)));
+        }
+        Ok(())
+    };
+    match r.op {
+        Op::Rollback => {}
+        Op::Open => {
+            if ci != 0 {
+                return Err(wrong_currency());
+            }
+            if account(state).is_ok() {
+                return Err(ReplayError::AccountExists {
+                    seq,
+                    account: r.account.to_string(),
+                });
+            }
+            if state.accounts.len() >= state.capacity.accounts {
+                return Err(ReplayError::AccountsFull {
+                    seq,
+                    account: r.account.to_string(),
+                    capacity: state.capacity.accounts,
+                });
+            }
+            let opening = state.opening.max(0);
+            for (what, v) in [("opening amount", r.amount), ("opening total", r.total)] {
+                if v != opening {
+                    return Err(mismatch(
+                        what,
+                        Amount::new(v, dec).to_string(),
+                        Amount::new(opening, dec).to_string(),
+                    ));
+                }
+            }
+            let deposits = add(state.currencies[0].deposits, opening, &|| {
+                format!("the deposits of {code}")
+            })?;
+            check_balances(opening, opening)?;
+            let mut balances = vec![0; state.currencies.len()];
+            balances[0] = opening;
+            state.accounts.push(AccountState {
+                name: r.account.to_string(),
+                balances,
+            });
+            state.currencies[0].deposits = deposits;
+        }
+        Op::Buy | Op::Sell => {
+            if ci == 0 {
+                return Err(wrong_currency());
+            }
+            let ai = account(state)?;
+            positive("amount", r.amount, dec)?;
+            let c = &state.currencies[ci];
+            let (quoted, which) = if r.op == Op::Buy {
+                (c.sell, "sell rate")
+            } else {
+                (c.buy, "buy rate")
+            };
+            if r.rate != quoted {
+                return Err(mismatch(
+                    which,
+                    Rate(r.rate).to_string(),
+                    Rate(quoted).to_string(),
+                ));
+            }
+            if r.total < 0 {
+                return Err(negative(format!(
+                    "the total {}",
+                    Amount::new(r.total, home_dec)
+                )));
+            }
+            let a = &state.accounts[ai];
+            let (stock, till, bh, bc) = (
+                c.holding,
+                state.currencies[0].holding,
+                a.balances[0],
+                a.balances[ci],
+            );
+            let name = &r.account;
+            let new = if r.op == Op::Buy {
+                [
+                    sub(stock, r.amount, &|| format!("the stock of {code}"))?,
+                    add(till, r.total, &|| "the till".to_owned())?,
+                    sub(bh, r.total, &|| format!("the home balance of {name}"))?,
+                    add(bc, r.amount, &|| format!("the {code} balance of {name}"))?,
+                ]
+            } else {
+                [
+                    add(stock, r.amount, &|| format!("the stock of {code}"))?,
+                    sub(till, r.total, &|| "the till".to_owned())?,
+                    add(bh, r.total, &|| format!("the home balance of {name}"))?,
+                    sub(bc, r.amount, &|| format!("the {code} balance of {name}"))?,
+                ]
+            };
+            check_balances(new[2], new[3])?;
+            state.currencies[ci].holding = new[0];
+            state.currencies[0].holding = new[1];
+            let a = &mut state.accounts[ai];
+            a.balances[0] = new[2];
+            a.balances[ci] = new[3];
+        }
+        Op::Deposit | Op::Withdraw => {
+            let ai = account(state)?;
+            positive("amount", r.amount, dec)?;
+            if r.total != r.amount {
+                return Err(mismatch(
+                    "total",
+                    Amount::new(r.total, dec).to_string(),
+                    Amount::new(r.amount, dec).to_string(),
+                ));
+            }
+            let bal = state.accounts[ai].balances[ci];
+            let c = &state.currencies[ci];
+            let name = &r.account;
+            let (new_bal, new_total) = if r.op == Op::Deposit {
+                (
+                    add(bal, r.amount, &|| format!("the {code} balance of {name}"))?,
+                    add(c.deposits, r.amount, &|| format!("the deposits of {code}"))?,
+                )
+            } else {
+                (
+                    sub(bal, r.amount, &|| format!("the {code} balance of {name}"))?,
+                    add(c.withdrawals, r.amount, &|| {
+                        format!("the withdrawals of {code}")
+                    })?,
+                )
+            };
+            let home = if ci == 0 {
+                new_bal
+            } else {
+                state.accounts[ai].balances[0]
+            };
+            check_balances(home, new_bal)?;
+            state.accounts[ai].balances[ci] = new_bal;
+            let c = &mut state.currencies[ci];
+            if r.op == Op::Deposit {
+                c.deposits = new_total;
+            } else {
+                c.withdrawals = new_total;
+            }
+        }
+        Op::SetRate => {
+            if ci == 0 {
+                return Err(wrong_currency());
+            }
+            positive("buy rate", r.buy_rate, 6)?;
+            if r.buy_rate > r.rate {
+                return Err(mismatch(
+                    "buy rate (above the sell rate)",
+                    Rate(r.buy_rate).to_string(),
+                    Rate(r.rate).to_string(),
+                ));
+            }
+            let c = &mut state.currencies[ci];
+            c.buy = r.buy_rate;
+            c.sell = r.rate;
+        }
+    }
+    state.next_seq = seq + 1;
+    Ok(())
+}
+
+/// The books rebuilt from the journal directory, and what recovery must
+/// do and say about the journal's end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rebuilt {
+    /// The books after the last record applied.
+    pub state: State,
+    /// The sequence number of the checkpoint replay started from.
+    pub checkpoint: u64,
+    /// Newer checkpoints that were damaged and skipped, one line each.
+    pub skipped: Vec<String>,
+    /// Records applied after the checkpoint.
+    pub replayed: u64,
+    /// Where the records kept end: where the next batch goes (after any
+    /// cut). `None` if there is no journal file.
+    pub tail: Option<Tail>,
+    /// A torn write at the end, to cut off with
+    /// [`JournalDir::cut_torn`] and report.
+    pub torn: Option<Torn>,
+    /// With `keep_good_prefix`: the bad record replay stopped before, to
+    /// cut with [`JournalDir::cut_corrupt`] and report.
+    pub corrupt: Option<Corruption>,
+}
+
+/// Rebuilds the books from the newest valid checkpoint and every record
+/// after it, checking each (see [`Scanner`] and [`apply`]). Changes
+/// nothing on disk: the caller cuts what [`Rebuilt::torn`] or
+/// [`Rebuilt::corrupt`] name, once it decides to go on.
+///
+/// A bad record in the middle of the journal (corrupt, or one that does
+/// not fit the books) is an error, unless `keep_good_prefix` is set: then
+/// replay stops before it and says where, in [`Rebuilt::corrupt`].
+///
+/// # Errors
+///
+/// [`DiskError::NoCheckpoint`]; [`DiskError::Corrupt`] and
+/// [`DiskError::Replay`] (without `keep_good_prefix`);
+/// [`DiskError::Gap`] if records between the checkpoint and the journal
+/// are missing; [`DiskError::Behind`] if the journal ends before the
+/// checkpoint; I/O and validation errors of the files.
+pub fn rebuild(dir: &JournalDir, keep_good_prefix: bool) -> Result<Rebuilt, DiskError> {
+    let read = dir.latest_checkpoint()?;
+    let ck = read.checkpoint;
+    let mut state = ck.state;
+    let mut scanner = Scanner::new(dir, ck.seq + 1)?;
+    let mut replayed = 0;
+    let mut corrupt = None;
+    let mut stopped_at = None;
+    for item in scanner.by_ref() {
+        let s = match item {
+            Ok(s) => s,
+            Err(DiskError::Corrupt {
+                file,
+                offset,
+                reason,
+            }) if keep_good_prefix => {
+                let first = file
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(super::file::parse_name)
+                    .unwrap_or(0);
+                corrupt = Some(Corruption {
+                    path: file,
+                    file: first,
+                    offset,
+                    reason,
+                });
+                break;
+            }
+            Err(e) => return Err(e),
+        };
+        let path = || dir.file_path(&super::file::file_name(s.file));
+        if replayed == 0 && s.record.seq != ck.seq + 1 {
+            return Err(DiskError::Gap {
+                file: path(),
+                expected: ck.seq + 1,
+                found: s.record.seq,
+            });
+        }
+        if let Err(e) = apply(&mut state, &s.record) {
+            if !keep_good_prefix {
+                return Err(DiskError::Replay {
+                    file: path(),
+                    offset: s.offset,
+                    source: e,
+                });
+            }
+            corrupt = Some(Corruption {
+                path: path(),
+                file: s.file,
+                offset: s.offset,
+                reason: e.to_string(),
+            });
+            stopped_at = Some(Tail {
+                file: s.file,
+                offset: s.offset,
+                next_seq: s.record.seq,
+            });
+            break;
+        }
+        replayed += 1;
+    }
+    let tail = stopped_at.or_else(|| scanner.tail());
+    if let Some(t) = tail
+        && t.next_seq <= ck.seq
+    {
+        return Err(DiskError::Behind {
+            path: dir.path().to_path_buf(),
+            last: t.next_seq.saturating_sub(1),
+            checkpoint: ck.seq,
+        });
+    }
+    Ok(Rebuilt {
+        state,
+        checkpoint: ck.seq,
+        skipped: read.skipped,
+        replayed,
+        tail,
+        torn: scanner.torn().cloned(),
+        corrupt,
+    })
+}
+
+impl Balances {
+    /// The balances of `account` in the home currency and in currency
+    /// `ci` of `state`, if it has that account: what a record of an
+    /// operation on it carries.
+    #[must_use]
+    pub fn of(state: &State, account: &str, ci: usize) -> Option<Balances> {
+        let a = state.accounts.iter().find(|a| a.name == account)?;
+        Some(Balances {
+            home: *a.balances.first()?,
+            code: *a.balances.get(ci)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use proptest::prelude::*;
+    use shm::SegmentId;
+
+    use super::*;
+    use crate::disk::record::Name;
+    use crate::disk::testutil::{identity, tempdir, write_records};
+    use crate::types::{CurrencyId, Order};
+    use crate::{Config, Exchange};
+
+    /// An exchange segment, removed when dropped.
+    struct Segment(Exchange);
+
+    impl Drop for Segment {
+        fn drop(&mut self) {
+            let _ = self.0.remove();
+        }
+    }
+
+    fn segment(state: &State) -> Segment {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "shmex-test-replay-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let id = SegmentId::posix(name).unwrap();
+        Segment(Exchange::create(&id, state, &[], 0o600).unwrap())
+    }
+
+    /// An operation for the engine; refused ones are skipped.
+    #[derive(Clone, Debug)]
+    enum Step {
+        Open(usize),
+        Order(Order, usize, usize, i64),
+        SetRate(usize, i64, i64),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        let order = prop::sample::select(vec![
+            Order::Buy,
+            Order::Sell,
+            Order::Deposit,
+            Order::Withdraw,
+        ]);
+        prop_oneof![
+            (0..4usize).prop_map(Step::Open),
+            (order, 0..4usize, 0..5usize, 1..300_000i64)
+                .prop_map(|(o, a, c, n)| Step::Order(o, a, c, n)),
+            (1..5usize, 1..40_000_000i64, 0..3_000_000i64).prop_map(|(c, b, s)| Step::SetRate(
+                c,
+                b,
+                b + s
+            )),
+        ]
+    }
+
+    /// Runs `steps` on a real exchange: the books before and after every
+    /// operation done (`states[i]` after `i` records), and their records.
+    fn run(steps: &[Step], exchange_id: u64) -> (Vec<State>, Vec<DiskRecord>) {
+        let (c, _) = Config::builtin();
+        let genesis = c.into_state().unwrap();
+        let seg = segment(&genesis);
+        let e = seg.0.engine();
+        let mut states = vec![e.state().unwrap()];
+        let mut records = Vec::new();
+        let name = |a: usize| format!("acct{a}");
+        for s in steps {
+            let (account, ci, done) = match *s {
+                Step::Open(a) => (Some(name(a)), 0, e.open_account(&name(a)).map(|(_, r)| r)),
+                Step::SetRate(c, b, s) => (
+                    None,
+                    c,
+                    e.set_rate(CurrencyId::from_index(c), b, s).map(Some),
+                ),
+                Step::Order(o, a, c, n) => {
+                    let Some(id) = e.account(&name(a)) else {
+                        continue;
+                    };
+                    let r = e.order(o, id, CurrencyId::from_index(c), n);
+                    (Some(name(a)), c, r.map(Some))
+                }
+            };
+            let Ok(Some(receipt)) = done else {
+                continue;
+            };
+            let state = e.state().unwrap();
+            let entry = e.journal(Some(1)).pop().unwrap();
+            assert_eq!(entry.seq, receipt.seq);
+            let balances = account.and_then(|a| Balances::of(&state, &a, ci));
+            records.push(DiskRecord::from_entry(&entry, &state, exchange_id, balances).unwrap());
+            states.push(state);
+        }
+        (states, records)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        #[test]
+        fn replay_from_any_checkpoint_gives_the_same_books(
+            steps in prop::collection::vec(step(), 1..60),
+            at in any::<prop::sample::Index>(),
+            batch in 1..6usize,
+            rotate in 200..3000u64,
+            exchange_id in any::<u64>(),
+        ) {
+            let (states, records) = run(&steps, exchange_id);
+            let last = states.last().unwrap();
+            prop_assert!(last.check().is_empty(), "{:?}", last.check());
+            let k = at.index(states.len());
+            // In memory.
+            let mut s = states[k].clone();
+            for r in &records[k..] {
+                apply(&mut s, r).unwrap();
+            }
+            prop_assert_eq!(&s, last);
+            // On disk: the genesis and a checkpoint at `k`, the journal in
+            // batches and files.
+            let t = tempdir();
+            let d = JournalDir::create(&t.path().join("j"), &identity(exchange_id), false).unwrap();
+            d.write_checkpoint(&states[0], 1).unwrap();
+            d.write_checkpoint(&states[k], 2).unwrap();
+            if records.is_empty() {
+                d.create_journal(1, 0).unwrap();
+            }
+            write_records(&d, &records, batch, rotate);
+            let r = rebuild(&d, false).unwrap();
+            prop_assert_eq!(&r.state, last);
+            prop_assert!(r.state.check().is_empty());
+            prop_assert_eq!(r.checkpoint, k as u64);
+            prop_assert_eq!(r.replayed, (records.len() - k) as u64);
+            prop_assert_eq!(r.tail.unwrap().next_seq, records.len() as u64 + 1);
+            prop_assert!(r.torn.is_none() && r.corrupt.is_none());
+        }
+    }
+
+    /// The books after opening alice (seq 1) and her buying 3.00 DOLLAR
+    /// (seq 2), and those two records.
+    fn sample() -> (State, State, [DiskRecord; 2]) {
+        let (c, _) = Config::builtin();
+        let genesis = c.into_state().unwrap();
+        let steps = [Step::Open(0), Step::Order(Order::Buy, 0, 1, 300)];
+        let (states, records) = run(&steps, 9);
+        assert_eq!(states[0], genesis);
+        (genesis, states[2].clone(), [records[0], records[1]])
+    }
+
+    fn refused(state: &State, r: &DiskRecord) -> ReplayError {
+        let mut s = state.clone();
+        let e = apply(&mut s, r).unwrap_err();
+        assert_eq!(&s, state, "a refused record changed the books");
+        e
+    }
+
+    #[test]
+    fn records_that_do_not_fit_the_books_are_refused() {
+        let (genesis, after, [open, buy]) = sample();
+        let mut opened = genesis.clone();
+        apply(&mut opened, &open).unwrap();
+        let mut s = opened.clone();
+        apply(&mut s, &buy).unwrap();
+        assert_eq!(s, after);
+
+        assert_eq!(
+            refused(&genesis, &buy),
+            ReplayError::Sequence {
+                expected: 1,
+                found: 2
+            }
+        );
+        let mut r = buy;
+        r.balances = Some(Balances { home: 1, code: 300 });
+        let e = refused(&opened, &r);
+        assert!(
+            matches!(
+                e,
+                ReplayError::Mismatch {
+                    what: "home balance after",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "record 2: the recorded home balance after is 0.01, the books say 958.84"
+        );
+        let mut r = buy;
+        r.rate += 1;
+        assert!(matches!(
+            refused(&opened, &r),
+            ReplayError::Mismatch {
+                what: "sell rate",
+                ..
+            }
+        ));
+        let mut r = buy;
+        r.account = Name::new("bob").unwrap();
+        assert!(matches!(
+            refused(&opened, &r),
+            ReplayError::UnknownAccount { .. }
+        ));
+        let mut r = buy;
+        r.code = crate::types::Code::new("YEN").unwrap();
+        assert!(matches!(
+            refused(&opened, &r),
+            ReplayError::UnknownCurrency { .. }
+        ));
+        let mut r = buy;
+        r.decimals = 3;
+        assert!(matches!(
+            refused(&opened, &r),
+            ReplayError::Mismatch {
+                what: "decimals",
+                ..
+            }
+        ));
+        let mut r = buy;
+        r.amount = 1_000_000_000;
+        assert!(
+            matches!(refused(&opened, &r), ReplayError::Negative { what, .. } if what.contains("stock of DOLLAR"))
+        );
+        let mut r = buy;
+        r.total = 200_000;
+        let e = refused(&opened, &r);
+        assert!(
+            matches!(&e, ReplayError::Negative { what, .. } if what.contains("home balance of acct0")),
+            "{e}"
+        );
+        let mut r = buy;
+        r.amount = 0;
+        assert!(matches!(
+            refused(&opened, &r),
+            ReplayError::NotPositive { .. }
+        ));
+        let mut r = buy;
+        r.code = genesis.currencies[0].code;
+        r.decimals = 2;
+        assert!(matches!(
+            refused(&opened, &r),
+            ReplayError::Currency { op: Op::Buy, .. }
+        ));
+        // Open: once, within capacity, with the opening balance.
+        let mut again = open;
+        again.seq = 2;
+        assert!(matches!(
+            refused(&opened, &again),
+            ReplayError::AccountExists { .. }
+        ));
+        let mut full = genesis.clone();
+        full.capacity.accounts = 0;
+        assert!(matches!(
+            refused(&full, &open),
+            ReplayError::AccountsFull { .. }
+        ));
+        let mut r = open;
+        r.amount = 5;
+        assert!(matches!(
+            refused(&genesis, &r),
+            ReplayError::Mismatch {
+                what: "opening amount",
+                ..
+            }
+        ));
+        // Deposits and withdrawals.
+        let cash = |op, amount, home, code| DiskRecord {
+            op,
+            seq: 2,
+            amount,
+            total: amount,
+            rate: 0,
+            balances: Some(Balances { home, code }),
+            ..buy
+        };
+        let mut s = opened.clone();
+        apply(&mut s, &cash(Op::Deposit, 500, 100_000, 500)).unwrap();
+        assert_eq!(s.accounts[0].balances[1], 500);
+        assert_eq!(s.currencies[1].deposits, 500);
+        assert!(s.check().is_empty());
+        assert!(matches!(
+            refused(&opened, &cash(Op::Withdraw, 1, 100_000, 0)),
+            ReplayError::Negative { .. }
+        ));
+        let mut r = cash(Op::Deposit, 500, 100_000, 500);
+        r.total = 499;
+        assert!(matches!(
+            refused(&opened, &r),
+            ReplayError::Mismatch { what: "total", .. }
+        ));
+        // Set-rate: foreign, 0 < buy <= sell.
+        let rate = |buy_rate, rate| DiskRecord {
+            op: Op::SetRate,
+            seq: 2,
+            account: Name::EMPTY,
+            amount: 0,
+            total: 0,
+            rate,
+            buy_rate,
+            balances: None,
+            ..buy
+        };
+        let mut s = opened.clone();
+        apply(&mut s, &rate(13_000_000, 14_000_000)).unwrap();
+        assert_eq!(
+            (s.currencies[1].buy, s.currencies[1].sell),
+            (13_000_000, 14_000_000)
+        );
+        assert!(matches!(
+            refused(&opened, &rate(15_000_000, 14_000_000)),
+            ReplayError::Mismatch { .. }
+        ));
+        assert!(matches!(
+            refused(&opened, &rate(0, 14_000_000)),
+            ReplayError::NotPositive { .. }
+        ));
+    }
+
+    #[test]
+    fn a_rollback_changes_nothing_but_the_sequence() {
+        let (_, after, [_, buy]) = sample();
+        let mut r = buy;
+        r.seq = 3;
+        r.op = Op::Rollback;
+        r.undone = Some(Op::Buy);
+        r.undone_seq = 3;
+        r.undone_pid = 77;
+        r.balances = None;
+        let mut s = after.clone();
+        apply(&mut s, &r).unwrap();
+        assert_eq!(s.next_seq, 4);
+        s.next_seq = 3;
+        assert_eq!(s, after);
+    }
+
+    #[test]
+    fn rebuild_reports_torn_tails_and_refuses_corruption() {
+        let (genesis, _, [open, buy]) = sample();
+        let mut more = vec![open, buy];
+        for seq in 3..=8 {
+            let mut r = buy;
+            r.seq = seq;
+            r.balances = Some(Balances {
+                home: 95_884 - 4_116 * (seq as i64 - 2),
+                code: 300 * (seq as i64 - 1),
+            });
+            more.push(r);
+        }
+        let t = tempdir();
+        let d = JournalDir::create(&t.path().join("j"), &identity(9), false).unwrap();
+        d.write_checkpoint(&genesis, 1).unwrap();
+        write_records(&d, &more, 2, u64::MAX);
+        let r = rebuild(&d, false).unwrap();
+        assert_eq!((r.replayed, r.state.next_seq), (8, 9));
+        assert!(r.state.check().is_empty());
+        let file = d.file_path(&crate::disk::file::file_name(1));
+        let full = std::fs::read(&file).unwrap();
+        // Torn: reported, not cut.
+        std::fs::write(&file, &full[..full.len() - 3]).unwrap();
+        let r = rebuild(&d, false).unwrap();
+        assert_eq!(r.replayed, 7);
+        let torn = r.torn.unwrap();
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().len(),
+            full.len() as u64 - 3
+        );
+        assert_eq!(r.tail.unwrap().offset, torn.offset);
+        // Corrupt in the middle: refused, or the prefix kept on request.
+        std::fs::write(&file, &full).unwrap();
+        let bad_at = offset_of(&more, 3);
+        let mut b = full.clone();
+        b[bad_at as usize + 50] ^= 1;
+        std::fs::write(&file, &b).unwrap();
+        let e = rebuild(&d, false).unwrap_err();
+        assert!(
+            matches!(e, DiskError::Corrupt { offset, .. } if offset == bad_at),
+            "{e}"
+        );
+        let r = rebuild(&d, true).unwrap();
+        assert_eq!(r.replayed, 3);
+        let c = r.corrupt.unwrap();
+        assert_eq!((c.file, c.offset), (1, bad_at));
+        assert_eq!(r.tail.unwrap().offset, bad_at);
+        // A record that does not fit the books: its place is named.
+        let mut wrong = more.clone();
+        wrong[4].balances = Some(Balances { home: 1, code: 1 });
+        std::fs::remove_file(&file).unwrap();
+        write_records(&d, &wrong, 3, u64::MAX);
+        let e = rebuild(&d, false).unwrap_err();
+        let at = offset_of(&wrong, 4);
+        assert!(
+            matches!(&e, DiskError::Replay { offset, .. } if *offset == at),
+            "{e}"
+        );
+        assert!(
+            e.to_string()
+                .contains(&format!("at offset {at}: record 5:")),
+            "{e}"
+        );
+        let r = rebuild(&d, true).unwrap();
+        assert_eq!((r.replayed, r.corrupt.unwrap().offset), (4, at));
+        // A checkpoint ahead of the journal, and a journal that starts late.
+        std::fs::remove_file(&file).unwrap();
+        write_records(&d, &more[..3], 3, u64::MAX);
+        let mut s = genesis.clone();
+        for r in &more[..5] {
+            apply(&mut s, r).unwrap();
+        }
+        d.write_checkpoint(&s, 2).unwrap();
+        assert!(matches!(
+            rebuild(&d, false),
+            Err(DiskError::Behind {
+                last: 3,
+                checkpoint: 5,
+                ..
+            })
+        ));
+        std::fs::remove_file(&file).unwrap();
+        write_records(&d, &more[6..], 3, u64::MAX);
+        assert!(matches!(
+            rebuild(&d, false),
+            Err(DiskError::Gap {
+                expected: 6,
+                found: 7,
+                ..
+            })
+        ));
+    }
+
+    /// Where record `i` of `records` starts in one file.
+    fn offset_of(records: &[DiskRecord], i: usize) -> u64 {
+        crate::disk::HEADER_LEN
+            + records[..i]
+                .iter()
+                .map(|r| r.frame_len() as u64)
+                .sum::<u64>()
+    }
+}
