@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::support::exchange::money::{micro, rows};
 use crate::support::exchange::{Backend, Exchange, State, assert_no_gaps, on_both_backends};
 use crate::support::process::assert_refused;
+use crate::support::wait_until;
 
 on_both_backends!(
     snapshot_destroy_restore_reproduces_every_field,
@@ -238,6 +239,14 @@ fn snapshots_of_a_busy_exchange_are_consistent(b: Backend) {
         let h = ex.spawn_hammer(&format!("h{i}"), 1500, i + 1, std::process::Stdio::null());
         workers.push(h);
     }
+    // Each snapshot must hold h0's account: the check below trades on it,
+    // which in a snapshot taken before h0 opened would open it first and
+    // take one sequence number more. A loaded machine starts workers late.
+    wait_until("worker h0 opened its account", || {
+        ex.accounts()
+            .as_array()
+            .is_some_and(|a| a.iter().any(|acc| acc["name"] == "h0"))
+    });
     let mut files = Vec::new();
     while files.len() < 6 {
         std::thread::sleep(std::time::Duration::from_millis(100));
