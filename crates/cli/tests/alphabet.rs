@@ -2,16 +2,15 @@
 //! and consumer (tests/fixtures/*.c): all four pairings, both start orders
 //! for the shmex consumer, and no segment left behind by a shmex producer.
 
-#[path = "common/c.rs"]
-mod c;
-mod common;
-
-use c::{
-    ALPHABET, C_CONSUMER_OUTPUT, SHMEX_CONSUMER_OUTPUT, alphabet_written, assert_gone,
-    assert_prints, bytes_of, exists, finish, finish_ok, run_c_consumer, show, spawn_c_producer,
-    spawn_shmex, still_running,
+use crate::support::alphabet::{
+    ALPHABET, C_CONSUMER_OUTPUT, SHMEX_CONSUMER_OUTPUT, alphabet_written, run_c_consumer,
+    spawn_c_producer,
 };
-use common::{Cleanup, SegmentId, wait_until};
+use crate::support::process::{
+    assert_prints, finish, finish_ok, run, show, spawn_shmex, still_running,
+};
+use crate::support::segment::{assert_gone, bytes_of, ls_entry};
+use crate::support::{Cleanup, SegmentId, exists, wait_until};
 
 fn sysv(key: i32) -> SegmentId {
     SegmentId::SysV(key)
@@ -19,7 +18,7 @@ fn sysv(key: i32) -> SegmentId {
 
 /// `shmex segment rm --key K`, which must succeed and leave nothing.
 fn rm_key(key: i32) {
-    let rm = common::run(&["segment", "rm", "--key", &key.to_string()], b"");
+    let rm = run(&["segment", "rm", "--key", &key.to_string()], b"");
     assert_eq!(rm.status.code(), Some(0), "{}", show(&rm));
     assert_gone(&sysv(key));
 }
@@ -84,7 +83,7 @@ impl Consumer {
     fn run(self, key: Option<i32>) {
         let out = match (self, key) {
             (Consumer::C, _) => run_c_consumer(key),
-            (Consumer::Shmex, Some(k)) => common::run(
+            (Consumer::Shmex, Some(k)) => run(
                 &[
                     "alphabet",
                     "consume",
@@ -95,7 +94,7 @@ impl Consumer {
                 ],
                 b"",
             ),
-            (Consumer::Shmex, None) => common::run(&["alphabet", "consume"], b""),
+            (Consumer::Shmex, None) => run(&["alphabet", "consume"], b""),
         };
         let expected = match self {
             Consumer::C => C_CONSUMER_OUTPUT,
@@ -179,14 +178,14 @@ fn c_producer_to_shmex_consumer_prints_all_26_letters() {
     finish_ok(&mut cleanup, producer, Producer::C.name());
 
     // `segment read` works on a segment shmex did not make, from byte 0.
-    let read = common::run(
+    let read = run(
         &["segment", "read", "--key", &key.to_string(), "--len", "26"],
         b"",
     );
     assert_eq!(read.status.code(), Some(0), "{}", show(&read));
     assert_eq!(read.stdout, b"*bcdefghijklmnopqrstuvwxyz");
     // `ls` lists it, as foreign: shmex did not make it and will not judge it.
-    let entry = c::ls_entry(&sysv(key)).expect("ls --json lists the C program's segment");
+    let entry = ls_entry(&sysv(key)).expect("ls --json lists the C program's segment");
     assert_eq!(entry["status"], "foreign", "{entry}");
     assert!(entry["kind"].is_null(), "{entry}");
     assert_eq!(entry["size"].as_u64(), Some(27), "{entry}");

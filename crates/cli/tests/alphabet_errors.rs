@@ -1,25 +1,13 @@
 //! Bad input and refusals of `shmex alphabet`: each gets a one-line error,
 //! the documented exit status, and changes nothing.
 
-#[path = "common/c.rs"]
-mod c;
-mod common;
-
-use c::{
-    ALPHABET, SHMEX_CONSUMER_OUTPUT, alphabet_written, assert_created_nothing, assert_gone,
-    assert_prints, bytes_of, exists, finish_ok, refused, run_tracked, show, spawn_shmex,
-    still_running, strings,
+use crate::support::alphabet::{ALPHABET, SHMEX_CONSUMER_OUTPUT, alphabet_written};
+use crate::support::process::{
+    assert_prints, assert_refused, finish_ok, run, run_tracked, show, spawn_shmex, stdout,
+    still_running,
 };
-use common::{Cleanup, SegmentId, stdout, wait_until};
-
-/// Asserts a wait that timed out: exit status 1 and one line `shmex: …`.
-#[track_caller]
-fn assert_timed_out(out: &std::process::Output) {
-    assert_eq!(out.status.code(), Some(1), "{}", show(out));
-    let err = common::stderr(out);
-    assert!(err.starts_with("shmex: "), "{}", show(out));
-    assert_eq!(err.trim_end().lines().count(), 1, "{}", show(out));
-}
+use crate::support::segment::{assert_created_nothing, assert_gone, bytes_of, refused, strings};
+use crate::support::{Cleanup, SegmentId, exists, wait_until};
 
 #[test]
 fn a_second_producer_is_refused_and_the_first_goes_on() {
@@ -45,7 +33,7 @@ fn a_second_producer_is_refused_and_the_first_goes_on() {
         "the first producer stopped"
     );
 
-    let out = common::run(
+    let out = run(
         &["alphabet", "consume", "--key", &k, "--timeout", "60"],
         b"",
     );
@@ -59,11 +47,12 @@ fn an_unanswered_producer_times_out_and_removes_its_segment() {
     let mut cleanup = Cleanup::new();
     let key = cleanup.key();
     let k = key.to_string();
-    let out = common::run(
+    let out = run(
         &["alphabet", "produce", "--key", &k, "--timeout", "0.5"],
         b"",
     );
-    assert_timed_out(&out);
+    // Timed out: exit status 1 and one line `shmex: …`.
+    assert_refused(&out, 1, &[]);
     assert_gone(&SegmentId::SysV(key));
 }
 
@@ -80,7 +69,8 @@ fn a_consumer_with_no_producer_times_out_and_creates_nothing() {
         "--timeout",
         "0.5",
     ]));
-    assert_timed_out(&out);
+    // Timed out: exit status 1 and one line `shmex: …`.
+    assert_refused(&out, 1, &[]);
     assert!(stdout(&out).is_empty(), "{}", show(&out));
     assert!(!exists(&SegmentId::SysV(key)));
     assert_created_nothing(pid);
@@ -93,7 +83,7 @@ fn a_consumer_on_an_incomplete_alphabet_times_out_and_answers_nothing() {
     let k = key.to_string();
     let id = SegmentId::SysV(key);
     // A raw 27-byte segment with half an alphabet: the seed's race, frozen.
-    let out = common::run(
+    let out = run(
         &["segment", "create", "--key", &k, "--size", "27", "--raw"],
         b"",
     );
@@ -103,11 +93,12 @@ fn a_consumer_on_an_incomplete_alphabet_times_out_and_answers_nothing() {
     drop(seg);
     let before = bytes_of(&id);
 
-    let out = common::run(
+    let out = run(
         &["alphabet", "consume", "--key", &k, "--timeout", "0.5"],
         b"",
     );
-    assert_timed_out(&out);
+    // Timed out: exit status 1 and one line `shmex: …`.
+    assert_refused(&out, 1, &[]);
     assert!(stdout(&out).is_empty(), "{}", show(&out));
     // No `*`, nothing else touched.
     assert_eq!(bytes_of(&id), before);

@@ -1,33 +1,23 @@
 //! `shmex send` / `shmex recv` end to end: real processes on real segments.
 
-mod common;
-
 use std::io::{Read, Write};
-use std::path::Path;
+use std::os::unix::fs::MetadataExt;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::support::process::{assert_ok, assert_refused, run, shmex, signal, start, wait_exit};
+use crate::support::{Cleanup, SegmentId, exists, shm_file, wait_until};
 
-fn shm_path(name: &str) -> std::path::PathBuf {
-    Path::new("/dev/shm").join(name)
+/// Whether channel `name` is there to attach to (its name is unlinked
+/// once both sides have attached).
+fn channel_exists(name: &str) -> bool {
+    exists(&SegmentId::Posix(name.to_owned()))
 }
 
-/// Waits (bounded, generously) for a child to exit; kills it and fails if
-/// it does not.
-#[track_caller]
 /// Starts `shmex ARGS` with every stdio stream piped, held by `clean`
 /// (killed and reaped when it drops); returns its index there.
 fn spawn_piped(clean: &mut Cleanup, args: &[&str]) -> usize {
-    clean.hold(
-        shmex()
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    )
+    clean.hold(start(args, Stdio::piped()))
 }
 
 /// Writes `data` to child `i`'s stdin.
@@ -50,20 +40,6 @@ fn take(clean: &mut Cleanup, i: usize, buf: &mut [u8]) {
         .unwrap()
         .read_exact(buf)
         .unwrap();
-}
-
-fn wait_exit(child: &mut Child, what: &str) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if start.elapsed() > Duration::from_secs(10) {
-            let _ = child.kill();
-            panic!("{what} did not exit within 10 s");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 /// A side whose peer was SIGKILLed at `killed` must have seen it and exited
@@ -99,15 +75,6 @@ fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-fn signal(child: &Child, sig: &str) {
-    let ok = std::process::Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill {sig} failed");
-}
-
 #[test]
 fn a_file_goes_through_whole_with_either_side_first() {
     let dir = tempfile::tempdir().unwrap();
@@ -136,11 +103,11 @@ fn a_file_goes_through_whole_with_either_side_first() {
         };
         let (s, r) = if sender_first {
             let s = clean.hold(send());
-            wait_until("the sender's channel", || shm_path(&name).exists());
+            wait_until("the sender's channel", || channel_exists(&name));
             (s, clean.hold(recv()))
         } else {
             let r = clean.hold(recv());
-            wait_until("the receiver's channel", || shm_path(&name).exists());
+            wait_until("the receiver's channel", || channel_exists(&name));
             (clean.hold(send()), r)
         };
         let st = wait_exit(clean.child(s), "send");
@@ -154,10 +121,7 @@ fn a_file_goes_through_whole_with_either_side_first() {
             got.len(),
             data.len()
         );
-        assert!(
-            !shm_path(&name).exists(),
-            "the channel is gone after the pair"
-        );
+        assert!(!channel_exists(&name), "the channel is gone after the pair");
     }
 }
 
@@ -166,7 +130,7 @@ fn empty_input_is_an_empty_stream() {
     let mut clean = Cleanup::new();
     let name = clean.name("empty");
     let r = spawn_piped(&mut clean, &["recv", &name]);
-    wait_until("the channel", || shm_path(&name).exists());
+    wait_until("the channel", || channel_exists(&name));
     let out = run(&["send", &name], b"");
     assert_ok(&out);
     let st = wait_exit(clean.child(r), "recv");
@@ -189,14 +153,14 @@ fn sigkill_of_the_sender_is_peer_gone_for_the_receiver() {
     let mut clean = Cleanup::new();
     let name = clean.name("kill-tx");
     let r = spawn_piped(&mut clean, &["recv", &name]);
-    wait_until("the channel", || shm_path(&name).exists());
+    wait_until("the channel", || channel_exists(&name));
     // The sender attaches, sends a little and then waits on its open stdin.
     let s = spawn_piped(&mut clean, &["send", &name]);
     feed(&mut clean, s, b"before the crash");
     let mut got = [0u8; 16];
     take(&mut clean, r, &mut got);
     assert_eq!(&got, b"before the crash");
-    assert!(!shm_path(&name).exists(), "both attached: the name is gone");
+    assert!(!channel_exists(&name), "both attached: the name is gone");
     let killed = Instant::now();
     clean.child(s).kill().unwrap();
     let st = wait_exit(clean.child(r), "recv after its sender's SIGKILL");
@@ -215,7 +179,7 @@ fn sigkill_of_the_receiver_is_peer_gone_for_the_sender() {
     // The receiver's stdout is a pipe nobody reads: once it fills, the
     // receiver blocks, the small ring fills, and the sender blocks too.
     let r = spawn_piped(&mut clean, &["recv", &name]);
-    wait_until("the channel", || shm_path(&name).exists());
+    wait_until("the channel", || channel_exists(&name));
     let s = clean.hold(
         shmex()
             .args(["send", &name, "--capacity", "4K"])
@@ -257,21 +221,26 @@ fn a_sigkill_before_the_peer_came_leaves_a_stale_segment() {
             .spawn()
             .unwrap(),
     );
-    wait_until("the channel", || shm_path(&name).exists());
+    let id = SegmentId::Posix(name.clone());
+    let status = || shm::inspect(&id).map(|i| i.status).ok();
+    // Live, not merely there: a sender killed while it still writes the
+    // header leaves a segment that is not yet a channel.
+    wait_until("the sender waits on its channel", || {
+        status() == Some(shm::Status::Live)
+    });
     clean.child(s).kill().unwrap();
     clean.child(s).wait().unwrap();
     // The kernel drops the dead sender's mapping, and with it the lock that
     // says it is alive, when its memory is torn down; a concurrent reader of
     // its `/proc/PID/maps` can delay that a moment past `wait`.
     wait_until("the dead sender's channel to be stale", || {
-        shm::inspect(&SegmentId::Posix(name.clone())).is_ok_and(|i| i.status == shm::Status::Stale)
+        status() == Some(shm::Status::Stale)
     });
     // A new sender replaces the dead one's channel, and it works.
-    use std::os::unix::fs::MetadataExt;
-    let old_inode = std::fs::metadata(shm_path(&name)).unwrap().ino();
+    let old_inode = std::fs::metadata(shm_file(&name)).unwrap().ino();
     let s2 = spawn_piped(&mut clean, &["send", &name]);
     wait_until("the new channel", || {
-        std::fs::metadata(shm_path(&name)).is_ok_and(|m| m.ino() != old_inode)
+        std::fs::metadata(shm_file(&name)).is_ok_and(|m| m.ino() != old_inode)
     });
     let mut stdin = clean.child(s2).stdin.take().unwrap();
     stdin.write_all(b"fresh").unwrap();
@@ -279,7 +248,7 @@ fn a_sigkill_before_the_peer_came_leaves_a_stale_segment() {
     let out = run(&["recv", &name, "--timeout", "10"], b"");
     assert_eq!(assert_ok(&out), "fresh");
     assert!(wait_exit(clean.child(s2), "send").success());
-    assert!(!shm_path(&name).exists());
+    assert!(!channel_exists(&name));
 }
 
 #[test]
@@ -296,34 +265,34 @@ fn ctrl_c_of_a_lone_end_removes_its_channel() {
                 .spawn()
                 .unwrap(),
         );
-        wait_until("the channel", || shm_path(&name).exists());
-        signal(clean.child(c), "-INT");
+        wait_until("the channel", || channel_exists(&name));
+        signal(clean.child(c).id(), "INT");
         let st = wait_exit(clean.child(c), cmd);
         assert_eq!(st.code(), Some(130), "{cmd}");
         assert!(stderr_of(clean.child(c)).contains("interrupted by signal 2"));
-        assert!(!shm_path(&name).exists(), "{cmd} left its channel");
+        assert!(!channel_exists(&name), "{cmd} left its channel");
     }
 }
 
 #[test]
 fn ctrl_c_of_a_running_pair_leaves_nothing() {
-    for sig in ["-INT", "-TERM"] {
+    for sig in ["INT", "TERM"] {
         let mut clean = Cleanup::new();
         let name = clean.name("int-pair");
         let r = spawn_piped(&mut clean, &["recv", &name]);
-        wait_until("the channel", || shm_path(&name).exists());
+        wait_until("the channel", || channel_exists(&name));
         let s = spawn_piped(&mut clean, &["send", &name]);
         feed(&mut clean, s, b"x");
         let mut one = [0u8; 1];
         take(&mut clean, r, &mut one);
         // As a terminal's Ctrl-C does: both get the signal.
-        signal(clean.child(s), sig);
-        signal(clean.child(r), sig);
-        let code = if sig == "-INT" { 130 } else { 143 };
+        signal(clean.child(s).id(), sig);
+        signal(clean.child(r).id(), sig);
+        let code = if sig == "INT" { 130 } else { 143 };
         assert_eq!(wait_exit(clean.child(s), "send").code(), Some(code));
         let st = wait_exit(clean.child(r), "recv");
         assert!(matches!(st.code(), Some(1 | 130 | 143)), "{st:?}");
-        assert!(!shm_path(&name).exists());
+        assert!(!channel_exists(&name));
     }
     let leftovers: Vec<_> = std::fs::read_dir("/dev/shm")
         .unwrap()
@@ -339,12 +308,12 @@ fn an_interrupted_sender_is_not_a_clean_end_of_stream() {
     let mut clean = Cleanup::new();
     let name = clean.name("abort");
     let r = spawn_piped(&mut clean, &["recv", &name]);
-    wait_until("the channel", || shm_path(&name).exists());
+    wait_until("the channel", || channel_exists(&name));
     let s = spawn_piped(&mut clean, &["send", &name]);
     feed(&mut clean, s, b"half");
     let mut got = [0u8; 4];
     take(&mut clean, r, &mut got);
-    signal(clean.child(s), "-INT");
+    signal(clean.child(s).id(), "INT");
     assert_eq!(wait_exit(clean.child(s), "send").code(), Some(130));
     assert_eq!(wait_exit(clean.child(r), "recv").code(), Some(1));
     let err = stderr_of(clean.child(r));
@@ -356,7 +325,7 @@ fn a_closed_stdout_ends_recv_cleanly() {
     let mut clean = Cleanup::new();
     let name = clean.name("head");
     let r = spawn_piped(&mut clean, &["recv", &name]);
-    wait_until("the channel", || shm_path(&name).exists());
+    wait_until("the channel", || channel_exists(&name));
     let s = spawn_piped(&mut clean, &["send", &name]);
     let mut stdin = clean.child(s).stdin.take().unwrap();
     let feeder = std::thread::spawn(move || {
@@ -378,7 +347,7 @@ fn a_closed_stdout_ends_recv_cleanly() {
         "{err}"
     );
     feeder.join().unwrap();
-    assert!(!shm_path(&name).exists());
+    assert!(!channel_exists(&name));
 }
 
 #[test]
@@ -386,12 +355,12 @@ fn recv_times_out_and_removes_its_channel() {
     let mut clean = Cleanup::new();
     let name = clean.name("timeout");
     let out = run(&["recv", &name, "--timeout", "0.2"], b"");
-    assert_fails(
+    assert_refused(
         &out,
         1,
-        "timed out after 0.2 s waiting for a message on channel",
+        &["timed out after 0.2 s waiting for a message on channel"],
     );
-    assert!(!shm_path(&name).exists());
+    assert!(!channel_exists(&name));
 }
 
 #[test]
@@ -405,11 +374,11 @@ fn a_second_receiver_is_refused() {
             .spawn()
             .unwrap(),
     );
-    wait_until("the channel", || shm_path(&name).exists());
+    wait_until("the channel", || channel_exists(&name));
     let out = run(&["recv", &name, "--timeout", "1"], b"");
-    assert_fails(&out, 1, "already has a receiver");
+    assert_refused(&out, 1, &["already has a receiver"]);
     assert!(
-        shm_path(&name).exists(),
+        channel_exists(&name),
         "the first receiver's channel is untouched"
     );
     let _ = r;
@@ -440,8 +409,8 @@ fn bad_input_is_refused_and_creates_nothing() {
         (vec!["send", ""], "invalid segment name \"\""),
     ] {
         let out = run(&args, b"data");
-        assert_fails(&out, 2, needle);
-        assert!(!shm_path(&name).exists(), "{args:?} created something");
+        assert_refused(&out, 2, &[needle]);
+        assert!(!channel_exists(&name), "{args:?} created something");
     }
 }
 
@@ -452,7 +421,7 @@ fn a_foreign_segment_by_that_name_is_refused_and_kept() {
     let seg = shm::Segment::create(&SegmentId::Posix(name.clone()), 4096, 0o600).unwrap();
     seg.write_at(0, b"someone else's").unwrap();
     let out = run(&["send", &name], b"data");
-    assert_fails(&out, 1, "is not a shmex segment");
+    assert_refused(&out, 1, &["is not a shmex segment"]);
     let mut b = [0u8; 14];
     seg.read_at(0, &mut b).unwrap();
     assert_eq!(&b, b"someone else's");

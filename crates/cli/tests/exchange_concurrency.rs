@@ -4,19 +4,16 @@
 //! exactly what the traders' own answers add up to: no update was lost or
 //! applied twice.
 
-mod common;
-#[path = "common/exchange.rs"]
-mod exchange_helpers;
-
 use std::collections::{BTreeMap, BTreeSet};
 
-use exchange_helpers::{
-    Backend, DEADLINE, Exchange, Ledger, Piped, answers, assert_no_gaps, balances, micro, micro_at,
-    random_input, rows, seed,
-};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde_json::Value;
+
+use crate::support::exchange::money::{balances, micro, micro_at, rows};
+use crate::support::exchange::traffic::{Ledger, random_input, seed};
+use crate::support::exchange::{Backend, Exchange, answers, assert_no_gaps, on_both_backends};
+use crate::support::process::Piped;
 
 const TRADERS: usize = 8;
 const LINES: usize = 20_000;
@@ -24,15 +21,7 @@ const LINES: usize = 20_000;
 /// run stays in the ring and can be compared with the answers.
 const JOURNAL: &str = "200000";
 
-#[test]
-fn eight_traders_at_once_posix() {
-    eight_traders_at_once(Backend::Posix);
-}
-
-#[test]
-fn eight_traders_at_once_sysv() {
-    eight_traders_at_once(Backend::SysV);
-}
+on_both_backends!(eight_traders_at_once);
 
 fn eight_traders_at_once(b: Backend) {
     let mut ex = Exchange::init(b, "ex-conc", &["--journal", JOURNAL]);
@@ -58,7 +47,7 @@ fn eight_traders_at_once(b: Backend) {
         .collect();
     let mut outputs = Vec::new();
     for (&i, piped) in idx.iter().zip(io) {
-        let o = piped.output(ex.finish(i, DEADLINE, &format!("trader {i}")));
+        let o = piped.output(ex.finish(i, &format!("trader {i}")));
         assert!(
             o.status.success(),
             "trader {i}: {:?} {}",

@@ -7,10 +7,6 @@
 //! journalled. The chaos test SIGKILLs random traders many times during a
 //! concurrent run; everyone left finishes and `check` passes.
 
-mod common;
-#[path = "common/exchange.rs"]
-mod exchange_helpers;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
@@ -19,14 +15,16 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use common::stderr;
-use exchange_helpers::{
-    Backend, DEADLINE, Exchange, State, answers, assert_no_gaps, balances, micro, micro_at,
-    random_line, rows, seed,
-};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
+
+use crate::support::exchange::money::{balances, cents, micro, micro_at, rows};
+use crate::support::exchange::traffic::{random_line, seed};
+use crate::support::exchange::{
+    Backend, Exchange, State, answers, assert_no_gaps, on_both_backends,
+};
+use crate::support::process::{run_bounded, stderr, stdout};
 
 /// How the operation that dies is started, and at which failpoint.
 #[derive(Debug, Clone, Copy)]
@@ -141,7 +139,7 @@ fn failpoint_rolls_back(b: Backend, dying: Dying) {
     if let Dying::TradeLoopBuy = dying {
         // Nothing after the dying buy was answered (the quote's answer may
         // have been lost unflushed).
-        let got = answers(&common::stdout(&o));
+        let got = answers(&stdout(&o));
         assert!(got.len() <= 1, "{got:?}");
     }
     if let Dying::MidRollback = dying {
@@ -225,7 +223,7 @@ fn run_failpoint(ex: &Exchange, point: &str, sub: &[&str], stdin: &[u8]) -> std:
     ])
     .args(ex.args(sub))
     .env("SHMEX_FAILPOINT", point);
-    exchange_helpers::run_deadline(&mut cmd, stdin.to_vec(), DEADLINE)
+    run_bounded(&mut cmd, stdin)
 }
 
 /// Applies "bob buys 1.00 DOLLAR at 13.72" to a recorded state.
@@ -233,8 +231,8 @@ fn bob_bought_one_dollar(s: &mut State) {
     let price = micro("13.72");
     let one = micro("1.00");
     let set = |v: &mut Value, delta: i128| {
-        let now = exchange_helpers::micro(v.as_str().expect("decimal string"));
-        *v = Value::String(exchange_helpers::cents(now + delta));
+        let now = micro(v.as_str().expect("decimal string"));
+        *v = Value::String(cents(now + delta));
     };
     set(&mut s.quote["till"], price);
     for row in s.quote["currencies"].as_array_mut().expect("currencies") {
@@ -264,9 +262,6 @@ const KILLS: usize = 60;
 /// have interrupted a mutation, so that recovery is surely exercised.
 const MIN_ROLLBACKS: u64 = 3;
 const MAX_KILLS: usize = 400;
-/// What the last traders and the steady one get to finish: a deadlock
-/// detector, not a speed goal.
-const FINISH: Duration = Duration::from_secs(60);
 
 /// A `trade` loop fed random lines until told to stop.
 struct Feeder {
@@ -366,15 +361,7 @@ enum Slot {
     Hammer(String, usize),
 }
 
-#[test]
-fn chaos_posix() {
-    chaos(Backend::Posix);
-}
-
-#[test]
-fn chaos_sysv() {
-    chaos(Backend::SysV);
-}
+on_both_backends!(chaos);
 
 fn chaos(b: Backend) {
     let mut ex = Exchange::init(b, "ex-chaos", &[]);
@@ -466,7 +453,7 @@ fn chaos(b: Backend) {
         match s {
             Slot::Loop(name, f) => {
                 f.writer.join().expect("writer");
-                let status = ex.finish(f.idx, FINISH, &name);
+                let status = ex.finish(f.idx, &name);
                 let (answered, err) = f.reader.join().expect("reader");
                 assert!(status.success(), "{name}: {status:?} {err}");
                 assert_eq!(
@@ -476,7 +463,7 @@ fn chaos(b: Backend) {
                 );
             }
             Slot::Hammer(name, idx) => {
-                let status = ex.finish(idx, FINISH, &name);
+                let status = ex.finish(idx, &name);
                 assert_hammer_finished(&mut ex, idx, status);
             }
         }

@@ -3,14 +3,12 @@
 //! `check` catching books that do not balance (so that every test relying
 //! on `check` relies on something that can fail).
 
-mod common;
-#[macro_use]
-#[path = "common/exchange.rs"]
-mod exchange_helpers;
-
-use exchange_helpers::{Backend, Exchange, assert_refused, micro, rows};
 use serde_json::Value;
 use shm::{Access, Segment};
+
+use crate::support::exchange::money::{micro, rows};
+use crate::support::exchange::{Backend, Exchange, on_both_backends};
+use crate::support::process::{assert_refused, stderr, stdout};
 
 on_both_backends!(
     init_options_set_home_opening_and_mode,
@@ -67,9 +65,9 @@ fn bad_init_options_are_refused_and_create_nothing(b: Backend) {
             Some(2),
             "`{}`: {}",
             args.join(" "),
-            common::stderr(&o)
+            stderr(&o)
         );
-        if common::stderr(&o).starts_with("shmex: ") {
+        if stderr(&o).starts_with("shmex: ") {
             assert_refused(&o, 2, needles);
         }
         assert!(!ex.exists(), "`{}` created the exchange", args.join(" "));
@@ -87,7 +85,7 @@ fn account_capacity_is_enforced(b: Backend) {
         &["--accounts"],
     );
     let o = ex.run_in(&["trade", "--account", "c", "--json"], b"balance\n");
-    assert_eq!(o.status.code(), Some(1), "{}", common::stderr(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert_eq!(ex.state(), before, "a refused opening changes nothing");
     // The two that fit go on trading.
     ex.ok(&["buy", "--account", "b", "DOLLAR", "1"]);
@@ -127,7 +125,7 @@ fn find_i64(seg: &Segment, v: i64) -> Vec<usize> {
 fn check_fails(ex: &Exchange, needles: &[&str]) {
     let o = ex.run(&["check", "--json"]);
     assert_eq!(o.status.code(), Some(1), "check must fail: {o:?}");
-    let v: Value = serde_json::from_str(&common::stdout(&o)).expect("check --json");
+    let v: Value = serde_json::from_str(&stdout(&o)).expect("check --json");
     assert_eq!(v["ok"], false, "{v}");
     let violations = v["violations"].as_array().expect("violations");
     assert!(!violations.is_empty(), "{v}");

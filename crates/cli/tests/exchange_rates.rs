@@ -3,20 +3,18 @@
 //! that was already trading; prices round to the exchange's favour; and
 //! readers never see a torn row while a writer flips rates.
 
-mod common;
-#[macro_use]
-#[path = "common/exchange.rs"]
-mod exchange_helpers;
-
 use std::io::{BufRead, BufReader, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::stderr;
-use exchange_helpers::{Backend, DEADLINE, Exchange, answers, micro, rows, run_bounded};
 use serde_json::Value;
+
+use crate::support::exchange::money::{micro, rows};
+use crate::support::exchange::{Backend, Exchange, answers, on_both_backends};
+use crate::support::process::{run_bounded, shmex, stderr, stdout};
+use crate::support::wait_until;
 
 on_both_backends!(
     set_rate_refuses_bad_rates_and_changes_nothing,
@@ -171,7 +169,7 @@ fn a_new_rate_is_seen_at_once_by_other_processes(b: Backend) {
     );
     assert_eq!(a["total"], "1.50", "{a}");
     drop(stdin);
-    let st = ex.finish(i, DEADLINE, "the trader at the end of its input");
+    let st = ex.finish(i, "the trader at the end of its input");
     assert!(st.success(), "{st:?}");
     ex.check();
 }
@@ -235,14 +233,14 @@ fn readers_never_see_a_torn_row(b: Backend) {
         thread::spawn(move || {
             let mut n = 0;
             while !done.load(Ordering::Relaxed) || n < 2 {
-                let o = run_bounded(common::shmex().args(&args[(n + 1) % 2]));
+                let o = run_bounded(shmex().args(&args[(n + 1) % 2]), b"");
                 assert!(o.status.success(), "set-rate: {}", stderr(&o));
                 n += 1;
                 flips.store(n, Ordering::Relaxed);
             }
             // End on A.
             if n % 2 == 1 {
-                let o = run_bounded(common::shmex().args(&args[0]));
+                let o = run_bounded(shmex().args(&args[0]), b"");
                 assert!(o.status.success(), "set-rate: {}", stderr(&o));
             }
         })
@@ -272,9 +270,9 @@ fn readers_never_see_a_torn_row(b: Backend) {
             fast_flips.store(n, Ordering::Relaxed);
         })
     };
-    while flips.load(Ordering::Relaxed) == 0 {
-        thread::sleep(Duration::from_millis(1));
-    }
+    wait_until("the writer flipped the rates once", || {
+        flips.load(Ordering::Relaxed) > 0
+    });
 
     // Readers: two trade loops asking `quote` over and over, and one-shot
     // `quote --json` processes.
@@ -283,13 +281,7 @@ fn readers_never_see_a_torn_row(b: Backend) {
         .map(|r| {
             let args = ex.args(&["trade", "--account", &format!("reader{r}"), "--json"]);
             let input = input.clone();
-            thread::spawn(move || {
-                exchange_helpers::run_deadline(
-                    common::shmex().args(&args),
-                    input.into_bytes(),
-                    DEADLINE,
-                )
-            })
+            thread::spawn(move || run_bounded(shmex().args(&args), input.as_bytes()))
         })
         .collect();
     let mut one_shots = 0;
@@ -301,7 +293,7 @@ fn readers_never_see_a_torn_row(b: Backend) {
     for l in loops {
         let o = l.join().expect("reader");
         assert!(o.status.success(), "reader: {}", stderr(&o));
-        let got = answers(&common::stdout(&o));
+        let got = answers(&stdout(&o));
         assert_eq!(got.len(), READS);
         for q in &got {
             assert_eq!(q["ok"], true, "{q}");

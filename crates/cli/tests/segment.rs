@@ -2,18 +2,16 @@
 //! process, read from another, inspect, list, remove; raw segments; modes,
 //! key spellings and size suffixes; `--hold` until SIGINT or SIGTERM.
 
-#[path = "common/c.rs"]
-mod c;
-mod common;
-
 use std::os::unix::fs::MetadataExt;
 
-use c::{
-    Holder, assert_gone, both_backends, bytes_of, cmd, create, exists, inspect_json, ls_entry,
-    remove, run_args, segment_ok, signal, spawn_holder,
-};
-use common::{Cleanup, SegmentId, assert_fails, assert_ok};
 use serde_json::Value;
+
+use crate::support::process::{assert_ok, assert_refused, run, run_args, signal};
+use crate::support::segment::{
+    Holder, assert_gone, both_backends, bytes_of, cmd, create, inspect_json, ls_entry, remove,
+    segment_ok, spawn_holder,
+};
+use crate::support::{Cleanup, SegmentId, exists};
 
 fn me() -> String {
     shm::user_name(shm::sys::euid())
@@ -86,7 +84,7 @@ fn round_trip(id: &SegmentId) {
     assert_eq!(entry["status"], "persistent", "{entry}");
     assert_eq!(entry["kind"], "bytes", "{entry}");
     // Plain `ls` runs and mentions it too.
-    let ls = assert_ok(&common::run(&["segment", "ls"], b""));
+    let ls = assert_ok(&run(&["segment", "ls"], b""));
     let needle = match id {
         SegmentId::SysV(key) => key.to_string(),
         SegmentId::Posix(name) => name.clone(),
@@ -102,10 +100,10 @@ fn round_trip(id: &SegmentId) {
 
     remove(id);
     assert!(ls_entry(id).is_none(), "ls still lists {id}");
-    assert_fails(
+    assert_refused(
         &run_args(&cmd(&["segment", "inspect"], id, &[])),
         1,
-        "does not exist",
+        &["does not exist"],
     );
 }
 
@@ -186,19 +184,16 @@ fn keys_in_decimal_hex_and_octal_name_the_same_segment() {
     let hex = format!("0x{:x}", key as u32);
     let oct = format!("0o{:o}", key as u32);
     let dec = key.to_string();
-    assert_ok(&common::run(
+    assert_ok(&run(
         &["segment", "create", "--key", &hex, "--size", "64K", "--raw"],
         b"",
     ));
     assert_eq!(kernel_size(&id), 65536, "64K");
-    assert_ok(&common::run(
-        &["segment", "write", "--key", &oct, "octal"],
-        b"",
-    ));
-    let out = common::run(&["segment", "read", "--key", &dec, "--len", "5"], b"");
+    assert_ok(&run(&["segment", "write", "--key", &oct, "octal"], b""));
+    let out = run(&["segment", "read", "--key", &dec, "--len", "5"], b"");
     assert_ok(&out);
     assert_eq!(out.stdout, b"octal");
-    assert_ok(&common::run(&["segment", "rm", "--key", &hex], b""));
+    assert_ok(&run(&["segment", "rm", "--key", &hex], b""));
     assert_gone(&id);
 }
 

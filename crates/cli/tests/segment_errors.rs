@@ -2,16 +2,16 @@
 //! one-line error naming what was wrong, the documented exit status (1
 //! refused, 2 bad input or usage), and changes nothing.
 
-#[path = "common/c.rs"]
-mod c;
-mod common;
-
-use c::{
-    assert_created_nothing, assert_gone, both_backends, bytes_of, cmd, create, exists,
-    inspect_json, refused, remove, run_args, run_tracked, segment_ok, show, strings,
-};
-use common::{Cleanup, SegmentId, assert_fails, assert_ok, wait_until};
 use serde_json::Value;
+
+use crate::support::process::{
+    assert_ok, assert_refused, run, run_args, run_tracked, show, stderr,
+};
+use crate::support::segment::{
+    assert_created_nothing, assert_gone, both_backends, bytes_of, cmd, create, inspect_json,
+    refused, remove, segment_ok, strings,
+};
+use crate::support::{Cleanup, SegmentId, exists, wait_until};
 
 /// Everything a failed command could have changed: the bytes, and what
 /// `inspect --json` reports once no process is attached.
@@ -65,7 +65,7 @@ fn creating_an_existing_segment_is_refused() {
                 &["--size", "4096", "--hold"],
             ] {
                 let (out, _) = run_tracked(&cmd(&["segment", "create"], &id, again));
-                assert_fails(&out, 1, "already exists");
+                assert_refused(&out, 1, &["already exists"]);
                 assert_eq!(snapshot(&id), before, "{id}: create {again:?} changed it");
             }
             remove(&id);
@@ -213,7 +213,7 @@ fn both_or_neither_of_key_and_name_is_a_usage_error() {
             args.join(" "),
             show(&out)
         );
-        assert!(!common::stderr(&out).is_empty());
+        assert!(!stderr(&out).is_empty());
         assert_created_nothing(pid);
     };
     for args in [
@@ -235,14 +235,14 @@ fn both_or_neither_of_key_and_name_is_a_usage_error() {
     }
 
     // `rm --stale` with a segment named as well: refused, the segment kept.
-    assert_ok(&common::run(
+    assert_ok(&run(
         &["segment", "create", "--key", &k, "--size", "4096"],
         b"",
     ));
     let before = snapshot(&SegmentId::SysV(key));
     usage(&["segment", "rm", "--stale", "--key", &k]);
     assert_eq!(snapshot(&SegmentId::SysV(key)), before);
-    assert_ok(&common::run(&["segment", "rm", "--key", &k], b""));
+    assert_ok(&run(&["segment", "rm", "--key", &k], b""));
     assert_gone(&SegmentId::SysV(key));
 }
 

@@ -4,16 +4,13 @@
 //!
 //! Needs root (to switch user) and util-linux's `setpriv`.
 
-#[path = "common/c.rs"]
-mod c;
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use c::{both_backends, bytes_of, cmd, create, exists, remove, segment_ok, show};
-use common::{Cleanup, SegmentId, assert_fails};
+use crate::support::process::{assert_refused, show};
+use crate::support::segment::{both_backends, bytes_of, cmd, create, remove, segment_ok};
+use crate::support::{Cleanup, SegmentId, exists};
 
 const NOBODY: &str = "65534";
 
@@ -92,7 +89,7 @@ fn another_user_is_denied_a_0600_segment() {
             (&["segment", "rm"], &[]),
         ] {
             let out = nobody(bin, &cmd(pre, id, post));
-            assert_fails(&out, 1, "permission denied");
+            assert_refused(&out, 1, &["permission denied"]);
             assert!(out.stdout.is_empty(), "{id} {pre:?}: {}", show(&out));
             assert!(
                 exists(id),

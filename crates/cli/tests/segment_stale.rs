@@ -5,16 +5,13 @@
 //! `flock`, so both backends are covered in one run (one `rm --stale` for
 //! all, since it acts on the whole machine).
 
-#[path = "common/c.rs"]
-mod c;
-mod common;
-
-use c::{
-    assert_gone, bytes_of, cmd, create, exists, finish, is_entry_of, ls_json, remove, show, signal,
-    spawn_holder,
-};
-use common::{Cleanup, SegmentId, assert_ok, wait_until};
 use serde_json::Value;
+
+use crate::support::process::{assert_ok, finish, run, show, signal};
+use crate::support::segment::{
+    assert_gone, bytes_of, cmd, create, is_entry_of, ls_json, remove, spawn_holder,
+};
+use crate::support::{Cleanup, SegmentId, exists, wait_until};
 
 fn status_in(list: &[Value], id: &SegmentId) -> String {
     let entry = list
@@ -112,7 +109,7 @@ fn rm_stale_removes_only_segments_whose_holders_died() {
         .collect();
     let before: Vec<_> = kept.iter().map(bytes_of).collect();
 
-    let out = common::run(&["segment", "rm", "--stale"], b"");
+    let out = run(&["segment", "rm", "--stale"], b"");
     let text = assert_ok(&out);
     for id in &dead {
         assert!(
@@ -135,7 +132,7 @@ fn rm_stale_removes_only_segments_whose_holders_died() {
     }
 
     // A second run finds nothing of ours.
-    let again = assert_ok(&common::run(&["segment", "rm", "--stale"], b""));
+    let again = assert_ok(&run(&["segment", "rm", "--stale"], b""));
     for id in dead.iter().chain(&kept) {
         assert!(
             !mentioned(&again, id),

@@ -1,0 +1,151 @@
+//! Helpers shared by the end-to-end tests: every test gets its own segment
+//! names and keys, removed (with any stray child killed) even when the test
+//! fails; every wait is bounded by one [`PATIENCE`]; and whether a segment
+//! exists is asked in one way, of the kernel.
+
+pub mod alphabet;
+pub mod exchange;
+pub mod process;
+pub mod segment;
+
+use std::path::PathBuf;
+use std::process::Child;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub use shm::SegmentId;
+
+/// How long any wait in these tests may last: a hang guard, not a speed
+/// goal; only a broken program takes this long. Generous, because eight
+/// traders of 20,000 lines each share two loaded cores.
+pub const PATIENCE: Duration = Duration::from_secs(120);
+
+/// Polls `poll` until it yields a value, for at most [`PATIENCE`]; `None`
+/// if it never did. Every other wait here is built on this one.
+pub fn wait_for<T>(mut poll: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + PATIENCE;
+    let mut nap = Duration::from_micros(200);
+    loop {
+        if let Some(v) = poll() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(nap);
+        nap = (nap * 2).min(Duration::from_millis(5));
+    }
+}
+
+/// Polls `cond` until it holds; panics after [`PATIENCE`].
+#[track_caller]
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    if wait_for(|| cond().then_some(())).is_none() {
+        panic!("gave up after {PATIENCE:?} waiting until {what}");
+    }
+}
+
+/// The file of POSIX segment `name`.
+pub fn shm_file(name: &str) -> PathBuf {
+    PathBuf::from("/dev/shm").join(name)
+}
+
+/// Whether the segment exists, asked of the kernel, not of shmex: a POSIX
+/// segment's file in `/dev/shm` (a plain `stat`: `shm::inspect` would also
+/// read every process's memory map, which slows the kernel's tear-down of
+/// killed peers that other tests time), a System V key in the kernel's
+/// table (through `shm::inspect`).
+pub fn exists(id: &SegmentId) -> bool {
+    match id {
+        SegmentId::Posix(name) => match std::fs::symlink_metadata(shm_file(name)) {
+            Ok(_) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => panic!("stat /dev/shm/{name}: {e}"),
+        },
+        SegmentId::SysV(_) => match shm::inspect(id) {
+            Ok(_) => true,
+            Err(e) if e.is_not_found() => false,
+            Err(e) => panic!("inspect {id}: {e}"),
+        },
+    }
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A POSIX name no other test (or test process) uses.
+fn unique_name(tag: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("shmex-test-{tag}-{}-{n}", std::process::id())
+}
+
+/// A System V key no other test (or test process) uses: the pid and a
+/// counter, in a range (0x5E00_0000..) that nothing else here uses.
+fn unique_key() -> i32 {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    0x5E00_0000 | (((std::process::id() & 0x3_FFFF) << 6) as i32) | (n & 0x3F) as i32
+}
+
+/// Removes the segments it names when dropped (also while a failing test
+/// unwinds), and kills and reaps the children it holds.
+#[derive(Default)]
+pub struct Cleanup {
+    ids: Vec<SegmentId>,
+    children: Vec<Child>,
+}
+
+impl Cleanup {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a POSIX name; returns it.
+    pub fn name(&mut self, tag: &str) -> String {
+        let name = unique_name(tag);
+        self.ids.push(SegmentId::Posix(name.clone()));
+        name
+    }
+
+    /// Registers a System V key; returns it.
+    pub fn key(&mut self) -> i32 {
+        let key = unique_key();
+        self.ids.push(SegmentId::SysV(key));
+        key
+    }
+
+    /// Registers any segment.
+    pub fn add(&mut self, id: SegmentId) {
+        self.ids.push(id);
+    }
+
+    /// Keeps a child to kill on drop; returns its index for [`Cleanup::child`].
+    pub fn hold(&mut self, child: Child) -> usize {
+        self.children.push(child);
+        self.children.len() - 1
+    }
+
+    pub fn child(&mut self, i: usize) -> &mut Child {
+        &mut self.children[i]
+    }
+
+    /// Kills and reaps every child held (those that ended are only reaped).
+    pub fn kill_children(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        self.kill_children();
+        for id in &self.ids {
+            // A System V key may hold several generations; remove until gone.
+            for _ in 0..4 {
+                if shm::Segment::remove(id).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+}
