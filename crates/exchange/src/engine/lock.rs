@@ -2,7 +2,7 @@
 //! handing a dead owner's operation to recovery, and the hold-time probe.
 
 use std::cell::{Cell, RefCell};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use shm::sync::{LockError, MutexGuard};
 
@@ -76,6 +76,21 @@ impl<'a> Engine<'a> {
             self.recover(&mut g)?;
         }
         Ok(g)
+    }
+
+    /// Takes and releases the lock `n` times with nothing in between, and
+    /// returns how long that took: the uncontended cost of the lock, for
+    /// benchmarks.
+    ///
+    /// # Errors
+    ///
+    /// As any mutation's taking of the lock.
+    pub fn time_lock(&self, n: u32) -> Result<Duration, OpError> {
+        let t = Instant::now();
+        for _ in 0..n {
+            drop(std::hint::black_box(self.lock()?));
+        }
+        Ok(t.elapsed())
     }
 
     /// Runs a mutation under the lock.
