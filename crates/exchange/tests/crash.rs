@@ -149,7 +149,7 @@ fn failpoint_rolls_back(backend: Backend, what: &str, failpoint: &str, undone: O
     // The next operation, from another process (this one), recovers.
     let (other, _) = e.open_account("bystander").unwrap();
     let after = e.state().unwrap();
-    let j = e.journal(None);
+    let j = e.journal(None).unwrap();
     let n = j.len();
     assert!(n >= 2, "{j:?}");
     let rollback = &j[n - 2];
@@ -195,7 +195,7 @@ fn reader_recovers(backend: Backend) {
     let dollar = e.currency("DOLLAR").unwrap().index();
     assert_eq!(q[dollar].holding, before.currencies[dollar].holding);
     assert_eq!(books(&e.state().unwrap()), books(&before));
-    assert_eq!(e.journal(Some(1))[0].op, Op::Rollback);
+    assert_eq!(e.journal(Some(1)).unwrap()[0].op, Op::Rollback);
 }
 
 /// The process recovering a dead owner dies too, halfway through its
@@ -209,7 +209,7 @@ fn recovery_survives_a_second_death(backend: Backend) {
     let after = e.state().unwrap();
     assert_eq!(books(&after), books(&before));
     assert_eq!(after.next_seq, before.next_seq + 1);
-    let last = e.journal(Some(1));
+    let last = e.journal(Some(1)).unwrap();
     assert_eq!(last[0].op, Op::Rollback);
     assert_eq!(last[0].undone, Some(Op::Buy));
     assert!(e.check().unwrap().is_empty());
@@ -253,7 +253,7 @@ fn chaos(backend: Backend) {
     );
     let v = e.check().unwrap();
     assert!(v.is_empty(), "{v:?}");
-    let j = e.journal(None);
+    let j = e.journal(None).unwrap();
     for w in j.windows(2) {
         assert_eq!(w[1].seq, w[0].seq + 1, "a gap in the journal");
     }

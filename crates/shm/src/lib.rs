@@ -15,8 +15,9 @@
 //!   their own kinds and programs [`register_kind`] them for listings.
 //! * [`list`], [`inspect`] and [`remove_stale`]: every segment on the
 //!   machine, and clean-up of those whose holders all died.
-//! * [`sync`]: futex wait and wake on shared words, a robust process-shared
-//!   mutex that survives its owner's death, a seqlock, and process liveness.
+//! * [`sync`]: futex wait and wake on shared words, a process-shared lock
+//!   whose holder's death is detected (plain integers in shared memory, no
+//!   pointer), a seqlock, and process liveness.
 //! * [`Shared`] and [`shared_struct!`]: the marker for types that may live in
 //!   shared memory.
 //! * [`sys`], [`membarrier`], [`eventfd`]: the few process-level system

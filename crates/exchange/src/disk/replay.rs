@@ -573,7 +573,7 @@ mod tests {
                     e.set_rate(CurrencyId::from_index(c), b, s).map(Some),
                 ),
                 Step::Order(o, a, c, n) => {
-                    let Some(id) = e.account(&name(a)) else {
+                    let Some(id) = e.account(&name(a)).unwrap() else {
                         continue;
                     };
                     let r = e.order(o, id, CurrencyId::from_index(c), n);
@@ -584,7 +584,7 @@ mod tests {
                 continue;
             };
             let state = e.state().unwrap();
-            let entry = e.journal(Some(1)).pop().unwrap();
+            let entry = e.journal(Some(1)).unwrap().pop().unwrap();
             assert_eq!(entry.seq, receipt.seq);
             let balances = account.and_then(|a| Balances::of(&state, &a, ci));
             records.push(DiskRecord::from_entry(&entry, &state, exchange_id, balances).unwrap());

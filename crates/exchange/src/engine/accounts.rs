@@ -28,7 +28,7 @@ impl<'a> Engine<'a> {
     pub fn open_account(&self, name: &str) -> Result<(AccountId, Option<Receipt>), OpError> {
         let (len, words) = packed(name)?;
         self.locked(|| {
-            if let Some(i) = self.find_account(len, &words) {
+            if let Some(i) = self.find_account(len, &words)? {
                 return Ok((AccountId(i as u32), None));
             }
             let (i, r) = self.open_locked(name, len, words)?;
@@ -36,9 +36,20 @@ impl<'a> Engine<'a> {
         })
     }
 
-    /// The open account with that packed name.
-    pub(super) fn find_account(&self, len: u64, words: &[u64; 4]) -> Option<usize> {
-        (0..self.accounts_open()).find(|&i| self.name_matches(i, len, words))
+    /// The open account with that packed name, looked up directly: with
+    /// the lock held, or inside a snapshot.
+    pub(super) fn find_account(
+        &self,
+        len: u64,
+        words: &[u64; 4],
+    ) -> Result<Option<usize>, OpError> {
+        Ok((0..self.accounts_open()?).find(|&i| self.name_matches(i, len, words)))
+    }
+
+    /// The open account with that packed name, looked up without the lock
+    /// through the seqlock.
+    pub(super) fn lookup(&self, len: u64, words: &[u64; 4]) -> Result<Option<usize>, OpError> {
+        self.consistent(|| self.find_account(len, words))?
     }
 
     /// Opens a new account, under the lock: the next slot, the opening
@@ -49,7 +60,7 @@ impl<'a> Engine<'a> {
         len: u64,
         words: [u64; 4],
     ) -> Result<(usize, Receipt), OpError> {
-        let n = self.accounts_open();
+        let n = self.accounts_open()?;
         if n >= self.names.len() {
             return Err(OpError::AccountsFull {
                 name: name.to_owned(),
@@ -57,15 +68,17 @@ impl<'a> Engine<'a> {
             });
         }
         let home = &self.rows[0];
-        let opening = self.head.opening.load(R).max(0);
-        let deposits = home.deposits.load(R);
+        let opening = self.opening()?;
+        let deposits = self.sane(home.deposits.load(R), || "the total of deposits".into())?;
+        let seq = self.next_seq()?;
         let new_deposits = deposits
             .checked_add(opening)
             .ok_or_else(|| Self::overflow("the total of deposits"))?;
         let mut p = self.pending(Op::Open, 0, None, opening, 0, opening);
         p.name_len = len;
         p.name = words;
-        let seq = self.begin(
+        self.begin(
+            seq,
             &[(Field::Accounts, n as i64), (Field::Deposits(0), deposits)],
             &p,
         );

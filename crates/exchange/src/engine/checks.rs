@@ -1,10 +1,13 @@
 //! Step 2's shared part: the checks of ids and amounts every operation
 //! makes, and the pieces of its refusals.
 
-use super::Engine;
+use super::{Engine, R};
 use crate::error::OpError;
-use crate::money::{Amount, MoneyError};
+use crate::money::{Amount, MAX_RATE_UNITS, MoneyError, RATE_ONE, Rate};
 use crate::types::{AccountId, CurrencyId, Order};
+
+/// The largest rate a quote may hold, in millionths.
+const MAX_RATE: i64 = MAX_RATE_UNITS * RATE_ONE;
 
 /// The account a refusal names: an open one, or one not opened yet.
 #[derive(Clone, Copy)]
@@ -98,8 +101,44 @@ impl<'a> Engine<'a> {
     /// The name of the account a refusal is about.
     pub(super) fn who(&self, who: Who<'_>) -> String {
         match who {
-            Who::Slot(i) => self.name_at(i),
+            Who::Slot(i) => self.account_name(AccountId(i as u32)),
             Who::Named(name) => name.to_owned(),
+        }
+    }
+
+    /// `v`, read from the books as `what`, if it is not negative: no
+    /// operation makes a holding, balance or total negative, so a negative
+    /// one was written by someone else.
+    #[inline]
+    pub(super) fn sane(&self, v: i64, what: impl FnOnce() -> String) -> Result<i64, OpError> {
+        if v >= 0 {
+            Ok(v)
+        } else {
+            Err(self.corrupt(format!("{} is negative ({v} minor units)", what())))
+        }
+    }
+
+    /// The opening balance of a new account.
+    pub(super) fn opening(&self) -> Result<i64, OpError> {
+        self.sane(self.head.opening.load(R), || "the opening balance".into())
+    }
+
+    /// The quote of foreign currency `ci`, buy and sell, if it is one that
+    /// [`check_rates`](crate::check_rates) accepts and no larger than a
+    /// rate can be.
+    #[inline]
+    pub(super) fn rates(&self, ci: usize) -> Result<(i64, i64), OpError> {
+        let row = &self.rows[ci];
+        let (buy, sell) = (row.buy.load(R), row.sell.load(R));
+        if 0 < buy && buy <= sell && sell <= MAX_RATE {
+            Ok((buy, sell))
+        } else {
+            Err(self.corrupt(format!(
+                "the quote of {} is invalid: buy {}, sell {}",
+                self.ex.codes[ci],
+                Rate(buy),
+                Rate(sell)
+            )))
         }
     }
 }

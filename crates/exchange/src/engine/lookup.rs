@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 
 use super::accounts::packed;
 use super::{Engine, Info, R};
+use crate::error::OpError;
 use crate::layout::unpack_name;
 use crate::types::{AccountId, Code, CurrencyId};
 
@@ -53,9 +54,39 @@ impl<'a> Engine<'a> {
         self.ex.codes[0]
     }
 
-    pub(super) fn accounts_open(&self) -> usize {
+    /// The number of open accounts.
+    ///
+    /// # Errors
+    ///
+    /// [`OpError::Corrupt`] if the count is negative or exceeds the
+    /// capacity.
+    pub(super) fn accounts_open(&self) -> Result<usize, OpError> {
         let n = self.head.n_accounts.load(Ordering::Acquire);
-        usize::try_from(n).unwrap_or(0).min(self.names.len())
+        usize::try_from(n)
+            .ok()
+            .filter(|&n| n <= self.names.len())
+            .ok_or_else(|| {
+                self.corrupt(format!(
+                    "it counts {n} open accounts, but has room for {}",
+                    self.names.len()
+                ))
+            })
+    }
+
+    /// `ai` if it is an open account: the check every operation makes with
+    /// the lock held, since an account may be counted without being
+    /// committed, and a count may be damaged.
+    ///
+    /// # Errors
+    ///
+    /// [`OpError::BadId`] if no account `ai` is open; as
+    /// [`Engine::accounts_open`].
+    pub(super) fn open_index(&self, ai: usize) -> Result<usize, OpError> {
+        if ai < self.accounts_open()? {
+            Ok(ai)
+        } else {
+            Err(OpError::BadId(ai))
+        }
     }
 
     /// Account `i`'s name as stored: its length and its packed words.
@@ -64,9 +95,15 @@ impl<'a> Engine<'a> {
         (n.len.load(R), std::array::from_fn(|k| n.bytes[k].load(R)))
     }
 
-    pub(super) fn name_at(&self, i: usize) -> String {
+    /// Account `i`'s name.
+    ///
+    /// # Errors
+    ///
+    /// [`OpError::Corrupt`] if what is stored is no account name.
+    pub(super) fn name_at(&self, i: usize) -> Result<String, OpError> {
         let (len, words) = self.name_words(i);
-        unpack_name(len, words).unwrap_or_else(|| "?".to_owned())
+        unpack_name(len, words)
+            .ok_or_else(|| self.corrupt(format!("account {i} has a malformed name")))
     }
 
     pub(super) fn name_matches(&self, i: usize, len: u64, words: &[u64; 4]) -> bool {
@@ -74,31 +111,44 @@ impl<'a> Engine<'a> {
         n.len.load(R) == len && n.bytes.iter().zip(words).all(|(w, v)| w.load(R) == *v)
     }
 
-    /// The open account named `name`, without taking the lock.
-    #[must_use]
-    pub fn account(&self, name: &str) -> Option<AccountId> {
-        let (len, words) = packed(name).ok()?;
-        self.find_account(len, &words).map(|i| AccountId(i as u32))
+    /// The open account named `name`: a consistent look, without the lock
+    /// (unless a writer died, when it recovers first), so that an account
+    /// whose opening has not committed is not found.
+    ///
+    /// # Errors
+    ///
+    /// [`OpError::BadName`] for a malformed name; [`OpError::Corrupt`] or
+    /// [`OpError::Lock`] as a snapshot.
+    pub fn account(&self, name: &str) -> Result<Option<AccountId>, OpError> {
+        let (len, words) = packed(name)?;
+        Ok(self.lookup(len, &words)?.map(|i| AccountId(i as u32)))
     }
 
-    /// The name of an account.
+    /// The name of an account, or `?` if there is no such account or its
+    /// name is damaged.
     #[must_use]
     pub fn account_name(&self, a: AccountId) -> String {
         if a.index() < self.names.len() {
-            self.name_at(a.index())
+            self.name_at(a.index()).unwrap_or_else(|_| "?".to_owned())
         } else {
             "?".to_owned()
         }
     }
 
-    /// Figures about the exchange.
+    /// Figures about the exchange, read without a snapshot (the account
+    /// count is clamped to the capacity).
     #[must_use]
     pub fn info(&self) -> Info {
+        let n = self.head.n_accounts.load(Ordering::Acquire);
         Info {
             capacity: self.ex.capacity(),
             currencies: self.rows.len(),
-            accounts: self.accounts_open(),
-            next_seq: self.head.next_seq.load(Ordering::Acquire),
+            accounts: usize::try_from(n).unwrap_or(0).min(self.names.len()),
+            next_seq: self
+                .head
+                .committed_seq
+                .load(Ordering::Acquire)
+                .saturating_add(1),
             recoveries: self.head.recoveries.load(R),
             opening: self.head.opening.load(R),
         }

@@ -33,7 +33,7 @@ impl<'a> Engine<'a> {
         amount: i64,
     ) -> Result<(AccountId, Option<Receipt>, Receipt), OpError> {
         let (len, words) = packed(name)?;
-        if let Some(i) = self.find_account(len, &words) {
+        if let Some(i) = self.lookup(len, &words)? {
             let a = AccountId(i as u32);
             return Ok((a, None, self.order(order, a, c, amount)?));
         }
@@ -41,13 +41,13 @@ impl<'a> Engine<'a> {
         Self::positive(amount, self.ex.decimals[ci])?;
         self.locked(|| {
             // Another process may have opened it since the look above.
-            if let Some(i) = self.find_account(len, &words) {
+            if let Some(i) = self.find_account(len, &words)? {
                 let a = AccountId(i as u32);
                 return Ok((a, None, self.order_locked(order, a, ci, amount)?));
             }
             // What a new account holds once opened: the opening balance in
             // the home currency, and the deposits total grown by as much.
-            let opening = self.head.opening.load(R).max(0);
+            let opening = self.opening()?;
             let who = Who::Named(name);
             match order {
                 Order::Buy | Order::Sell => {

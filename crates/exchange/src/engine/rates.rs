@@ -23,7 +23,9 @@ impl<'a> Engine<'a> {
             let (old_buy, old_sell) = (row.buy.load(R), row.sell.load(R));
             let mut p = self.pending(Op::SetRate, ci, None, 0, sell, 0);
             p.extra = buy;
-            let seq = self.begin(
+            let seq = self.next_seq()?;
+            self.begin(
+                seq,
                 &[(Field::Buy(ci), old_buy), (Field::Sell(ci), old_sell)],
                 &p,
             );

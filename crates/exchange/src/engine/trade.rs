@@ -68,7 +68,12 @@ impl<'a> Engine<'a> {
         who: Who<'_>,
     ) -> Result<(i64, i64, [i64; 4]), OpError> {
         let [stock, till, bh, bc] = cells;
-        let row = &self.rows[ci];
+        let code = &self.ex.codes[ci];
+        self.sane(stock, || format!("the stock of {code}"))?;
+        self.sane(till, || "the till".into())?;
+        self.sane(bh, || "an account's home balance".into())?;
+        self.sane(bc, || format!("an account's balance of {code}"))?;
+        let (buy, sell) = self.rates(ci)?;
         let dec = self.ex.decimals[ci];
         if BUY {
             if stock < amount {
@@ -78,7 +83,7 @@ impl<'a> Engine<'a> {
                     want: self.show(ci, amount),
                 });
             }
-            let rate = row.sell.load(R);
+            let rate = sell;
             let price = money::convert(amount, dec, rate, self.ex.decimals[0], Round::Up)?;
             if bh < price {
                 return Err(OpError::InsufficientBalance {
@@ -104,7 +109,7 @@ impl<'a> Engine<'a> {
                     want: self.show(ci, amount),
                 });
             }
-            let rate = row.buy.load(R);
+            let rate = buy;
             let proceeds = money::convert(amount, dec, rate, self.ex.decimals[0], Round::Down)?;
             if till < proceeds {
                 return Err(OpError::TillShort {
@@ -137,6 +142,7 @@ impl<'a> Engine<'a> {
         mut p: Pending,
     ) -> Result<Receipt, OpError> {
         let op = if BUY { Op::Buy } else { Op::Sell };
+        let ai = self.open_index(ai)?;
         let row = &self.rows[ci];
         let home = &self.rows[0];
         let bh_cell = &self.balances[ai * self.slots];
@@ -148,7 +154,9 @@ impl<'a> Engine<'a> {
         let (rate, total, new) =
             self.plan_trade::<BUY>(ci, amount, [stock, till, bh, bc], Who::Slot(ai))?;
         (p.rate, p.total) = (rate, total);
-        let seq = self.begin(
+        let seq = self.next_seq()?;
+        self.begin(
+            seq,
             &[
                 (Field::Holding(ci), stock),
                 (Field::Holding(0), till),

@@ -9,6 +9,7 @@ pub mod membarrier;
 pub(crate) mod posix;
 pub mod sys;
 pub(crate) mod sysv;
+pub(crate) mod task;
 pub(crate) mod users;
 
 /// Total physical memory of this machine in bytes, or `None` if unknown.

@@ -81,10 +81,19 @@ impl SeqLock {
         self.seq.load(Ordering::Acquire)
     }
 
+    /// Whether a write is open (or its writer died, or a peer wrote an odd
+    /// value): readers cannot finish until the next lock holder calls
+    /// [`SeqLock::repair`].
+    #[must_use]
+    pub fn is_odd(&self) -> bool {
+        self.seq.load(Ordering::Relaxed) & 1 == 1
+    }
+
     /// Runs `read` until it sees no concurrent write, and returns its result.
-    /// Gives up after `patience` of writes in progress (a writer that died
-    /// mid-write leaves the sequence odd until the next lock holder repairs
-    /// it) and returns `None`.
+    /// Gives up after `patience` of retries, counted from the first failed
+    /// attempt (a writer that died mid-write leaves the sequence odd until
+    /// the next lock holder repairs it), and returns `None`; so a caller
+    /// waits at most `patience` plus one pass of `read`.
     pub fn read<T>(&self, patience: Duration, mut read: impl FnMut() -> T) -> Option<T> {
         let mut spins = 0u32;
         let mut since: Option<Instant> = None;
@@ -97,19 +106,21 @@ impl SeqLock {
                     return Some(value);
                 }
             }
-            spins += 1;
             if cfg!(loom) {
                 yield_now();
                 continue;
             }
+            // The clock starts at the first failure: one pass of `read` may
+            // itself be long (a snapshot of a million accounts).
+            let start = *since.get_or_insert_with(Instant::now);
+            if start.elapsed() > patience {
+                return None;
+            }
+            spins = spins.saturating_add(1);
             if spins < 64 {
                 std::hint::spin_loop();
             } else {
                 yield_now();
-                let start = *since.get_or_insert_with(Instant::now);
-                if start.elapsed() > patience {
-                    return None;
-                }
             }
         }
     }
@@ -123,6 +134,12 @@ use loom::thread::yield_now;
 
 impl Drop for SeqWriteGuard<'_> {
     fn drop(&mut self) {
+        // A write cut short by a panic may have left the data half-changed:
+        // the sequence stays odd, so readers keep away until the next lock
+        // holder repairs the data and then the sequence.
+        if std::thread::panicking() {
+            return;
+        }
         let s = self.lock.seq.load(Ordering::Relaxed);
         self.lock.seq.store((s | 1) + 1, Ordering::Release);
     }
@@ -156,6 +173,38 @@ mod tests {
                 assert_eq!(x, y);
             }
         });
+    }
+
+    #[test]
+    fn a_panic_mid_write_leaves_the_sequence_odd() {
+        let lock = SeqLock::new();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _w = lock.write();
+            panic!("mid-write");
+        }));
+        assert!(r.is_err());
+        assert!(lock.is_odd(), "readers must not trust a half-done write");
+        assert_eq!(lock.read(Duration::from_millis(10), || 1), None);
+        lock.repair();
+        assert_eq!(lock.read(Duration::from_millis(10), || 1), Some(1));
+    }
+
+    #[test]
+    fn patience_counts_from_the_first_failure() {
+        let lock = SeqLock::new();
+        let t = Instant::now();
+        // Each pass takes 10 ms and overlaps a write; 64 passes before the
+        // clock starts would take 640 ms.
+        let r = lock.read(Duration::from_millis(20), || {
+            std::thread::sleep(Duration::from_millis(10));
+            drop(lock.write());
+        });
+        assert_eq!(r, None);
+        assert!(
+            t.elapsed() < Duration::from_millis(300),
+            "{:?}",
+            t.elapsed()
+        );
     }
 
     #[test]

@@ -388,7 +388,7 @@ fn journal(id: &SegmentId, tail: Option<usize>, json: bool) -> anyhow::Result<Ex
     let ex = Exchange::open(id)?;
     let e = ex.engine();
     let state = e.state()?;
-    let entries = e.journal(tail);
+    let entries = e.journal(tail)?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if json {
         out.write_all(b"[")?;
