@@ -140,6 +140,7 @@ impl<'a> Engine<'a> {
 
     /// Takes the lock and recovers what a dead holder left: its half-done
     /// operation, or a seqlock left odd.
+    #[inline]
     pub(super) fn lock(&self) -> Result<LockGuard<'a>, OpError> {
         let g = self.acquire()?;
         if g.owner_died() || self.head.undo.active.load(R) != 0 || self.head.seq.is_odd() {
@@ -150,6 +151,7 @@ impl<'a> Engine<'a> {
 
     /// Releases the lock; a lock that was taken from us is corruption, and
     /// then whatever `r` says does not count.
+    #[inline]
     pub(super) fn unlock<T>(&self, g: LockGuard<'_>, r: Result<T, OpError>) -> Result<T, OpError> {
         match g.unlock() {
             Ok(()) => r,

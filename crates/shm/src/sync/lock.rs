@@ -1,16 +1,19 @@
 //! A process-shared lock whose shared state is plain integers.
 //!
-//! Three words live in shared memory, and nothing else: `owner` (0 when
-//! free, else the holder's identity, see [`owner`](super::owner)), `turn`
-//! (a futex word every release with sleepers bumps) and `waiters` (how many
-//! may sleep on `turn`). No pointer, nothing the C library or the kernel
-//! later dereferences, so a peer that writes these words can make the lock
-//! misbehave but never make a holder or a waiter crash.
+//! Two words live in shared memory, and nothing else: `owner` (0 when
+//! free, else the holder's identity, see [`owner`](super::owner), with one
+//! bit that says someone may sleep waiting) and `turn` (a futex word that a
+//! release bumps when that bit is set). No pointer, nothing the C library
+//! or the kernel later dereferences, so a peer that writes these words can
+//! make the lock misbehave but never make a holder or a waiter crash.
 //!
 //! * **Taking it** is one compare-and-swap of `owner` from 0 to the
-//!   caller's identity; **releasing** is one compare-and-swap back, and a
-//!   wake-up only if `waiters` says someone sleeps.
-//! * **Waiting** sleeps on `turn` in slices of at most [`SLICE`] on
+//!   caller's identity; **releasing** is one compare-and-swap back, plus a
+//!   wake-up only if a sleeper set the waiters bit (the protocol of glibc's
+//!   low-level lock, with the sleepers' futex word beside the owner word
+//!   instead of inside it, since an identity needs 64 bits).
+//! * **Waiting** sets the waiters bit and sleeps on `turn` in slices of at
+//!   most [`SLICE`] on
 //!   `CLOCK_MONOTONIC`, so every wait ends on its deadline, and between
 //!   slices looks at [`sys::termination_signal`](crate::sys::termination_signal):
 //!   a caught SIGINT or SIGTERM ends it with [`LockError::Interrupted`].
@@ -41,7 +44,7 @@ use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
 use super::atomic::{AtomicU32, AtomicU64, Ordering};
-use super::owner;
+use super::owner::{self, WAITERS};
 
 /// How long a waiter sleeps before it looks at the lock again; also how
 /// long it watches one holder before it asks whether that holder lives.
@@ -56,7 +59,7 @@ crate::shared_struct! {
     pub struct ProcessLock {
         owner: AtomicU64,
         turn: AtomicU32,
-        waiters: AtomicU32,
+        spare: AtomicU32,
     }
 }
 
@@ -65,7 +68,7 @@ crate::shared_struct! {
 pub struct ProcessLock {
     owner: AtomicU64,
     turn: AtomicU32,
-    waiters: AtomicU32,
+    spare: AtomicU32,
 }
 
 impl Default for ProcessLock {
@@ -73,7 +76,7 @@ impl Default for ProcessLock {
         ProcessLock {
             owner: AtomicU64::new(0),
             turn: AtomicU32::new(0),
-            waiters: AtomicU32::new(0),
+            spare: AtomicU32::new(0),
         }
     }
 }
@@ -172,6 +175,7 @@ impl ProcessLock {
         }
     }
 
+    #[inline]
     fn guard(&self, me: u64, owner_died: bool) -> LockGuard<'_> {
         LockGuard {
             lock: self,
@@ -205,7 +209,7 @@ impl ProcessLock {
     pub fn try_lock(&self) -> Result<LockGuard<'_>, LockError> {
         let me = owner::identity();
         self.try_as(me).map_err(|o| {
-            if o == me {
+            if o & !WAITERS == me {
                 LockError::Deadlock
             } else {
                 LockError::WouldBlock
@@ -227,24 +231,35 @@ impl ProcessLock {
         let me = owner::identity();
         let start = Instant::now();
         let deadline = start.checked_add(timeout);
+        // After a sleep, take it with the waiters bit set: others may
+        // still sleep, and the next release must wake one of them.
+        let mut take = me;
         // The holder being watched, and since when.
         let (mut watched, mut since) = (0u64, start);
         loop {
-            let o = match self.try_as(me) {
-                Ok(g) => return Ok(g),
+            let o = match self
+                .owner
+                .compare_exchange(0, take, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) => return Ok(self.guard(take, false)),
                 Err(o) => o,
             };
-            if o == me {
+            let holder = o & !WAITERS;
+            if holder == me {
                 return Err(LockError::Deadlock);
             }
             if let Some(sig) = crate::sys::termination_signal() {
                 return Err(LockError::Interrupted(sig));
             }
             let now = Instant::now();
-            if o != watched {
-                (watched, since) = (o, now);
-            } else if now.duration_since(since) >= SLICE {
-                if owner::is_dead(o) {
+            let left = deadline.map(|d| d.saturating_duration_since(now));
+            if holder != watched {
+                (watched, since) = (holder, now);
+            }
+            // Judge the holder once it has kept the lock a whole slice, and
+            // before giving up.
+            if now.duration_since(since) >= SLICE || left.is_some_and(|l| l.is_zero()) {
+                if owner::is_dead(holder) {
                     if let Ok(g) = self.steal(o, me) {
                         return Ok(g);
                     }
@@ -253,60 +268,83 @@ impl ProcessLock {
                 since = now;
             }
             let mut nap = (since + SLICE).saturating_duration_since(now);
-            if let Some(d) = deadline {
-                let left = d.saturating_duration_since(now);
+            if let Some(left) = left {
                 if left.is_zero() {
                     return Err(LockError::Timeout {
-                        pid: owner::tid_of(o),
+                        pid: owner::tid_of(holder),
                         waited: now.duration_since(start),
                     });
                 }
                 nap = nap.min(left);
             }
-            self.park(nap.max(Duration::from_micros(100)));
+            if self.park(o, nap.max(Duration::from_micros(100))) {
+                take = me | WAITERS;
+            }
         }
     }
 
-    /// Takes the lock from the dead holder `observed`, unless someone else
-    /// changed it first.
+    /// Takes the lock from the dead holder whose owner word is `observed`,
+    /// unless someone changed the word first. The waiters bit is set: the
+    /// dead holder's sleepers must be woken at release.
     fn steal(&self, observed: u64, me: u64) -> Result<LockGuard<'_>, u64> {
         self.owner
-            .compare_exchange(observed, me, Ordering::Acquire, Ordering::Relaxed)
-            .map(|_| self.guard(me, true))
+            .compare_exchange(observed, me | WAITERS, Ordering::Acquire, Ordering::Relaxed)
+            .map(|_| self.guard(me | WAITERS, true))
     }
 
-    /// Sleeps on `turn` for at most `nap`, unless the lock is free by then.
-    /// A sleeper counts itself in `waiters` first, so that a release that
-    /// follows either sees it (and wakes it) or happened before the sleeper
-    /// looked at `owner` (which it then finds free).
+    /// Sleeps on `turn` for at most `nap` while the owner word is still
+    /// `o`, with the waiters bit set in it, so that its release wakes a
+    /// sleeper. Returns whether it slept (or tried to); `false` if the
+    /// owner word changed first.
+    ///
+    /// `turn` is read before the owner word is confirmed: a release that
+    /// follows the confirmation sees the bit and bumps `turn`, so the
+    /// sleep either does not begin or is woken.
     #[cfg(not(loom))]
-    fn park(&self, nap: Duration) {
-        self.waiters.fetch_add(1, Ordering::SeqCst);
+    fn park(&self, o: u64, nap: Duration) -> bool {
         let t = self.turn.load(Ordering::SeqCst);
-        if self.owner.load(Ordering::SeqCst) != 0 {
+        let flagged = if o & WAITERS != 0 {
+            self.owner.load(Ordering::SeqCst) == o
+        } else {
+            self.owner
+                .compare_exchange(o, o | WAITERS, Ordering::SeqCst, Ordering::Relaxed)
+                .is_ok()
+        };
+        if flagged {
             let _ = super::futex::wait(&self.turn, t, Some(nap));
         }
-        // A peer may have zeroed the count: never wrap it around.
-        let _ = self
-            .waiters
-            .fetch_update(Ordering::SeqCst, Ordering::Relaxed, |w| {
-                Some(w.saturating_sub(1))
-            });
+        flagged
     }
 
-    /// Releases the lock held as `me`; wakes a sleeper if there is one.
+    /// Releases the lock held with owner word `mine`; wakes a sleeper if
+    /// the waiters bit was set.
     #[inline]
-    fn release(&self, me: u64) -> Result<(), LockError> {
+    fn release(&self, mine: u64) -> Result<(), LockError> {
+        match self
+            .owner
+            .compare_exchange(mine, 0, Ordering::SeqCst, Ordering::Relaxed)
+        {
+            Ok(_) if mine & WAITERS == 0 => Ok(()),
+            Ok(_) => {
+                self.wake();
+                Ok(())
+            }
+            Err(o) if o == mine | WAITERS => self.release_flagged(o),
+            Err(_) => Err(LockError::Stolen),
+        }
+    }
+
+    /// Releases a lock whose waiters bit a sleeper set, and wakes one.
+    #[cold]
+    fn release_flagged(&self, o: u64) -> Result<(), LockError> {
         if self
             .owner
-            .compare_exchange(me, 0, Ordering::SeqCst, Ordering::Relaxed)
+            .compare_exchange(o, 0, Ordering::SeqCst, Ordering::Relaxed)
             .is_err()
         {
             return Err(LockError::Stolen);
         }
-        if self.waiters.load(Ordering::SeqCst) != 0 {
-            self.wake();
-        }
+        self.wake();
         Ok(())
     }
 
@@ -328,27 +366,39 @@ impl ProcessLock {
     }
 
     /// Takes the lock as `me`, taking it over from holders `dead` judges
-    /// dead, waiting by yielding.
+    /// dead; waits by setting the waiters bit and yielding.
     pub fn model_lock(&self, me: u64, dead: impl Fn(u64) -> bool) -> LockGuard<'_> {
+        let mut take = me;
         loop {
-            match self.try_as(me) {
-                Ok(g) => return g,
-                Err(o) if dead(o) => {
-                    if let Ok(g) = self.steal(o, me) {
-                        return g;
-                    }
+            let o = match self
+                .owner
+                .compare_exchange(0, take, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) => return self.guard(take, false),
+                Err(o) => o,
+            };
+            if dead(o & !WAITERS) {
+                if let Ok(g) = self.steal(o, me) {
+                    return g;
                 }
-                Err(_) => {
-                    self.waiters.fetch_add(1, Ordering::SeqCst);
-                    loom::thread::yield_now();
-                    let _ = self
-                        .waiters
-                        .fetch_update(Ordering::SeqCst, Ordering::Relaxed, |w| {
-                            Some(w.saturating_sub(1))
-                        });
-                }
+                continue;
+            }
+            let _ = self.turn.load(Ordering::SeqCst);
+            if o & WAITERS != 0
+                || self
+                    .owner
+                    .compare_exchange(o, o | WAITERS, Ordering::SeqCst, Ordering::Relaxed)
+                    .is_ok()
+            {
+                take = me | WAITERS;
+                loom::thread::yield_now();
             }
         }
+    }
+
+    /// The owner word, as a peer may read it.
+    pub fn model_owner(&self) -> u64 {
+        self.owner.load(Ordering::Relaxed)
     }
 
     /// Overwrites the owner word, as a peer may.
@@ -362,6 +412,7 @@ impl LockGuard<'_> {
     /// (or from an owner word no thread has): the state it guards may be
     /// half-changed and must be repaired before the guard is released.
     #[must_use]
+    #[inline]
     pub fn owner_died(&self) -> bool {
         self.owner_died
     }
@@ -373,6 +424,7 @@ impl LockGuard<'_> {
     /// [`LockError::Stolen`] if the lock was no longer ours: its owner word
     /// was overwritten while we held it, so whatever we did under it may
     /// have overlapped another holder.
+    #[inline]
     pub fn unlock(self) -> Result<(), LockError> {
         let r = self.lock.release(self.me);
         std::mem::forget(self);
@@ -381,6 +433,7 @@ impl LockGuard<'_> {
 }
 
 impl Drop for LockGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
         let _ = self.lock.release(self.me);
     }
@@ -431,7 +484,7 @@ mod tests {
         for h in hs {
             h.join().unwrap();
         }
-        assert_eq!(l.waiters.load(Ordering::Relaxed), 0);
+        assert_eq!(l.owner.load(Ordering::Relaxed), 0);
     }
 
     #[test]
@@ -496,13 +549,20 @@ mod tests {
     }
 
     #[test]
-    fn scribbled_counters_cost_at_most_a_wake() {
+    fn a_scribbled_turn_or_waiters_bit_costs_at_most_a_wake() {
         let l = ProcessLock::new();
-        l.waiters.store(u32::MAX, Ordering::Relaxed);
         l.turn.store(u32::MAX, Ordering::Relaxed);
+        l.spare.store(u32::MAX, Ordering::Relaxed);
         for _ in 0..3 {
             l.try_lock().unwrap().unlock().unwrap();
         }
-        drop(l.lock_timeout(Duration::from_secs(1)).unwrap());
+        let g = l.try_lock().unwrap();
+        l.owner.fetch_or(WAITERS, Ordering::Relaxed);
+        assert_eq!(l.try_lock().unwrap_err(), LockError::Deadlock);
+        g.unlock().unwrap();
+        assert_eq!(l.owner.load(Ordering::Relaxed), 0);
+        // A bit with no holder: garbage, taken over.
+        l.owner.store(WAITERS, Ordering::Relaxed);
+        assert!(l.lock_timeout(Duration::from_secs(1)).unwrap().owner_died());
     }
 }

@@ -57,13 +57,18 @@ fn compute_identity() -> u64 {
 
 /// The identity of thread `tid` started at `start` (clock ticks).
 pub(crate) fn pack(tid: u32, start: u64) -> u64 {
-    u64::from(tid) | (u64::from(start as u32) << 32)
+    u64::from(tid.min(TID_MAX)) | (u64::from(start as u32) << 32)
 }
 
-/// The thread id in an identity.
+/// The thread id in an identity (or an owner word: without its
+/// [`WAITERS`] bit).
 pub(crate) fn tid_of(owner: u64) -> u32 {
-    owner as u32
+    (owner & !WAITERS) as u32
 }
+
+/// The bit of an owner word that says threads may sleep waiting for the
+/// lock; no thread id has it (they are below `TID_MAX`).
+pub(crate) const WAITERS: u64 = 1 << 31;
 
 /// What `/proc/TID/stat` says of a task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +108,7 @@ fn task_stat(tid: u32) -> Stat {
 /// holder counts as alive: a live holder must never lose its lock, and a
 /// waiter's own deadline bounds what that costs.
 pub(crate) fn is_dead(owner: u64) -> bool {
+    let owner = owner & !WAITERS;
     let tid = tid_of(owner);
     let start = (owner >> 32) as u32;
     if tid == 0 || tid > TID_MAX {

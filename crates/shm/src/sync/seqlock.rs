@@ -1,4 +1,4 @@
-//! A sequence lock: one writer at a time (serialized by a mutex), readers
+//! A sequence lock: one writer at a time (serialized by a lock), readers
 //! that never block it and retry when they overlap a write.
 
 // The `Shared` impl that `shared_struct!` generates is the only unsafe
@@ -57,7 +57,8 @@ impl SeqLock {
         }
     }
 
-    /// Begins a write. Writers must already be serialized (hold the mutex).
+    /// Begins a write. Writers must already be serialized (hold the lock).
+    #[inline]
     pub fn write(&self) -> SeqWriteGuard<'_> {
         let s = self.seq.load(Ordering::Relaxed);
         self.seq.store(s | 1, Ordering::Relaxed);
@@ -67,7 +68,7 @@ impl SeqLock {
     }
 
     /// After a writer died mid-write: makes the sequence even again so that
-    /// readers proceed. Call under the mutex, after the data is repaired.
+    /// readers proceed. Call under the lock, after the data is repaired.
     pub fn repair(&self) {
         let s = self.seq.load(Ordering::Relaxed);
         if s & 1 == 1 {
@@ -85,6 +86,7 @@ impl SeqLock {
     /// value): readers cannot finish until the next lock holder calls
     /// [`SeqLock::repair`].
     #[must_use]
+    #[inline]
     pub fn is_odd(&self) -> bool {
         self.seq.load(Ordering::Relaxed) & 1 == 1
     }
@@ -133,6 +135,7 @@ use std::thread::yield_now;
 use loom::thread::yield_now;
 
 impl Drop for SeqWriteGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
         // A write cut short by a panic may have left the data half-changed:
         // the sequence stays odd, so readers keep away until the next lock
