@@ -14,6 +14,7 @@ mod exchange_input;
 mod exchange_options;
 mod exchange_rates;
 mod exchange_snapshot;
+mod hostile_exchange;
 mod segment;
 mod segment_errors;
 mod segment_perm;

@@ -252,6 +252,24 @@ mod tests {
         );
     }
 
+    /// The payload offsets that the command line's hostile-peer tests
+    /// (`crates/cli/tests/hostile_exchange.rs`) write to: change them
+    /// together.
+    #[test]
+    fn offsets_the_hostile_tests_write_to() {
+        use std::mem::{offset_of, size_of};
+        assert_eq!(offset_of!(Head, lock), 0);
+        assert_eq!(size_of::<ProcessLock>(), 16);
+        assert_eq!(offset_of!(Head, seq), 16);
+        assert_eq!(offset_of!(Head, cap_accounts), 56);
+        assert_eq!(offset_of!(Head, n_currencies), 72);
+        assert_eq!(offset_of!(Head, n_accounts), 80);
+        assert_eq!(offset_of!(Head, committed_seq), 88);
+        assert_eq!(offset_of!(Head, undo) + offset_of!(Undo, active), 152);
+        assert_eq!(Geometry::new(16, 1024, 8192).unwrap().off_rows, 384);
+        assert_eq!(offset_of!(CurrencyRow, sell), 24);
+    }
+
     #[test]
     fn names_round_trip() {
         let n = "a23456789012345678901234567890_z";

@@ -3,11 +3,9 @@
 
 use super::{Engine, R};
 use crate::error::OpError;
-use crate::money::{Amount, MAX_RATE_UNITS, MoneyError, RATE_ONE, Rate};
+use crate::money::{Amount, MoneyError, Rate};
+use crate::state::MAX_RATE;
 use crate::types::{AccountId, CurrencyId, Order};
-
-/// The largest rate a quote may hold, in millionths.
-const MAX_RATE: i64 = MAX_RATE_UNITS * RATE_ONE;
 
 /// The account a refusal names: an open one, or one not opened yet.
 #[derive(Clone, Copy)]

@@ -74,18 +74,23 @@ impl<'a> Engine<'a> {
     }
 
     /// `ai` if it is an open account: the check every operation makes with
-    /// the lock held, since an account may be counted without being
-    /// committed, and a count may be damaged.
+    /// the lock held (an account may be counted before its opening commits,
+    /// and a count may be damaged). Accounts are found by lookups that see
+    /// only committed ones, and no account closes, so one that is not open
+    /// now means the count was changed behind the exchange's back.
     ///
     /// # Errors
     ///
-    /// [`OpError::BadId`] if no account `ai` is open; as
+    /// [`OpError::Corrupt`] if no account `ai` is open, or as
     /// [`Engine::accounts_open`].
     pub(super) fn open_index(&self, ai: usize) -> Result<usize, OpError> {
-        if ai < self.accounts_open()? {
+        let n = self.accounts_open()?;
+        if ai < n {
             Ok(ai)
         } else {
-            Err(OpError::BadId(ai))
+            Err(self.corrupt(format!(
+                "account {ai} was found, but it counts only {n} open accounts"
+            )))
         }
     }
 

@@ -70,8 +70,8 @@ impl<'a> Engine<'a> {
     ///
     /// # Errors
     ///
-    /// As [`Engine::quote_into`], or [`OpError::BadId`] if no account `a`
-    /// is open.
+    /// As [`Engine::quote_into`], [`OpError::BadId`] if `a` is beyond the
+    /// capacity, [`OpError::Corrupt`] if no account `a` is open.
     pub fn balances(&self, a: AccountId) -> Result<Vec<i64>, OpError> {
         let ai = self.acct(a)?;
         let n = self.rows.len();

@@ -142,6 +142,7 @@ impl<'a> Engine<'a> {
         mut p: Pending,
     ) -> Result<Receipt, OpError> {
         let op = if BUY { Op::Buy } else { Op::Sell };
+        failpoint::hold(self.fp, Failpoint::HoldInTrade);
         let ai = self.open_index(ai)?;
         let row = &self.rows[ci];
         let home = &self.rows[0];

@@ -263,7 +263,11 @@ impl ProcessLock {
                     if let Ok(g) = self.steal(o, me) {
                         return Ok(g);
                     }
-                    continue;
+                    // The word changed under us: look again, unless the
+                    // time is up.
+                    if left.is_none_or(|l| !l.is_zero()) {
+                        continue;
+                    }
                 }
                 since = now;
             }

@@ -72,7 +72,7 @@ impl SeqLock {
     pub fn repair(&self) {
         let s = self.seq.load(Ordering::Relaxed);
         if s & 1 == 1 {
-            self.seq.store(s + 1, Ordering::Release);
+            self.seq.store(s.wrapping_add(1), Ordering::Release);
         }
     }
 
@@ -144,7 +144,9 @@ impl Drop for SeqWriteGuard<'_> {
             return;
         }
         let s = self.lock.seq.load(Ordering::Relaxed);
-        self.lock.seq.store((s | 1) + 1, Ordering::Release);
+        self.lock
+            .seq
+            .store((s | 1).wrapping_add(1), Ordering::Release);
     }
 }
 
@@ -208,6 +210,18 @@ mod tests {
             "{:?}",
             t.elapsed()
         );
+    }
+
+    #[test]
+    fn the_sequence_wraps_at_its_end() {
+        let lock = SeqLock {
+            seq: AtomicU64::new(u64::MAX),
+        };
+        lock.repair();
+        assert_eq!(lock.sequence(), 0);
+        lock.seq.store(u64::MAX - 1, Ordering::Relaxed);
+        drop(lock.write());
+        assert_eq!(lock.sequence(), 0);
     }
 
     #[test]

@@ -237,11 +237,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// Exit status for this layer's library errors, if `cause` is one.
 pub fn exit_code_for(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
     if let Some(e) = cause.downcast_ref::<OpError>() {
+        if let Some(sig) = e.signal() {
+            return Some(128u8.saturating_add(u8::try_from(sig).unwrap_or(0)));
+        }
         return Some(if e.is_bad_input() { 2 } else { 1 });
     }
     if let Some(e) = cause.downcast_ref::<OpenError>() {
         return Some(match e {
-            OpenError::Invalid(_) | OpenError::Failpoint(_) => 2,
+            OpenError::Invalid(_) | OpenError::Failpoint(_) | OpenError::LockTimeout(_) => 2,
             OpenError::Segment(shm::Error::Invalid(_) | shm::Error::OutOfBounds(_)) => 2,
             _ => 1,
         });

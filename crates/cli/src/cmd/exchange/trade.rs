@@ -215,6 +215,9 @@ fn read_line<R: Read, W: Write>(
 
 struct Loop<'e, 'a> {
     e: &'e Engine<'a>,
+    /// An error that ends the loop: the exchange is corrupted, or its lock
+    /// cannot be had.
+    fatal: Option<OpError>,
     account: AccountId,
     name: &'e str,
     currencies: Vec<(Code, u32)>,
@@ -266,6 +269,10 @@ impl Loop<'_, '_> {
                 Err(m) => error(out, &m.to_string(), json),
                 Ok(order) => match order.apply(self.e, self.account) {
                     Ok(r) => answer(out, self.e, self.name, &r, json),
+                    Err(err) if err.is_fatal() => {
+                        self.fatal = Some(err);
+                        return true;
+                    }
                     Err(err) => error(out, &err.to_string(), json),
                 },
             }
@@ -289,8 +296,14 @@ impl Loop<'_, '_> {
             return false;
         }
         match cmd {
-            "quote" => self.quote(out),
-            "balance" => self.balance(out),
+            "quote" => {
+                self.quote(out);
+                return self.fatal.is_some();
+            }
+            "balance" => {
+                self.balance(out);
+                return self.fatal.is_some();
+            }
             "help" => {
                 if json {
                     let _ = writeln!(out, "{{\"ok\":true,\"op\":\"help\",\"usage\":\"{HELP}\"}}");
@@ -312,6 +325,10 @@ impl Loop<'_, '_> {
 
     fn quote(&mut self, out: &mut String) {
         if let Err(err) = self.e.quote_into(&mut self.quote) {
+            if err.is_fatal() {
+                self.fatal = Some(err);
+                return;
+            }
             return error(out, &err.to_string(), self.json);
         }
         if self.json {
@@ -343,6 +360,10 @@ impl Loop<'_, '_> {
     fn balance(&mut self, out: &mut String) {
         let b = match self.e.balances(self.account) {
             Ok(b) => b,
+            Err(err) if err.is_fatal() => {
+                self.fatal = Some(err);
+                return;
+            }
             Err(err) => return error(out, &err.to_string(), self.json),
         };
         if self.json {
@@ -372,6 +393,7 @@ pub fn run(id: &SegmentId, account: &str, json: bool) -> anyhow::Result<ExitCode
     let (acct, _) = e.open_account(account)?;
     let mut lp = Loop {
         e: &e,
+        fatal: None,
         account: acct,
         name: account,
         currencies: e.currencies(),
@@ -391,5 +413,8 @@ pub fn run(id: &SegmentId, account: &str, json: bool) -> anyhow::Result<ExitCode
         }
     }
     out.flush()?;
+    if let Some(err) = lp.fatal {
+        return Err(err.into());
+    }
     Ok(ExitCode::SUCCESS)
 }
