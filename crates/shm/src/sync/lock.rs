@@ -41,7 +41,9 @@
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(not(loom))]
+use std::time::Instant;
 
 use super::atomic::{AtomicU32, AtomicU64, Ordering};
 use super::owner::{self, WAITERS};
@@ -68,6 +70,7 @@ crate::shared_struct! {
 pub struct ProcessLock {
     owner: AtomicU64,
     turn: AtomicU32,
+    #[allow(dead_code)]
     spare: AtomicU32,
 }
 

@@ -8,6 +8,7 @@
 
 pub mod futex;
 mod lock;
+#[cfg_attr(loom, allow(dead_code))]
 mod owner;
 mod process;
 mod seqlock;
