@@ -1,5 +1,5 @@
 //! Crash recovery with real processes: a child process is made to abort at
-//! a failpoint inside a mutation, holding the robust mutex; the next
+//! a failpoint inside a mutation, holding the process lock; the next
 //! operation from another process rolls it back, journals the rollback and
 //! leaves the books exactly as before. Then traders are SIGKILLed at random
 //! instants while others keep trading, and nobody deadlocks.

@@ -1,40 +1,4 @@
-//! A process-shared lock whose shared state is plain integers.
-//!
-//! Two words live in shared memory, and nothing else: `owner` (0 when
-//! free, else the holder's identity, see [`owner`](super::owner), with one
-//! bit that says someone may sleep waiting) and `turn` (a futex word that a
-//! release bumps when that bit is set). No pointer, nothing the C library
-//! or the kernel later dereferences, so a peer that writes these words can
-//! make the lock misbehave but never make a holder or a waiter crash.
-//!
-//! * **Taking it** is one compare-and-swap of `owner` from 0 to the
-//!   caller's identity; **releasing** is one compare-and-swap back, plus a
-//!   wake-up only if a sleeper set the waiters bit (the protocol of glibc's
-//!   low-level lock, with the sleepers' futex word beside the owner word
-//!   instead of inside it, since an identity needs 64 bits).
-//! * **Waiting** sets the waiters bit and sleeps on `turn` in slices of at
-//!   most [`SLICE`] on
-//!   `CLOCK_MONOTONIC`, so every wait ends on its deadline, and between
-//!   slices looks at [`sys::termination_signal`](crate::sys::termination_signal):
-//!   a caught SIGINT or SIGTERM ends it with [`LockError::Interrupted`].
-//! * **A dead holder** is found by a waiter that has seen the same holder
-//!   for one [`SLICE`]: it reads `/proc/TID/stat` and, if that thread is
-//!   gone, a zombie, or started at another time than the identity says (its
-//!   id was reused), takes the lock over with a compare-and-swap and is
-//!   told so ([`LockGuard::owner_died`]), to repair what the dead holder
-//!   left half-done. So a holder's death is detected within one slice
-//!   (20 ms) of a waiter's arrival, plus one read of `/proc`; a garbage
-//!   `owner` (an id no thread has) the same way.
-//! * **A live holder** is never robbed: when liveness cannot be
-//!   established (no `/proc`, a task hidden by `hidepid`), the holder
-//!   counts as alive and the waiter's deadline ends the wait.
-//! * **Releasing a lock that is not ours** (its `owner` was overwritten)
-//!   fails with [`LockError::Stolen`] instead of freeing someone else's.
-//!
-//! Thread ids and start times are comparable only within one pid namespace
-//! and one time namespace. A user of the lock must keep peers from other
-//! namespaces out: the exchange records [`namespaces`](super::namespaces)
-//! when it is made and refuses to open from elsewhere.
+//! The process lock: see [`ProcessLock`].
 // The `Shared` impl that `shared_struct!` generates is the only unsafe
 // code here.
 #![allow(unsafe_code)]
@@ -54,10 +18,63 @@ pub const SLICE: Duration = Duration::from_millis(20);
 
 #[cfg(not(loom))]
 crate::shared_struct! {
-    /// A process-shared lock in shared memory; see the [module](self).
+    /// A process-shared lock whose shared state is plain integers.
+    ///
+    /// Two words live in shared memory, and nothing else: `owner`, 0 when
+    /// free, else the holder's identity (its thread id in the low 32 bits,
+    /// the low 32 bits of its start time, field 22 of `/proc/TID/stat`, in
+    /// the high 32) with one bit that says someone may sleep waiting; and
+    /// `turn`, a futex word that a release bumps when that bit is set. No
+    /// pointer, nothing the C library or the kernel later dereferences, so
+    /// a peer that writes these words can make the lock misbehave but never
+    /// make a holder or a waiter crash.
+    ///
+    /// * **Taking it** is one compare-and-swap of `owner` from 0 to the
+    ///   caller's identity; **releasing** is one compare-and-swap back, plus a
+    ///   wake-up only if a sleeper set the waiters bit (the protocol of glibc's
+    ///   low-level lock, with the sleepers' futex word beside the owner word
+    ///   instead of inside it, since an identity needs 64 bits).
+    /// * **Waiting** sets the waiters bit and sleeps on `turn` in slices of
+    ///   at most [`SLICE`] on `CLOCK_MONOTONIC`, so every wait ends on its
+    ///   deadline, and between slices looks at
+    ///   [`sys::termination_signal`](crate::sys::termination_signal): a
+    ///   caught SIGINT or SIGTERM ends it with [`LockError::Interrupted`].
+    /// * **A dead holder** is found by a waiter that has seen the same holder
+    ///   for one [`SLICE`]: it reads `/proc/TID/stat` and, if that thread is
+    ///   gone, a zombie, or started at another time than the identity says (its
+    ///   id was reused), takes the lock over with a compare-and-swap and is
+    ///   told so ([`LockGuard::owner_died`]), to repair what the dead holder
+    ///   left half-done. So a holder's death is detected within one slice
+    ///   (20 ms) of a waiter's arrival, plus one read of `/proc`; a garbage
+    ///   `owner` (an id no thread has) the same way.
+    /// * **A live holder** is never robbed: when liveness cannot be
+    ///   established (no `/proc`, a task hidden by `hidepid`), the holder
+    ///   counts as alive and the waiter's deadline ends the wait.
+    /// * **Releasing a lock that is not ours** (its `owner` was overwritten)
+    ///   fails with [`LockError::Stolen`] instead of freeing someone else's.
+    ///
+    /// Thread ids and start times are comparable only within one pid namespace
+    /// and one time namespace. A user of the lock must keep peers from other
+    /// namespaces out: the exchange records [`namespaces`](super::namespaces)
+    /// when it is made and refuses to open from elsewhere.
     ///
     /// All-zero bytes are a free lock. It guards no data of its own (the
     /// data lives beside it, in atomics); a [`LockGuard`] proves it is held.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use shm::sync::ProcessLock;
+    /// # fn main() -> Result<(), shm::sync::LockError> {
+    /// // In shared memory, a view of zeroed bytes (`Segment::view`).
+    /// let lock = ProcessLock::new();
+    /// let g = lock.lock_timeout(Duration::from_secs(1))?;
+    /// assert!(!g.owner_died());
+    /// g.unlock()?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub struct ProcessLock {
         owner: AtomicU64,
         turn: AtomicU32,

@@ -30,7 +30,7 @@ use watch::WatchArgs;
 /// Flags of `shmex exchange`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "A customer buys CODE at the exchange's sell rate (the price rounds up) and sells at its buy rate (the proceeds round down); quotes always satisfy 0 < buy <= sell. Amounts are plain decimals with at most the currency's decimals (2 unless configured).\n\nExit status: 0 ok, 1 refused (insufficient stock, balance, holding or till; missing exchange; lock unusable), 2 bad input."
+    after_help = "A customer buys CODE at the exchange's sell rate (the price rounds up) and sells at its buy rate (the proceeds round down); quotes always satisfy 0 < buy <= sell. Amounts are plain decimals with at most the currency's decimals (2 unless configured).\n\nExit status: 0 ok, 1 refused (insufficient stock, balance, holding or till; missing or corrupted exchange; lock held past SHMEX_LOCK_TIMEOUT), 2 bad input, 128 + N a wait for the lock ended by signal N."
 )]
 pub struct Args {
     /// POSIX name of the exchange's segment [env: SHMEX_EXCHANGE] [default: shmex-exchange].
