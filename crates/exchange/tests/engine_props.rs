@@ -115,7 +115,8 @@ fn model(s: &State, a: usize, c: usize, act: &Action) -> Option<State> {
             s.currencies[c].withdrawals = t;
         }
         Action::SetRate(_, b, sl) => {
-            if c == 0 || b <= 0 || sl <= 0 || b > sl {
+            let max = exchange::money::MAX_RATE_UNITS * exchange::money::RATE_ONE;
+            if c == 0 || b <= 0 || sl <= 0 || b > sl || sl > max {
                 return None;
             }
             s.currencies[c].buy = b;

@@ -1,10 +1,10 @@
 //! Step 2's shared part: the checks of ids and amounts every operation
 //! makes, and the pieces of its refusals.
 
+use super::rates::check_rates;
 use super::{Engine, R};
 use crate::error::OpError;
 use crate::money::{Amount, MoneyError, Rate};
-use crate::state::MAX_RATE;
 use crate::types::{AccountId, CurrencyId, Order};
 
 /// The account a refusal names: an open one, or one not opened yet.
@@ -122,13 +122,13 @@ impl<'a> Engine<'a> {
     }
 
     /// The quote of foreign currency `ci`, buy and sell, if it is one that
-    /// [`check_rates`](crate::check_rates) accepts and no larger than a
-    /// rate can be.
+    /// [`check_rates`](crate::check_rates) accepts: no operation stores
+    /// another.
     #[inline]
     pub(super) fn rates(&self, ci: usize) -> Result<(i64, i64), OpError> {
         let row = &self.rows[ci];
         let (buy, sell) = (row.buy.load(R), row.sell.load(R));
-        if 0 < buy && buy <= sell && sell <= MAX_RATE {
+        if check_rates(self.ex.codes[ci], buy, sell).is_ok() {
             Ok((buy, sell))
         } else {
             Err(self.corrupt(format!(

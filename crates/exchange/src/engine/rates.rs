@@ -5,6 +5,7 @@ use super::{Engine, R, Receipt};
 use crate::error::OpError;
 use crate::failpoint::{self, Failpoint};
 use crate::money;
+use crate::state::MAX_RATE;
 use crate::types::{Code, CurrencyId, Op};
 
 impl<'a> Engine<'a> {
@@ -47,7 +48,8 @@ impl<'a> Engine<'a> {
     }
 }
 
-/// Checks quotes: `0 < buy <= sell`.
+/// Checks quotes: `0 < buy <= sell`, and no rate above the largest one a
+/// rate may be ([`money::MAX_RATE_UNITS`] units of home currency).
 ///
 /// # Errors
 ///
@@ -67,6 +69,13 @@ pub fn check_rates(code: Code, buy: i64, sell: i64) -> Result<(), OpError> {
             "the buy rate {} is above the sell rate {}; the exchange must buy at or below the price it sells at",
             money::Rate(buy),
             money::Rate(sell)
+        ));
+    }
+    if sell > MAX_RATE {
+        return bad(format!(
+            "the sell rate {} is above the largest rate, {}",
+            money::Rate(sell),
+            money::Rate(MAX_RATE)
         ));
     }
     Ok(())
