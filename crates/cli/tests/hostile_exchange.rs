@@ -134,6 +134,30 @@ fn holding_buyer(ex: &Exchange, hold_ms: u64) -> Kid {
     Kid(c.spawn().expect("spawn shmex"))
 }
 
+/// Waits until `buyer` holds the lock (or has ended).
+fn wait_held(peer: &Peer, buyer: &mut Kid) {
+    let pid = u64::from(buyer.0.id());
+    wait_until("the buyer holds the lock", || {
+        peer.get(at::OWNER) & 0xffff_ffff == pid || buyer.0.try_wait().is_ok_and(|s| s.is_some())
+    });
+}
+
+/// Overwrites every byte of the lock with random values, once.
+fn scribble(peer: &Peer, rng: &mut impl Rng) {
+    for off in (at::LOCK..at::LOCK + at::LOCK_LEN).step_by(8) {
+        peer.put(off, rng.random());
+    }
+}
+
+/// A buy from a new process goes through, within [`REPORT_WITHIN`].
+#[track_caller]
+fn buy_goes_through(ex: &Exchange) {
+    let t = Instant::now();
+    let o = run(ex, &["buy", "--account", "bob", "DOLLAR", "1"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert!(t.elapsed() < REPORT_WITHIN, "{:?}", t.elapsed());
+}
+
 /// Asserts what any `shmex` process must do whatever a peer wrote: end by
 /// itself, not by a signal, without a panic, with status 0, 1 or 2, and
 /// with one line of error that names the exchange if it failed.
@@ -203,10 +227,7 @@ fn the_held_lock_holds_no_pointer(b: Backend) {
     let peer = Peer::attach(&ex);
     let mut buyer = holding_buyer(&ex, 1500);
     let pid = buyer.0.id();
-    wait_until("the buyer holds the lock", || {
-        peer.get(at::OWNER) & 0xffff_ffff == u64::from(pid)
-            || buyer.0.try_wait().is_ok_and(|s| s.is_some())
-    });
+    wait_held(&peer, &mut buyer);
     let maps = mappings(pid);
     for off in (0..64).step_by(8) {
         let w = peer.get(off);
@@ -231,16 +252,10 @@ fn scribbling_the_held_lock_never_kills_its_holder(b: Backend) {
     let mut rng = StdRng::seed_from_u64(seed());
     for _ in 0..3 {
         let mut buyer = holding_buyer(&ex, 600);
-        let pid = u64::from(buyer.0.id());
-        wait_until("the buyer holds the lock", || {
-            peer.get(at::OWNER) & 0xffff_ffff == pid
-                || buyer.0.try_wait().is_ok_and(|s| s.is_some())
-        });
+        wait_held(&peer, &mut buyer);
         let mut writes = 0u64;
         while buyer.0.try_wait().expect("try_wait").is_none() {
-            for off in (at::LOCK..at::LOCK + at::LOCK_LEN).step_by(8) {
-                peer.put(off, rng.random());
-            }
+            scribble(&peer, &mut rng);
             writes += 1;
         }
         assert!(writes > 100, "only {writes} rounds of scribbling");
@@ -250,10 +265,7 @@ fn scribbling_the_held_lock_never_kills_its_holder(b: Backend) {
             assert_refused(&o, 1, &[&ex.label, "corrupted", "lock"]);
         }
         // The lock holds garbage now: the next trader takes it over.
-        let t = Instant::now();
-        let next = run(&ex, &["buy", "--account", "bob", "DOLLAR", "1"]);
-        assert_eq!(next.status.code(), Some(0), "{}", show(&next));
-        assert!(t.elapsed() < REPORT_WITHIN, "{:?}", t.elapsed());
+        buy_goes_through(&ex);
         ex.check();
     }
 }
@@ -266,14 +278,9 @@ fn a_holder_killed_after_scribbling_does_not_wedge_the_lock(b: Backend) {
     let before = ex.state();
     let mut rng = StdRng::seed_from_u64(seed());
     let mut buyer = holding_buyer(&ex, 5000);
-    let pid = u64::from(buyer.0.id());
-    wait_until("the buyer holds the lock", || {
-        peer.get(at::OWNER) & 0xffff_ffff == pid
-    });
+    wait_held(&peer, &mut buyer);
     for _ in 0..10_000 {
-        for off in (at::LOCK..at::LOCK + at::LOCK_LEN).step_by(8) {
-            peer.put(off, rng.random());
-        }
+        scribble(&peer, &mut rng);
     }
     buyer.0.kill().expect("kill");
     let _ = buyer.output();
@@ -315,18 +322,14 @@ fn a_live_foreign_holder_is_waited_for_only_until_the_deadline(b: Backend) {
         at::OWNER,
         u64::from(pid) | (((start_time(pid) + 1) & 0xffff_ffff) << 32),
     );
-    let o = run(&ex, &["buy", "--account", "bob", "DOLLAR", "1"]);
-    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    buy_goes_through(&ex);
     // The real holder dies (a zombie until reaped): taken over too.
     peer.put(
         at::OWNER,
         u64::from(pid) | ((start_time(pid) & 0xffff_ffff) << 32),
     );
     sleeper.0.kill().expect("kill");
-    let t = Instant::now();
-    let o = run(&ex, &["buy", "--account", "bob", "DOLLAR", "1"]);
-    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
-    assert!(t.elapsed() < REPORT_WITHIN, "{:?}", t.elapsed());
+    buy_goes_through(&ex);
     ex.check();
 }
 
