@@ -164,7 +164,8 @@ impl<'a> Engine<'a> {
                 pending.meta
             )));
         }
-        if pending.name_len != 0 && unpack_name(pending.name_len, pending.name).is_none() {
+        let no_name = pending.name_len == 0 && pending.name == [0; 4];
+        if !no_name && unpack_name(pending.name_len, pending.name).is_none() {
             return Err(bad("its journal record names no account".into()));
         }
         Ok(Rollback {
