@@ -18,7 +18,7 @@ use shm::sync::{RobustMutex, SeqLock};
 use crate::error::CapacityError;
 
 /// Format of the payload; bumped when the layout changes meaning.
-pub(crate) const FORMAT: u64 = 0x5845_0001; // "XE" v1
+pub(crate) const FORMAT: u64 = 0x5845_0002; // "XE" v2: closed accounts
 
 /// Most fields one operation changes (a trade changes four).
 pub(crate) const MAX_UNDO: usize = 6;
@@ -98,7 +98,7 @@ shm::shared_struct! {
 
     /// An account's name; written once, before the account count includes it.
     pub(crate) struct AccountName {
-        /// Bytes used.
+        /// Bytes used; the top bit marks the account closed.
         pub len: AtomicU64,
         /// Up to 32 bytes, packed little-endian.
         pub bytes: [AtomicU64; 4],

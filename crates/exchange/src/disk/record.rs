@@ -285,7 +285,8 @@ impl DiskRecord {
                 "an account name"
             });
         }
-        let with_balances = !matches!(op, Op::SetRate | Op::Rollback);
+        // A close leaves no account to have balances.
+        let with_balances = !matches!(op, Op::SetRate | Op::Rollback | Op::Close);
         if with_balances != self.balances.is_some() {
             return field(if with_balances {
                 "no resulting balances"
@@ -627,7 +628,7 @@ pub(crate) mod tests {
                         rate,
                         buy_rate: if eff == Op::SetRate { buy } else { 0 },
                         total,
-                        balances: (!matches!(op, Op::SetRate | Op::Rollback))
+                        balances: (!matches!(op, Op::SetRate | Op::Rollback | Op::Close))
                             .then_some(Balances { home: bh, code: bc }),
                     }
                 },
@@ -697,11 +698,11 @@ pub(crate) mod tests {
     #[test]
     fn op_codes_on_disk_are_stable() {
         let codes: Vec<u8> = Op::ALL.iter().map(|o| o.code()).collect();
-        assert_eq!(codes, [1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(codes, [1, 2, 3, 4, 5, 6, 7, 8]);
         assert_eq!(
             Op::ALL.map(Op::name),
             [
-                "buy", "sell", "deposit", "withdraw", "set-rate", "open", "rollback"
+                "buy", "sell", "deposit", "withdraw", "set-rate", "open", "rollback", "close"
             ]
         );
     }

@@ -208,6 +208,7 @@ pub fn entry_text(state: &State, e: &Entry) -> String {
         exchange::Op::Deposit => format!("{} deposited {amount} {code}", e.account),
         exchange::Op::Withdraw => format!("{} withdrew {amount} {code}", e.account),
         exchange::Op::Open => format!("{} opened an account with {amount} {code}", e.account),
+        exchange::Op::Close => format!("{} closed the account", e.account),
         exchange::Op::SetRate => format!(
             "{code} rates set to buy {} sell {}",
             Rate(e.extra),

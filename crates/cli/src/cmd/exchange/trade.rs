@@ -59,7 +59,7 @@ impl Request {
     /// The exchange's refusal.
     pub fn apply_as(&self, e: &Engine<'_>, name: &str) -> Result<Receipt, OpError> {
         e.order_as(name, self.order, self.currency, self.amount)
-            .map(|(_, _, r)| r)
+            .map(|(_, r)| r)
     }
 }
 
