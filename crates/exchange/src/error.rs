@@ -182,7 +182,26 @@ pub enum OpError {
         /// What it holds, e.g. `958.84 TRY, 3.00 DOLLAR`.
         holdings: String,
     },
+    /// A rate change beyond the limit asked for (a guard against typos).
+    #[error(
+        "{code}: the {side} rate would move from {old} to {new} ({}.{} %), more than {limit} %; confirm with --yes", .permille / 10, .permille % 10
+    )]
+    RateMove {
+        /// The currency.
+        code: String,
+        /// `buy` or `sell`.
+        side: &'static str,
+        /// The rate now.
+        old: String,
+        /// The rate asked for.
+        new: String,
+        /// How far it would move, in tenths of a percent of the old rate.
+        permille: u64,
+        /// The limit, in percent.
+        limit: u32,
+    },
     /// An order for an account that was closed after it was looked up
+
     /// (by a trade loop that started before the close).
     #[error("account {name:?} is closed: open it again with `shmex exchange open {name}`")]
     AccountClosed {
@@ -236,6 +255,7 @@ impl OpError {
             OpError::AccountExists { .. } => "account_exists",
             OpError::AccountNotEmpty { .. } => "account_not_empty",
             OpError::AccountClosed { .. } => "account_closed",
+            OpError::RateMove { .. } => "confirmation_needed",
         }
     }
 }

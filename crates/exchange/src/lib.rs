@@ -38,7 +38,7 @@ mod state;
 mod types;
 
 pub use config::{Config, CurrencySpec};
-pub use engine::{Engine, Exchange, Info, QuoteRow, Receipt, check_rates};
+pub use engine::{Engine, Exchange, Info, QuoteRow, RateChange, Receipt, check_rates};
 pub use error::{
     CapacityError, CodeError, FailpointError, NameError, OpError, OpenError, SnapshotError,
     StateError, TableError,

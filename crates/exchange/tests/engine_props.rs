@@ -218,7 +218,8 @@ fn run(backend: Backend, actions: &[Action]) -> Result<(), TestCaseError> {
                     let balances = e.balances(id).expect("balances");
                     for (c, b) in balances.into_iter().enumerate() {
                         if b > 0 {
-                            e.withdraw(id, CurrencyId::from_index(c), b).expect("withdraw");
+                            e.withdraw(id, CurrencyId::from_index(c), b)
+                                .expect("withdraw");
                             want.accounts[at].balances[c] -= b;
                             want.currencies[c].withdrawals += b;
                             want.next_seq += 1;
@@ -236,10 +237,7 @@ fn run(backend: Backend, actions: &[Action]) -> Result<(), TestCaseError> {
                         Some(want)
                     }
                     Some(_) => {
-                        prop_assert!(
-                            matches!(r, Err(OpError::AccountNotEmpty { .. })),
-                            "{r:?}"
-                        );
+                        prop_assert!(matches!(r, Err(OpError::AccountNotEmpty { .. })), "{r:?}");
                         None
                     }
                     None => {

@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use super::accounts::{CLOSED, packed};
 use super::{Engine, Info, R};
 use crate::layout::unpack_name;
+use crate::state::Entry;
 use crate::types::{AccountId, Code, CurrencyId};
 
 impl<'a> Engine<'a> {
@@ -100,6 +101,18 @@ impl<'a> Engine<'a> {
         } else {
             "?".to_owned()
         }
+    }
+
+    /// The journal records from sequence number `first` on, oldest first,
+    /// as far as the ring still holds them: the first one returned comes
+    /// after `first` if the ring has overwritten those before it. For a
+    /// follower that reads what was added since it last looked.
+    #[must_use]
+    pub fn journal_from(&self, first: u64) -> Vec<Entry> {
+        let next = self.head.next_seq.load(Ordering::Acquire);
+        let cap = self.journal.len() as u64;
+        let first = first.max(next.saturating_sub(cap)).max(1);
+        (first..next).filter_map(|s| self.read_entry(s)).collect()
     }
 
     /// Figures about the exchange.

@@ -62,7 +62,7 @@ use crate::state::Capacity;
 use crate::types::{Code, CurrencyId, Op};
 use lock::Probe;
 
-pub use rates::check_rates;
+pub use rates::{RateChange, check_rates};
 
 const R: Ordering = Ordering::Relaxed;
 

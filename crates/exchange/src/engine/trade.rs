@@ -145,8 +145,7 @@ impl<'a> Engine<'a> {
         let till = home.holding.load(R);
         let bh = bh_cell.load(R);
         let bc = bc_cell.load(R);
-        let (rate, total, new) =
-            self.plan_trade::<BUY>(ci, amount, [stock, till, bh, bc], ai)?;
+        let (rate, total, new) = self.plan_trade::<BUY>(ci, amount, [stock, till, bh, bc], ai)?;
         (p.rate, p.total) = (rate, total);
         let seq = self.begin(
             &[
