@@ -82,7 +82,10 @@ fn account_capacity_is_enforced(b: Backend) {
     ex.ok(&["deposit", "--account", "b", "TRY", "1"]);
     let before = ex.state();
     assert_refused(&ex.run(&["open", "c"]), 1, &["--accounts"]);
-    let o = ex.run_in(&["trade", "--account", "c", "--open", "--json"], b"balance\n");
+    let o = ex.run_in(
+        &["trade", "--account", "c", "--open", "--json"],
+        b"balance\n",
+    );
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert_eq!(ex.state(), before, "a refused opening changes nothing");
     // The two that fit go on trading.

@@ -147,7 +147,9 @@ fn a_new_rate_is_seen_at_once_by_other_processes(b: Backend) {
     assert_eq!(q["ok"], true, "{q}");
     assert_eq!(dollar_row(&q), (micro("13.40"), micro("13.72")));
 
-    ex.ok(&["set-rate", "DOLLAR", "--buy", "1.5", "--sell", "2.25", "--yes"]);
+    ex.ok(&[
+        "set-rate", "DOLLAR", "--buy", "1.5", "--sell", "2.25", "--yes",
+    ]);
 
     // A new process sees it.
     assert_eq!(dollar_row(&ex.quote()), (micro("1.5"), micro("2.25")));

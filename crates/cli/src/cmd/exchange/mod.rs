@@ -433,7 +433,7 @@ fn set_rate(id: &SegmentId, a: &SetRateArgs) -> anyhow::Result<ExitCode> {
     let c = currency(&e, &a.code)?;
     let rate = |flag: &str, text: &Option<String>| {
         text.as_deref()
-            .map(|t| money::parse_rate(t).map_err(|err| BadInput(format!("--{flag}: {err}"))))
+            .map(|t| money::parse_rate(t).with_context(|| format!("--{flag}")))
             .transpose()
     };
     let (buy, sell) = (rate("buy", &a.buy)?, rate("sell", &a.sell)?);

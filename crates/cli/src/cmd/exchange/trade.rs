@@ -10,6 +10,7 @@ use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::os::fd::AsFd;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use exchange::money::{self, Amount, MoneyError, Rate};
 use exchange::{
     AccountId, Code, CurrencyId, Engine, Exchange, Op, OpError, Order, QuoteRow, Receipt,
@@ -417,7 +418,9 @@ pub fn run(id: &SegmentId, account: &str, open: bool, json: bool) -> anyhow::Res
     let acct = if open {
         e.open_account(account)?.0
     } else {
-        e.lookup_account(account)?
+        e.lookup_account(account).with_context(|| {
+            format!("the trade loop needs an open account (or --open to open {account:?})")
+        })?
     };
     let mut removal = RemovalWatch::new(&ex, "trade loop");
     let mut lp = Loop {
