@@ -274,8 +274,17 @@ pub fn failure_json(code: &str, message: &str) -> String {
 
 /// Prints `err` on stdout as one JSON object, for a `--json` command that
 /// failed (the one-line message goes to stderr as well, as for any
-/// failure). A closed stdout is not an error here.
+/// failure); nothing for a closed pipe. A closed stdout is not an error
+/// here.
 pub fn print_failure(err: &anyhow::Error) {
+    // A reader that went away gets nothing more.
+    let broken_pipe = err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    });
+    if broken_pipe {
+        return;
+    }
     let line = failure_json(code_of(err), &one_line(err));
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use exchange::{Exchange, OpenError};
+use exchange::{Entry, Exchange, OpenError, State};
 use shm::SegmentId;
 
 use super::refusal::count;
@@ -43,12 +43,13 @@ fn is_stdio(file: &Path) -> bool {
 }
 
 /// `{n} currencies, {n} accounts, {n} journal records (next seq N)`.
-fn summary(currencies: usize, accounts: usize, records: usize, next_seq: u64) -> String {
+fn summary(state: &State, journal: &[Entry]) -> String {
     format!(
-        "{}, {}, {} (next seq {next_seq})",
-        count(currencies as u64, "currency", "currencies"),
-        count(accounts as u64, "account", "accounts"),
-        count(records as u64, "journal record", "journal records"),
+        "{}, {}, {} (next seq {})",
+        count(state.currencies.len() as u64, "currency", "currencies"),
+        count(state.accounts.len() as u64, "account", "accounts"),
+        count(journal.len() as u64, "journal record", "journal records"),
+        state.next_seq
     )
 }
 
@@ -91,12 +92,7 @@ pub fn snapshot(id: &SegmentId, a: &FileArg) -> anyhow::Result<ExitCode> {
         "wrote exchange {} to {}: {}",
         describe(id),
         a.file.display(),
-        summary(
-            state.currencies.len(),
-            state.accounts.len(),
-            journal.len(),
-            state.next_seq
-        )
+        summary(&state, &journal)
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -133,12 +129,7 @@ pub fn restore(id: &SegmentId, a: &RestoreArgs) -> anyhow::Result<ExitCode> {
     println!(
         "restored exchange {} from {from}: {}",
         describe(id),
-        summary(
-            state.currencies.len(),
-            state.accounts.len(),
-            journal.len(),
-            state.next_seq
-        )
+        summary(&state, &journal)
     );
     Ok(ExitCode::SUCCESS)
 }
