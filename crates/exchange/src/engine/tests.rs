@@ -148,3 +148,22 @@ fn accounts_open_explicitly_and_close_at_zero() {
     assert_eq!(e.info().slots, 2);
     assert!(e.check().unwrap().is_empty());
 }
+
+#[test]
+fn check_flags_a_closed_account_that_holds_money() {
+    let g = guard("closed-check");
+    let ex = Exchange::create(&g.0, &builtin(), &[], 0o600).unwrap();
+    let e = ex.engine();
+    let (bob, _) = e.open_account("bob").unwrap();
+    e.withdraw(bob, CurrencyId::HOME, 100_000).unwrap();
+    e.close_account("bob").unwrap();
+    assert!(e.check().unwrap().is_empty());
+    // Only a damaged segment can do this: money in a closed slot.
+    e.balances[bob.index() * e.slots + 1].store(5, std::sync::atomic::Ordering::Relaxed);
+    let v = e.check().unwrap();
+    assert!(
+        v.iter()
+            .any(|l| l == "closed account bob (slot 0) holds 0.05 DOLLAR"),
+        "{v:?}"
+    );
+}
