@@ -96,7 +96,8 @@ shm::shared_struct! {
         pub withdrawals: AtomicI64,
     }
 
-    /// An account's name; written once, before the account count includes it.
+    /// An account's name; written once, before the account count includes it
+    /// (only its closed mark changes later).
     pub(crate) struct AccountName {
         /// Bytes used; the top bit marks the account closed.
         pub len: AtomicU64,
