@@ -38,7 +38,7 @@ fn eight_traders_at_once(b: Backend) {
     let names: Vec<String> = (0..TRADERS).map(|i| format!("t{i}")).collect();
     let idx: Vec<usize> = names
         .iter()
-        .map(|n| ex.spawn(&["trade", "--account", n, "--json"]))
+        .map(|n| ex.spawn(&["trade", "--account", n, "--open", "--json"]))
         .collect();
     let io: Vec<Piped> = idx
         .iter()

@@ -91,6 +91,8 @@ fn assert_aborted(o: &std::process::Output) {
 
 fn failpoint_rolls_back(b: Backend, dying: Dying) {
     let ex = Exchange::init(b, "ex-fail", &[]);
+    ex.ok(&["open", "alice"]);
+    ex.ok(&["open", "bob"]);
     ex.ok(&["buy", "--account", "alice", "DOLLAR", "20"]);
     ex.ok(&["deposit", "--account", "bob", "TRY", "1"]);
     let before = ex.state();
@@ -122,15 +124,10 @@ fn failpoint_rolls_back(b: Backend, dying: Dying) {
         Dying::SetRate => run_failpoint(
             &ex,
             "mid-set-rate",
-            &["set-rate", "DOLLAR", "--buy", "20", "--sell", "21"],
+            &["set-rate", "DOLLAR", "--buy", "20", "--sell", "21", "--yes"],
             b"",
         ),
-        Dying::Open => run_failpoint(
-            &ex,
-            "mid-open",
-            &["buy", "--account", "newbie", "DOLLAR", "1"],
-            b"",
-        ),
+        Dying::Open => run_failpoint(&ex, "mid-open", &["open", "newbie"], b""),
         Dying::AfterJournal => {
             run_failpoint(&ex, "after-journal", &alice(&["buy", "DOLLAR", "10"]), b"")
         }
@@ -273,7 +270,7 @@ struct Feeder {
 }
 
 fn start_feeder(ex: &mut Exchange, account: &str, seed: u64) -> Feeder {
-    let idx = ex.spawn(&["trade", "--account", account, "--json"]);
+    let idx = ex.spawn(&["trade", "--account", account, "--open", "--json"]);
     let child = ex.child(idx);
     let mut stdin = child.stdin.take().expect("stdin");
     let stdout = child.stdout.take().expect("stdout");

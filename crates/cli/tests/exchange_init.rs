@@ -99,6 +99,7 @@ fn missing_exchange_is_reported_and_not_created(b: Backend) {
 
 fn init_twice_is_refused_without_force(b: Backend) {
     let ex = Exchange::init(b, "ex-twice", &[]);
+    ex.ok(&["open", "alice"]);
     ex.ok(&["buy", "--account", "alice", "DOLLAR", "1"]);
     let before = ex.state();
     let o = ex.run(&["init"]);
@@ -118,6 +119,7 @@ fn init_twice_is_refused_without_force(b: Backend) {
 #[test]
 fn exchange_is_chosen_by_env_or_by_flag_in_either_position() {
     let ex = Exchange::init(Backend::Posix, "ex-select", &[]);
+    ex.ok(&["open", "alice"]);
     // The flag after the subcommand.
     let o = run_bounded(
         shmex().args([

@@ -27,8 +27,9 @@ fn one_shot_trades_move_money_exactly(b: Backend) {
     let ex = Exchange::init(b, "ex-oneshot", &[]);
     let before = ex.journal().len();
 
-    // First use opens the account with 1000.00 TRY, then buys at the sell
+    // `open` opens the account with 1000.00 TRY; bob then buys at the sell
     // rate: 3 × 13.72 = 41.16.
+    ex.ok(&["open", "bob"]);
     ex.ok(&["buy", "--account", "bob", "DOLLAR", "3"]);
     let q = rows(&ex.quote());
     assert_eq!(q["DOLLAR"].2, micro("9997.00"));
@@ -37,14 +38,11 @@ fn one_shot_trades_move_money_exactly(b: Backend) {
     assert_eq!(bob["TRY"], micro("958.84"), "{bob:?}");
     assert_eq!(bob["DOLLAR"], micro("3.00"), "{bob:?}");
 
-    // The opening is journalled as a deposit of the opening balance.
+    // The opening is journalled as an `open` of the opening balance.
     let j = ex.journal();
     assert_eq!(j.len(), before + 2, "open + buy: {j:?}");
     let open = &j[before];
-    assert!(
-        matches!(open["op"].as_str(), Some("open" | "deposit")),
-        "opening record: {open}"
-    );
+    assert_eq!(open["op"], "open", "opening record: {open}");
     assert_eq!(open["account"], "bob", "{open}");
     assert_eq!(open["code"], "TRY", "{open}");
     assert_eq!(open["amount"], "1000.00", "{open}");
@@ -242,6 +240,7 @@ fn verbs_are_case_insensitive_and_quit_ends_the_loop(b: Backend) {
 
 fn one_shot_bad_input_exits_2_and_refused_exits_1(b: Backend) {
     let ex = Exchange::init(b, "ex-oneshot-bad", &[]);
+    ex.ok(&["open", "alice"]);
     ex.ok(&["deposit", "--account", "alice", "TRY", "200000"]);
     ex.ok(&["deposit", "--account", "alice", "DOLLAR", "10000"]);
     let before = ex.state();
@@ -281,7 +280,7 @@ fn one_shot_bad_input_exits_2_and_refused_exits_1(b: Backend) {
             ],
             &[],
         ),
-        // A bad account name opens nothing.
+        // A bad account name is bad input.
         (
             &["buy", "--account", "bad name", "DOLLAR", "1"],
             &["bad name"],
@@ -299,9 +298,12 @@ fn one_shot_bad_input_exits_2_and_refused_exits_1(b: Backend) {
         ),
         (&["deposit", "--account", "ünïcode", "TRY", "1"], &[]),
         (&["deposit", "--account", "", "TRY", "1"], &[]),
-        // Bad input with a new account name opens nothing either.
+        // Bad input is judged before the name: exit 2 whatever the name.
         (&["buy", "--account", "carol", "XYZ", "1"], &["XYZ"]),
         (&["trade", "--account", "bad name", "--json"], &[]),
+        (&["trade", "--account", "bad name", "--open"], &[]),
+        (&["open", "bad name"], &["bad name"]),
+        (&["close", "x/y"], &["x/y"]),
     ];
     ex.assert_all_refused(bad, 2, &before);
     // Usage errors clap catches (missing or stray arguments) exit 2 too.
@@ -325,29 +327,24 @@ fn one_shot_bad_input_exits_2_and_refused_exits_1(b: Backend) {
         (&["sell", "--account", "alice", "DOLLAR", "8000"], &[]),
         (&["withdraw", "--account", "alice", "TRY", "201000.01"], &[]),
         (&["withdraw", "--account", "alice", "EURO", "1"], &["EURO"]),
-        // A refused order on a new account opens no account: it is judged
-        // against a new account's balances (1000.00 TRY, nothing else)
-        // before anything is opened.
+        // An order never opens an account: one for a name that is not
+        // open is refused, whatever it asks, and opens nothing.
         (
             &["buy", "--account", "dave", "DOLLAR", "10000.01"],
-            &["DOLLAR"],
+            &["no account \"dave\"", "shmex exchange open dave"],
         ),
-        (&["buy", "--account", "dave", "DOLLAR", "100"], &["dave"]),
+        (&["buy", "--account", "dave", "DOLLAR", "1"], &["dave"]),
         (&["sell", "--account", "dave", "DOLLAR", "0.01"], &["dave"]),
-        (
-            &["withdraw", "--account", "dave", "TRY", "1000.01"],
-            &["dave"],
-        ),
-        (
-            &["withdraw", "--account", "dave", "EURO", "0.01"],
-            &["dave"],
-        ),
+        (&["deposit", "--account", "dave", "TRY", "1"], &["dave"]),
+        (&["withdraw", "--account", "dave", "TRY", "1000"], &["dave"]),
+        (&["trade", "--account", "dave", "--json"], &["dave"]),
     ];
     ex.assert_all_refused(refused, 1, &before);
     ex.check();
 
-    // Accepted, the same new account opens with its opening balance and
-    // the order follows it in the journal.
+    // Opened, the account gets its opening balance, and the order
+    // follows it in the journal.
+    ex.ok(&["open", "dave"]);
     ex.ok(&["withdraw", "--account", "dave", "TRY", "1000.00"]);
     let j = ex.journal();
     let ops: Vec<_> = j[j.len() - 2..]
@@ -380,7 +377,10 @@ fn huge_deposits_never_panic(b: Backend) {
         input.push_str(&format!("buy DOLLAR {amount}\nsell DOLLAR {amount}\n"));
     }
     input.push_str("sell DOLLAR 1\nbuy DOLLAR 1\nbalance\n");
-    let o = ex.run_in(&["trade", "--account", "rich", "--json"], input.as_bytes());
+    let o = ex.run_in(
+        &["trade", "--account", "rich", "--open", "--json"],
+        input.as_bytes(),
+    );
     assert!(o.status.success(), "trade: {:?} {}", o.status, stderr(&o));
     let got = answers(&stdout(&o));
     assert_eq!(got.len(), input.lines().count(), "{got:?}");
@@ -408,6 +408,7 @@ fn huge_deposits_never_panic(b: Backend) {
 #[test]
 fn plain_trade_loop_answers_one_line_per_line() {
     let ex = Exchange::init(Backend::Posix, "ex-plain", &[]);
+    ex.ok(&["open", "alice"]);
     ex.ok(&["deposit", "--account", "alice", "TRY", "200000"]);
     ex.ok(&["deposit", "--account", "alice", "DOLLAR", "10000"]);
     let before = ex.state();
@@ -434,6 +435,7 @@ fn plain_trade_loop_answers_one_line_per_line() {
 fn account_names_of_32_bytes_are_accepted() {
     let ex = Exchange::init(Backend::Posix, "ex-names", &[]);
     let name = "A.b-c_9".repeat(5)[..32].to_string();
+    ex.ok(&["open", &name]);
     ex.ok(&["deposit", "--account", &name, "TRY", "1"]);
     let got = ex.trade(&name, b"balance\n");
     assert_eq!(got[0]["account"], name.as_str());

@@ -76,15 +76,16 @@ fn bad_init_options_are_refused_and_create_nothing(b: Backend) {
 
 fn account_capacity_is_enforced(b: Backend) {
     let ex = Exchange::init(b, "ex-opt-acc", &["--accounts", "2"]);
+    ex.ok(&["open", "a"]);
+    ex.ok(&["open", "b"]);
     ex.ok(&["deposit", "--account", "a", "TRY", "1"]);
     ex.ok(&["deposit", "--account", "b", "TRY", "1"]);
     let before = ex.state();
-    assert_refused(
-        &ex.run(&["deposit", "--account", "c", "TRY", "1"]),
-        1,
-        &["--accounts"],
+    assert_refused(&ex.run(&["open", "c"]), 1, &["--accounts"]);
+    let o = ex.run_in(
+        &["trade", "--account", "c", "--open", "--json"],
+        b"balance\n",
     );
-    let o = ex.run_in(&["trade", "--account", "c", "--json"], b"balance\n");
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert_eq!(ex.state(), before, "a refused opening changes nothing");
     // The two that fit go on trading.
@@ -149,6 +150,7 @@ fn check_catches_books_that_do_not_balance(b: Backend) {
     let ex = Exchange::new(b, "ex-opt-check");
     ex.ok(&["init", "--table", table.to_str().unwrap()]);
     // Move the stock off its genesis value, so it appears once.
+    ex.ok(&["open", "alice"]);
     ex.ok(&["buy", "--account", "alice", "DOLLAR", "1"]);
     assert_eq!(rows(&ex.quote())["DOLLAR"].2, micro("12344.67"));
     ex.check();

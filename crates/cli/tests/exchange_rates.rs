@@ -25,6 +25,7 @@ on_both_backends!(
 
 fn set_rate_refuses_bad_rates_and_changes_nothing(b: Backend) {
     let ex = Exchange::init(b, "ex-rate-bad", &[]);
+    ex.ok(&["open", "alice"]);
     ex.ok(&["buy", "--account", "alice", "DOLLAR", "1"]);
     let before = ex.state();
     let bad: &[(&[&str], &[&str])] = &[
@@ -91,11 +92,11 @@ fn set_rate_refuses_bad_rates_and_changes_nothing(b: Backend) {
         (&["set-rate", "XYZ", "--buy", "1", "--sell", "2"], &["XYZ"]),
     ];
     ex.assert_all_refused(bad, 2, &before);
-    // Missing flags are usage errors.
+    // Missing flags are usage errors: a side at least, and the code.
     ex.assert_all_usage_errors(
         &[
-            &["set-rate", "DOLLAR", "--buy", "1"],
-            &["set-rate", "DOLLAR", "--sell", "2"],
+            &["set-rate", "DOLLAR"],
+            &["set-rate", "DOLLAR", "--yes"],
             &["set-rate", "--buy", "1", "--sell", "2"],
         ],
         &before,
@@ -138,7 +139,7 @@ fn dollar_row(quote: &Value) -> (i128, i128) {
 fn a_new_rate_is_seen_at_once_by_other_processes(b: Backend) {
     let mut ex = Exchange::init(b, "ex-rate-seen", &[]);
     // A trader that attached before the change.
-    let i = ex.spawn(&["trade", "--account", "alice", "--json"]);
+    let i = ex.spawn(&["trade", "--account", "alice", "--open", "--json"]);
     let child = ex.child(i);
     let mut stdin = child.stdin.take().expect("stdin");
     let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
@@ -146,7 +147,9 @@ fn a_new_rate_is_seen_at_once_by_other_processes(b: Backend) {
     assert_eq!(q["ok"], true, "{q}");
     assert_eq!(dollar_row(&q), (micro("13.40"), micro("13.72")));
 
-    ex.ok(&["set-rate", "DOLLAR", "--buy", "1.5", "--sell", "2.25"]);
+    ex.ok(&[
+        "set-rate", "DOLLAR", "--buy", "1.5", "--sell", "2.25", "--yes",
+    ]);
 
     // A new process sees it.
     assert_eq!(dollar_row(&ex.quote()), (micro("1.5"), micro("2.25")));
@@ -202,8 +205,8 @@ const READS: usize = 20_000;
 
 fn readers_never_see_a_torn_row(b: Backend) {
     let ex = Exchange::init(b, "ex-torn", &[]);
-    fn set((buy, sell): (&'static str, &'static str)) -> [&'static str; 6] {
-        ["set-rate", "DOLLAR", "--buy", buy, "--sell", sell]
+    fn set((buy, sell): (&'static str, &'static str)) -> [&'static str; 7] {
+        ["set-rate", "DOLLAR", "--buy", buy, "--sell", sell, "--yes"]
     }
     ex.ok(&set(A));
     let genesis = rows(&ex.quote());
@@ -279,7 +282,13 @@ fn readers_never_see_a_torn_row(b: Backend) {
     let input = "quote\n".repeat(READS);
     let loops: Vec<_> = (0..2)
         .map(|r| {
-            let args = ex.args(&["trade", "--account", &format!("reader{r}"), "--json"]);
+            let args = ex.args(&[
+                "trade",
+                "--account",
+                &format!("reader{r}"),
+                "--open",
+                "--json",
+            ]);
             let input = input.clone();
             thread::spawn(move || run_bounded(shmex().args(&args), input.as_bytes()))
         })

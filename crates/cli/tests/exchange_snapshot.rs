@@ -50,6 +50,7 @@ fn busy(b: Backend, tag: &str) -> Exchange {
     ));
     ok(&ex.trade("bob", b"buy STERLIN 1\nbuy POUND 0.5\n"));
     ex.ok(&["set-rate", "EURO", "--buy", "18.5", "--sell", "19.75"]);
+    ex.ok(&["open", "carol.x-1_"]);
     ex.ok(&["deposit", "--account", "carol.x-1_", "TRY", "0.01"]);
     assert_eq!(rows(&ex.quote())["DOLLAR"].2, micro("9998.00"));
     ex
@@ -121,6 +122,7 @@ fn restore_over_an_existing_exchange_needs_force(b: Backend) {
     let file = file.to_str().unwrap();
 
     let dst = Exchange::init(b, "ex-snap-dst", &[]);
+    dst.ok(&["open", "zed"]);
     dst.ok(&["buy", "--account", "zed", "EURO", "1"]);
     let before = full(&dst);
     assert_refused(&dst.run(&["restore", file]), 1, &["--force"]);

@@ -52,6 +52,24 @@ impl From<shm::Error> for OpenError {
     }
 }
 
+impl OpenError {
+    /// A stable machine code for the error, for `--json` answers (see the
+    /// README's table). A segment-layer error is `segment_error` here; a
+    /// program that knows the segment layer's errors may say more.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            OpenError::Missing { .. } => "no_exchange",
+            OpenError::Exists { .. } => "exchange_exists",
+            OpenError::Corrupt { .. } => "corrupt_exchange",
+            OpenError::Invalid(_) => "invalid_books",
+            OpenError::Failpoint(_) => "invalid_failpoint",
+            OpenError::Lock(_) => "lock_unusable",
+            OpenError::Segment(_) => "segment_error",
+        }
+    }
+}
+
 /// Why a mutation was refused or failed. Nothing changed in any case.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -139,6 +157,66 @@ pub enum OpError {
     /// Readers could not get a consistent view in time.
     #[error("the exchange is busy: no consistent view within {0} ms; try again")]
     Busy(u64),
+    /// No open account has that name: accounts are opened explicitly,
+    /// never by an order.
+    #[error("{}", unknown_account(.name, .suggestion.as_deref()))]
+    UnknownAccount {
+        /// The name asked for.
+        name: String,
+        /// The open account with the closest name, if one is close.
+        suggestion: Option<String>,
+    },
+    /// Opening an account that is open already.
+    #[error("account {name:?} is already open")]
+    AccountExists {
+        /// The account.
+        name: String,
+    },
+    /// Closing an account that still holds money.
+    #[error(
+        "account {name:?} still holds {holdings}: withdraw (or sell) everything before closing it"
+    )]
+    AccountNotEmpty {
+        /// The account.
+        name: String,
+        /// What it holds, e.g. `958.84 TRY, 3.00 DOLLAR`.
+        holdings: String,
+    },
+    /// A rate change beyond the limit asked for (a guard against typos).
+    #[error(
+        "{code}: the {side} rate would move from {old} to {new} ({}.{} %), more than {limit} %; confirm with --yes", .permille / 10, .permille % 10
+    )]
+    RateMove {
+        /// The currency.
+        code: String,
+        /// `buy` or `sell`.
+        side: &'static str,
+        /// The rate now.
+        old: String,
+        /// The rate asked for.
+        new: String,
+        /// How far it would move, in tenths of a percent of the old rate.
+        permille: u64,
+        /// The limit, in percent.
+        limit: u32,
+    },
+    /// An order for an account that was closed after it was looked up
+
+    /// (by a trade loop that started before the close).
+    #[error("account {name:?} is closed: open it again with `shmex exchange open {name}`")]
+    AccountClosed {
+        /// The account.
+        name: String,
+    },
+}
+
+fn unknown_account(name: &str, suggestion: Option<&str>) -> String {
+    match suggestion {
+        Some(s) => format!(
+            "no account {name:?}; did you mean {s}? (`shmex exchange open {name}` opens a new one)"
+        ),
+        None => format!("no account {name:?}: open it first with `shmex exchange open {name}`"),
+    }
 }
 
 impl OpError {
@@ -154,6 +232,31 @@ impl OpError {
                 | OpError::BadName(_)
                 | OpError::BadId(_)
         )
+    }
+
+    /// A stable machine code for the error, for `--json` answers (see the
+    /// README's table).
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            OpError::InsufficientStock { .. } => "insufficient_stock",
+            OpError::InsufficientBalance { .. } => "insufficient_balance",
+            OpError::InsufficientHolding { .. } => "insufficient_holding",
+            OpError::TillShort { .. } => "till_short",
+            OpError::Money(e) => e.code(),
+            OpError::BadRates { .. } => "invalid_rates",
+            OpError::HomeCurrency { .. } => "home_currency",
+            OpError::BadName(_) => "invalid_account_name",
+            OpError::AccountsFull { .. } => "accounts_full",
+            OpError::BadId(_) => "invalid_id",
+            OpError::Lock(_) => "lock_unusable",
+            OpError::Busy(_) => "busy",
+            OpError::UnknownAccount { .. } => "unknown_account",
+            OpError::AccountExists { .. } => "account_exists",
+            OpError::AccountNotEmpty { .. } => "account_not_empty",
+            OpError::AccountClosed { .. } => "account_closed",
+            OpError::RateMove { .. } => "confirmation_needed",
+        }
     }
 }
 
@@ -268,6 +371,17 @@ pub enum SnapshotError {
     /// Well-formed, but its books do not balance.
     #[error("it fails check: {0}")]
     Check(String),
+}
+
+impl SnapshotError {
+    /// A stable machine code for the error, for `--json` answers.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            SnapshotError::Check(_) => "snapshot_unbalanced",
+            _ => "invalid_snapshot",
+        }
+    }
 }
 
 impl From<TableError> for SnapshotError {

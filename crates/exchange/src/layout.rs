@@ -18,7 +18,7 @@ use shm::sync::{RobustMutex, SeqLock};
 use crate::error::CapacityError;
 
 /// Format of the payload; bumped when the layout changes meaning.
-pub(crate) const FORMAT: u64 = 0x5845_0001; // "XE" v1
+pub(crate) const FORMAT: u64 = 0x5845_0002; // "XE" v2: closed accounts
 
 /// Most fields one operation changes (a trade changes four).
 pub(crate) const MAX_UNDO: usize = 6;
@@ -96,9 +96,10 @@ shm::shared_struct! {
         pub withdrawals: AtomicI64,
     }
 
-    /// An account's name; written once, before the account count includes it.
+    /// An account's name; written once, before the account count includes it
+    /// (only its closed mark changes later).
     pub(crate) struct AccountName {
-        /// Bytes used.
+        /// Bytes used; the top bit marks the account closed.
         pub len: AtomicU64,
         /// Up to 32 bytes, packed little-endian.
         pub bytes: [AtomicU64; 4],

@@ -10,7 +10,8 @@
 //!   units, rates in millionths, products in 128 bits; a buy's price rounds
 //!   up and a sell's proceeds round down, to the exchange's favour.
 //! * Every mutation ([`Engine::buy`], [`Engine::sell`], [`Engine::deposit`],
-//!   [`Engine::withdraw`], [`Engine::set_rate`], [`Engine::open_account`])
+//!   [`Engine::withdraw`], [`Engine::set_rate`], [`Engine::open_account`],
+//!   [`Engine::close_account`])
 //!   is atomic under one robust process-shared mutex, with an undo record
 //!   that the next lock holder rolls back if the owner dies mid-operation.
 //! * Readers ([`Engine::quote`], [`Engine::state`], [`Engine::check`]) take
@@ -38,7 +39,7 @@ mod state;
 mod types;
 
 pub use config::{Config, CurrencySpec};
-pub use engine::{Engine, Exchange, Info, QuoteRow, Receipt, check_rates};
+pub use engine::{Engine, Exchange, Info, QuoteRow, RateChange, Receipt, check_rates};
 pub use error::{
     CapacityError, CodeError, FailpointError, NameError, OpError, OpenError, SnapshotError,
     StateError, TableError,

@@ -60,6 +60,9 @@ fn child(what: &str) {
         "open" => {
             e.open_account("newcomer").expect("open");
         }
+        "close" => {
+            e.close_account("leaver").expect("close");
+        }
         "trade" => {
             let (me, _) = e
                 .open_account(&format!("t{}", std::process::id() % 8))
@@ -136,6 +139,10 @@ fn setup(backend: Backend, tag: &str) -> (Guard, Exchange) {
     let (victim, _) = e.open_account("victim").unwrap();
     e.deposit(victim, e.currency("DOLLAR").unwrap(), 1_000)
         .unwrap();
+    // An account at zero balances, for the close to close.
+    let (leaver, _) = e.open_account("leaver").unwrap();
+    let opening = e.info().opening;
+    e.withdraw(leaver, CurrencyId::HOME, opening).unwrap();
     (g, ex)
 }
 
@@ -276,6 +283,7 @@ fn main() {
             ("set-rate", "mid-set-rate", Op::SetRate),
             ("open", "mid-open", Op::Open),
             ("buy", "after-journal", Op::Buy),
+            ("close", "after-journal", Op::Close),
         ] {
             cases.push((
                 format!("{b}::{what}_at_{fp}_is_rolled_back"),

@@ -332,6 +332,29 @@ impl Segment {
         }
     }
 
+    /// Whether this segment has been removed (its name unlinked, or its
+    /// System V id marked for destruction) while this process is still
+    /// attached to it: whatever is written to it now reaches nobody who
+    /// opens it by name later. One system call.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Os`] if the kernel cannot say.
+    pub fn is_removed(&self) -> Result<bool, Error> {
+        match &self.handle {
+            // Once IPC_RMID marks it for destruction the kernel sets its
+            // key to IPC_PRIVATE; a segment already gone is removed too.
+            Handle::SysV { shmid } => match sysv::stat(*shmid) {
+                Ok(st) => Ok(st.key == libc::IPC_PRIVATE),
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EIDRM | libc::EINVAL)) => Ok(true),
+                Err(e) => Err(Error::os("shmctl(IPC_STAT)", &self.id, e)),
+            },
+            Handle::Posix { fd } => posix::fstat(fd)
+                .map(|st| st.nlink == 0)
+                .map_err(|e| Error::os("fstat", &self.id, e)),
+        }
+    }
+
     /// The key or name.
     #[must_use]
     pub fn id(&self) -> &SegmentId {

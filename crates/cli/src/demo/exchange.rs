@@ -35,9 +35,9 @@ fn crash(id: &shm::SegmentId, e: &exchange::Engine<'_>) -> anyhow::Result<()> {
         Ok(cmd.status()?)
     };
     println!(
-        "5. kill a trader in the middle of a trade: with SHMEX_FAILPOINT=mid-trade, `buy --account eve DOLLAR 10` aborts while it holds the lock, after changing the stock and before the till and eve's balances"
+        "5. kill a trader in the middle of a trade: `open eve` opens an account, then with SHMEX_FAILPOINT=mid-trade, `buy --account eve DOLLAR 10` aborts while it holds the lock, after changing the stock and before the till and eve's balances"
     );
-    let opened = shmex(&["deposit", "--account", "eve", "TRY", "1"], None)?;
+    let opened = shmex(&["open", "eve"], None)?;
     anyhow::ensure!(opened.success(), "opening eve's account failed");
     let before = e.state()?;
     let died = shmex(

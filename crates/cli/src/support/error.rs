@@ -25,6 +25,44 @@ pub fn one_line(err: &anyhow::Error) -> String {
     out.replace('\n', " ")
 }
 
+/// A stable machine code for a segment-layer error, for `--json` answers.
+pub fn segment_code(e: &shm::Error) -> &'static str {
+    match e {
+        shm::Error::NotFound { .. } => "not_found",
+        shm::Error::Exists { .. } => "segment_exists",
+        shm::Error::PermissionDenied { .. } => "permission_denied",
+        shm::Error::Invalid(_) => "invalid_input",
+        shm::Error::NoSpace { .. } => "no_space",
+        shm::Error::Incompatible { .. } => "incompatible",
+        shm::Error::Foreign { .. } => "foreign_segment",
+        shm::Error::NotReady { .. } => "not_ready",
+        shm::Error::OutOfBounds(_) => "out_of_bounds",
+        shm::Error::ReadOnly { .. } => "read_only",
+        _ => "segment_error",
+    }
+}
+
+/// The machine code of an error this layer knows: bad input, the segment
+/// layer's errors (also inside a channel's), a channel's, a file's.
+pub fn code(cause: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    if cause.is::<BadInput>() {
+        return Some("invalid_input");
+    }
+    if let Some(e) = segment_error(cause) {
+        return Some(segment_code(e));
+    }
+    if cause.is::<channel::OpenError>()
+        || cause.is::<channel::SendError>()
+        || cause.is::<channel::RecvError>()
+    {
+        return Some("channel_error");
+    }
+    if cause.is::<std::io::Error>() {
+        return Some("io_error");
+    }
+    None
+}
+
 /// The `shmex` command that helps with a segment-layer error: the library
 /// says what is wrong, and only the binary knows its own commands.
 fn segment_hint(err: &anyhow::Error) -> Option<&'static str> {

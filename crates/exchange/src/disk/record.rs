@@ -285,7 +285,8 @@ impl DiskRecord {
                 "an account name"
             });
         }
-        let with_balances = !matches!(op, Op::SetRate | Op::Rollback);
+        // A close leaves no account to have balances.
+        let with_balances = !matches!(op, Op::SetRate | Op::Rollback | Op::Close);
         if with_balances != self.balances.is_some() {
             return field(if with_balances {
                 "no resulting balances"

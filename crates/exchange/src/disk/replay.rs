@@ -203,6 +203,28 @@ pub fn apply(state: &mut State, r: &DiskRecord) -> Result<(), ReplayError> {
     };
     match r.op {
         Op::Rollback => {}
+        Op::Close => {
+            if ci != 0 {
+                return Err(wrong_currency());
+            }
+            let ai = account(state)?;
+            let a = &state.accounts[ai];
+            if let Some((c, &b)) = state
+                .currencies
+                .iter()
+                .zip(&a.balances)
+                .find(|&(_, &b)| b != 0)
+            {
+                return Err(mismatch(
+                    "balance at close",
+                    "0".to_owned(),
+                    format!("{} {}", c.amount(b), c.code),
+                ));
+            }
+            check_balances(0, 0)?;
+            // The name is free again; the account leaves the books.
+            state.accounts.remove(ai);
+        }
         Op::Open => {
             if ci != 0 {
                 return Err(wrong_currency());

@@ -3,9 +3,10 @@
 
 use std::sync::atomic::Ordering;
 
-use super::accounts::packed;
+use super::accounts::{CLOSED, packed};
 use super::{Engine, Info, R};
 use crate::layout::unpack_name;
+use crate::state::Entry;
 use crate::types::{AccountId, Code, CurrencyId};
 
 impl<'a> Engine<'a> {
@@ -53,15 +54,26 @@ impl<'a> Engine<'a> {
         self.ex.codes[0]
     }
 
-    pub(super) fn accounts_open(&self) -> usize {
+    /// Slots in use: open accounts and closed ones (whose slots are never
+    /// reused).
+    pub(super) fn slots_used(&self) -> usize {
         let n = self.head.n_accounts.load(Ordering::Acquire);
         usize::try_from(n).unwrap_or(0).min(self.names.len())
     }
 
-    /// Account `i`'s name as stored: its length and its packed words.
+    /// Account `i`'s name as stored: its length (without the closed
+    /// mark) and its packed words.
     pub(super) fn name_words(&self, i: usize) -> (u64, [u64; 4]) {
         let n = &self.names[i];
-        (n.len.load(R), std::array::from_fn(|k| n.bytes[k].load(R)))
+        (
+            n.len.load(R) & !CLOSED,
+            std::array::from_fn(|k| n.bytes[k].load(R)),
+        )
+    }
+
+    /// Whether slot `i` holds an open account.
+    pub(super) fn slot_open(&self, i: usize) -> bool {
+        self.names[i].len.load(R) & CLOSED == 0
     }
 
     pub(super) fn name_at(&self, i: usize) -> String {
@@ -91,13 +103,28 @@ impl<'a> Engine<'a> {
         }
     }
 
+    /// The journal records from sequence number `first` on, oldest first,
+    /// as far as the ring still holds them: the first one returned comes
+    /// after `first` if the ring has overwritten those before it. For a
+    /// follower that reads what was added since it last looked.
+    #[must_use]
+    pub fn journal_from(&self, first: u64) -> Vec<Entry> {
+        let next = self.head.next_seq.load(Ordering::Acquire);
+        let cap = self.journal.len() as u64;
+        let first = first.max(next.saturating_sub(cap)).max(1);
+        (first..next).filter_map(|s| self.read_entry(s)).collect()
+    }
+
     /// Figures about the exchange.
     #[must_use]
     pub fn info(&self) -> Info {
         Info {
             capacity: self.ex.capacity(),
             currencies: self.rows.len(),
-            accounts: self.accounts_open(),
+            accounts: (0..self.slots_used())
+                .filter(|&i| self.slot_open(i))
+                .count(),
+            slots: self.slots_used(),
             next_seq: self.head.next_seq.load(Ordering::Acquire),
             recoveries: self.head.recoveries.load(R),
             opening: self.head.opening.load(R),

@@ -55,13 +55,14 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use shm::Managed;
 
+use crate::error::OpenError;
 use crate::failpoint::Failpoint;
 use crate::layout::{AccountName, CurrencyRow, Geometry, Head, Record};
 use crate::state::Capacity;
 use crate::types::{Code, CurrencyId, Op};
 use lock::Probe;
 
-pub use rates::check_rates;
+pub use rates::{RateChange, check_rates};
 
 const R: Ordering = Ordering::Relaxed;
 
@@ -139,8 +140,11 @@ pub struct Info {
     pub capacity: Capacity,
     /// Currencies in use, home included.
     pub currencies: usize,
-    /// Accounts open.
+    /// Accounts open (closed ones not counted).
     pub accounts: usize,
+    /// Account slots used, closed accounts' included: a closed account's
+    /// slot is not reused, so `capacity.accounts - slots` more can open.
+    pub slots: usize,
     /// Sequence number of the next operation.
     pub next_seq: u64,
     /// Crashed operations rolled back so far.
@@ -172,5 +176,20 @@ impl std::fmt::Debug for Engine<'_> {
         f.debug_struct("Engine")
             .field("exchange", self.ex.id())
             .finish_non_exhaustive()
+    }
+}
+
+impl Exchange {
+    /// Whether this exchange's segment was removed (`destroy`, or `init
+    /// --force` replacing it) while this process is attached: nobody else
+    /// will see what is done to it from now on, so a long-running process
+    /// (a trade loop, a board) should stop. One system call: a caller in a
+    /// loop asks every so often, not at every operation.
+    ///
+    /// # Errors
+    ///
+    /// The segment layer's, if the kernel cannot say.
+    pub fn is_removed(&self) -> Result<bool, OpenError> {
+        Ok(self.m.segment().is_removed()?)
     }
 }

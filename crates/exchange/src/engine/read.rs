@@ -89,7 +89,7 @@ impl<'a> Engine<'a> {
     }
 
     fn read_state(&self) -> State {
-        let n_acc = self.accounts_open();
+        let n_acc = self.slots_used();
         let n = self.rows.len();
         State {
             currencies: self
@@ -108,6 +108,7 @@ impl<'a> Engine<'a> {
                 })
                 .collect(),
             accounts: (0..n_acc)
+                .filter(|&i| self.slot_open(i))
                 .map(|i| AccountState {
                     name: self.name_at(i),
                     balances: self.balances[i * self.slots..i * self.slots + n]
@@ -148,7 +149,9 @@ impl<'a> Engine<'a> {
     ///
     /// As [`Engine::quote_into`].
     pub fn check(&self) -> Result<Vec<String>, OpError> {
-        Ok(self.state()?.check())
+        let mut v = self.state()?.check();
+        v.extend(self.closed_violations());
+        Ok(v)
     }
 
     /// The journal, oldest first: the last `tail` records, or all those

@@ -23,6 +23,8 @@ pub(super) enum Field {
     Buy(usize),
     Sell(usize),
     Accounts,
+    /// An account slot's name length, whose top bit marks it closed.
+    NameLen(usize),
 }
 
 impl Field {
@@ -35,6 +37,7 @@ impl Field {
             Field::Buy(i) => (5, i),
             Field::Sell(i) => (6, i),
             Field::Accounts => (7, 0),
+            Field::NameLen(i) => (8, i),
         };
         (k << 56) | i as u64
     }
@@ -49,6 +52,7 @@ impl Field {
             5 => Field::Buy(i),
             6 => Field::Sell(i),
             7 => Field::Accounts,
+            8 => Field::NameLen(i),
             _ => return None,
         })
     }
@@ -69,7 +73,12 @@ impl<'a> Engine<'a> {
             // keeps it odd until the rollback is complete either way.
             let w = self.head.seq.write();
             for i in 0..count {
-                if let Some(cell) = Field::decode(u.fields[i].load(R)).and_then(|f| self.cell(f)) {
+                let field = Field::decode(u.fields[i].load(R));
+                if let Some(Field::NameLen(a)) = field {
+                    if let Some(n) = self.names.get(a) {
+                        n.len.store(u.olds[i].load(R) as u64, R);
+                    }
+                } else if let Some(cell) = field.and_then(|f| self.cell(f)) {
                     cell.store(u.olds[i].load(R), R);
                 }
                 if i == 0 {
@@ -113,6 +122,8 @@ impl<'a> Engine<'a> {
             Field::Buy(i) => rows.get(i).map(|r| &r.buy),
             Field::Sell(i) => rows.get(i).map(|r| &r.sell),
             Field::Accounts => Some(&self.head.n_accounts),
+            // Not an AtomicI64: `recover` restores it itself.
+            Field::NameLen(_) => None,
         }
     }
 

@@ -225,11 +225,12 @@ impl Exchange {
         );
     }
 
-    /// Feeds `input` to `trade --account ACCOUNT --json`, which must exit 0;
-    /// returns its answers, one JSON object per stdout line.
+    /// Feeds `input` to `trade --account ACCOUNT --open --json` (which opens
+    /// the account first if it is new), which must exit 0; returns its
+    /// answers, one JSON object per stdout line.
     #[track_caller]
     pub fn trade(&self, account: &str, input: &[u8]) -> Vec<Value> {
-        let o = self.run_in(&["trade", "--account", account, "--json"], input);
+        let o = self.run_in(&["trade", "--account", account, "--open", "--json"], input);
         assert!(
             o.status.success(),
             "trade failed: {:?}; stderr: {}",

@@ -55,7 +55,7 @@ pub(crate) fn any_record() -> impl Strategy<Value = DiskRecord> {
                     rate,
                     buy_rate: if eff == Op::SetRate { buy } else { 0 },
                     total,
-                    balances: (!matches!(op, Op::SetRate | Op::Rollback))
+                    balances: (!matches!(op, Op::SetRate | Op::Rollback | Op::Close))
                         .then_some(Balances { home: bh, code: bc }),
                 }
             },
@@ -125,11 +125,11 @@ fn reseal(buf: &mut [u8]) {
 #[test]
 fn op_codes_on_disk_are_stable() {
     let codes: Vec<u8> = Op::ALL.iter().map(|o| o.code()).collect();
-    assert_eq!(codes, [1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(codes, [1, 2, 3, 4, 5, 6, 7, 8]);
     assert_eq!(
         Op::ALL.map(Op::name),
         [
-            "buy", "sell", "deposit", "withdraw", "set-rate", "open", "rollback"
+            "buy", "sell", "deposit", "withdraw", "set-rate", "open", "rollback", "close"
         ]
     );
 }

@@ -9,7 +9,7 @@ use super::*;
 use crate::disk::record::Name;
 use crate::disk::testutil::{identity, tempdir, write_records};
 use crate::types::{CurrencyId, Order};
-use crate::{Config, Exchange};
+use crate::{Config, Exchange, Receipt};
 
 /// An exchange segment, removed when dropped.
 struct Segment(Exchange);
@@ -35,6 +35,8 @@ fn segment(state: &State) -> Segment {
 #[derive(Clone, Debug)]
 enum Step {
     Open(usize),
+    /// Withdraw everything the account holds, then close it.
+    Close(usize),
     Order(Order, usize, usize, i64),
     SetRate(usize, i64, i64),
 }
@@ -48,6 +50,7 @@ fn step() -> impl Strategy<Value = Step> {
     ]);
     prop_oneof![
         (0..4usize).prop_map(Step::Open),
+        (0..4usize).prop_map(Step::Close),
         (order, 0..4usize, 0..5usize, 1..300_000i64)
             .prop_map(|(o, a, c, n)| Step::Order(o, a, c, n)),
         (1..5usize, 1..40_000_000i64, 0..3_000_000i64).prop_map(|(c, b, s)| Step::SetRate(
@@ -68,8 +71,30 @@ fn run(steps: &[Step], exchange_id: u64) -> (Vec<State>, Vec<DiskRecord>) {
     let mut states = vec![e.state().unwrap()];
     let mut records = Vec::new();
     let name = |a: usize| format!("acct{a}");
+    let mut done_ops = |account: Option<String>, ci: usize, receipt: Receipt| {
+        let state = e.state().unwrap();
+        let entry = e.journal(Some(1)).pop().unwrap();
+        assert_eq!(entry.seq, receipt.seq);
+        let balances = account
+            .filter(|_| receipt.op != Op::Close)
+            .and_then(|a| Balances::of(&state, &a, ci));
+        records.push(DiskRecord::from_entry(&entry, &state, exchange_id, balances).unwrap());
+        states.push(state);
+    };
     for s in steps {
         let (account, ci, done) = match *s {
+            Step::Close(a) => {
+                let Some(id) = e.account(&name(a)) else {
+                    continue;
+                };
+                for (c, b) in e.balances(id).unwrap().into_iter().enumerate() {
+                    if b > 0 {
+                        let r = e.withdraw(id, CurrencyId::from_index(c), b).unwrap();
+                        done_ops(Some(name(a)), c, r);
+                    }
+                }
+                (Some(name(a)), 0, e.close_account(&name(a)).map(Some))
+            }
             Step::Open(a) => (Some(name(a)), 0, e.open_account(&name(a)).map(|(_, r)| r)),
             Step::SetRate(c, b, s) => (
                 None,
@@ -87,12 +112,7 @@ fn run(steps: &[Step], exchange_id: u64) -> (Vec<State>, Vec<DiskRecord>) {
         let Ok(Some(receipt)) = done else {
             continue;
         };
-        let state = e.state().unwrap();
-        let entry = e.journal(Some(1)).pop().unwrap();
-        assert_eq!(entry.seq, receipt.seq);
-        let balances = account.and_then(|a| Balances::of(&state, &a, ci));
-        records.push(DiskRecord::from_entry(&entry, &state, exchange_id, balances).unwrap());
-        states.push(state);
+        done_ops(account, ci, receipt);
     }
     (states, records)
 }
