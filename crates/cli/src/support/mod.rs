@@ -5,6 +5,7 @@
 pub mod error;
 pub mod exe;
 pub mod parse;
+pub mod pipe;
 pub mod scratch;
 pub mod time;
 pub mod trader;
