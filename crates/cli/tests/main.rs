@@ -7,6 +7,8 @@ mod support;
 mod alphabet;
 mod alphabet_errors;
 mod channel;
+mod cli_epipe;
+mod cli_usage;
 mod exchange_concurrency;
 mod exchange_crash;
 mod exchange_init;
