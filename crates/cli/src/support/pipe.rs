@@ -32,7 +32,12 @@ static PRINT_FAILED: AtomicBool = AtomicBool::new(false);
 pub fn quiet_on_closed_stdout<T>(f: impl FnOnce() -> T) -> Option<T> {
     let default_hook = panic::take_hook();
     panic::set_hook(Box::new(move |info| {
-        if info.payload_as_str().is_some_and(is_print_to_closed_stdout) && reader_gone() {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied());
+        if message.is_some_and(is_print_to_closed_stdout) && reader_gone() {
             PRINT_FAILED.store(true, Ordering::SeqCst);
             return;
         }
