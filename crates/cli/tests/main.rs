@@ -22,3 +22,4 @@ mod segment;
 mod segment_errors;
 mod segment_perm;
 mod segment_stale;
+mod trade_terminal;
