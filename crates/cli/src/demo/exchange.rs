@@ -10,6 +10,7 @@ use exchange::{Config, Exchange, OpenError};
 use super::Names;
 use super::step::step;
 use crate::cmd::exchange::show;
+use crate::support::plural::plural;
 use crate::support::scratch::Scratch;
 use crate::support::trader::TraderArgs;
 use crate::support::{exe, time};
@@ -127,8 +128,11 @@ pub fn run(names: &Names) -> anyhow::Result<Option<Scratch>> {
     let (mut done, mut refused) = (0u64, 0u64);
     for r in &reports {
         println!(
-            "     {:<6} {:>10} done ({} of them deposits) {:>10} refused",
-            r.account, r.trades, r.deposits, r.refused
+            "     {:<6} {:>10} done ({} among them) {:>10} refused",
+            r.account,
+            r.trades,
+            plural(r.deposits, "deposit", "deposits"),
+            r.refused
         );
         done += r.trades;
         refused += r.refused;
