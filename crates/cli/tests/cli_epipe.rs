@@ -11,6 +11,7 @@ use crate::support::exchange::{Backend, Exchange};
 use crate::support::process::{assert_refused, shmex, show, wait_exit};
 use crate::support::segment::{cmd, create, segment_ok};
 use crate::support::{Cleanup, SegmentId, exists, wait_until};
+use crate::trade_terminal::open_alice;
 
 /// Runs `cmd` with `stdin`, its stdout a pipe nobody reads any more.
 #[track_caller]
@@ -73,6 +74,7 @@ fn exchange_reads_end_quietly() {
 #[test]
 fn the_trade_loop_ends_quietly() {
     let ex = Exchange::init(Backend::Posix, "epipe-trade", &[]);
+    open_alice(&ex);
     let o = run_into_closed_pipe(
         &mut ex.cmd(&["trade", "--account", "alice"]),
         b"quote\nbalance\nquote\n",

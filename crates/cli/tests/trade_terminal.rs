@@ -25,7 +25,7 @@ fn fixture(name: &str) -> PathBuf {
 /// Opens alice's account. Where opening is explicit (`exchange open`),
 /// that does it; before that command existed, the trade loop opened a
 /// new account itself.
-fn open_alice(ex: &Exchange) {
+pub fn open_alice(ex: &Exchange) {
     let o = ex.run(&["open", "alice"]);
     if o.status.code() == Some(2) && stderr(&o).contains("unrecognized subcommand 'open'") {
         return;
