@@ -32,7 +32,7 @@ pub enum Command {
     Demo(demo::Args),
     /// Create, write, read, list, inspect and remove segments (System V or POSIX).
     Segment(cmd::segment::Args),
-    /// The seed's producer and consumer of the alphabet (key 5678, 27 bytes, `*` answers).
+    /// The classic producer and consumer of the alphabet (key 5678, 27 bytes, `*` answers).
     Alphabet(cmd::alphabet::Args),
     /// Stream stdin into channel NAME.
     Send(cmd::channel::SendArgs),

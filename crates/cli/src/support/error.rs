@@ -1,10 +1,48 @@
-//! The binary's own error: bad input from the user (exit status 2), and
-//! how any error prints on one line.
+//! The binary's own errors: bad input from the user (exit status 2), a
+//! termination signal (exit status 128 + N), and how any error prints on
+//! one line.
 
 /// Bad input from the user: exit status 2.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct BadInput(pub String);
+
+/// A termination signal (SIGINT, SIGTERM, SIGHUP) caught by
+/// [`shm::sys::catch_termination`] stopped `what`: exit status 128 + N.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} was interrupted by signal {signal}")]
+pub struct Interrupted {
+    /// What stopped, as the message starts: `the demo`.
+    pub what: &'static str,
+    pub signal: i32,
+}
+
+impl Interrupted {
+    /// Fails once a termination signal has come.
+    pub fn check(what: &'static str) -> Result<(), Interrupted> {
+        match shm::sys::termination_signal() {
+            Some(signal) => Err(Interrupted { what, signal }),
+            None => Ok(()),
+        }
+    }
+
+    /// `result`, or, once a termination signal has come, the signal in
+    /// place of the error it caused (a killed child, an interrupted wait).
+    pub fn or_signal<T>(what: &'static str, result: anyhow::Result<T>) -> anyhow::Result<T> {
+        match result {
+            Err(err) => match Interrupted::check(what) {
+                Err(signal) => Err(signal.into()),
+                Ok(()) => Err(err),
+            },
+            ok => ok,
+        }
+    }
+
+    /// The exit status: 128 + the signal.
+    pub fn exit_code(&self) -> u8 {
+        128u8.saturating_add(u8::try_from(self.signal).unwrap_or(0))
+    }
+}
 
 /// The error and its causes on one line, with the command that helps.
 pub fn one_line(err: &anyhow::Error) -> String {

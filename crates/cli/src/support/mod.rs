@@ -5,6 +5,8 @@
 pub mod error;
 pub mod exe;
 pub mod parse;
+pub mod pipe;
+pub mod plural;
 pub mod scratch;
 pub mod time;
 pub mod trader;

@@ -7,6 +7,7 @@ pub mod alphabet;
 pub mod exchange;
 pub mod process;
 pub mod segment;
+pub mod traces;
 
 use std::path::PathBuf;
 use std::process::Child;

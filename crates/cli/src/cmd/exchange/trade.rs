@@ -21,6 +21,8 @@ use super::codes::failure_json;
 use super::refusal::{REMOVAL_CHECK, RemovalWatch};
 use super::show;
 
+mod terminal;
+
 /// Longest line accepted, in bytes (without the newline).
 pub const MAX_LINE: usize = 1024;
 
@@ -431,6 +433,14 @@ pub fn run(id: &SegmentId, account: &str, open: bool, json: bool) -> anyhow::Res
         json,
         quote: Vec::new(),
     };
+    if terminal::interactive() {
+        let banner = format!(
+            "trading as {account} on exchange {id}: `help` lists the commands; `quit` or Ctrl-D leaves"
+        );
+        let prompt = format!("{account}> ");
+        terminal::run(&banner, &prompt, |line, out| lp.line(out, line, line.len()))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut input = BufReader::with_capacity(1 << 16, std::io::stdin().lock());
     let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let mut line = Vec::with_capacity(MAX_LINE + 2);
