@@ -105,11 +105,24 @@ fn another_user_is_denied_a_0600_segment() {
 }
 
 #[test]
-fn another_user_may_use_a_0666_segment() {
+fn another_user_may_use_a_0666_segment_on_purpose() {
     on_each_segment(&["--size", "4096", "--mode", "0666"], |bin, id, raw| {
-        let out = nobody(bin, &cmd(&["segment", "write"], id, &["from nobody"]));
+        // Root's segment: uid 65534 attaches to it only when it says so.
+        let write = cmd(
+            &["segment", "write"],
+            id,
+            &["--allow-owner", "root", "from nobody"],
+        );
+        let out = nobody(bin, &write);
         assert_eq!(out.status.code(), Some(0), "{id} raw={raw}: {}", show(&out));
-        let out = nobody(bin, &cmd(&["segment", "read"], id, &["--len", "11"]));
+        let out = nobody(
+            bin,
+            &cmd(
+                &["segment", "read"],
+                id,
+                &["--len", "11", "--allow-owner", "0"],
+            ),
+        );
         assert_eq!(out.status.code(), Some(0), "{id} raw={raw}: {}", show(&out));
         assert_eq!(out.stdout, b"from nobody");
         // And the owner sees what the other user wrote.

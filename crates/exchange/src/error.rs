@@ -139,6 +139,10 @@ pub enum OpError {
     /// Readers could not get a consistent view in time.
     #[error("the exchange is busy: no consistent view within {0} ms; try again")]
     Busy(u64),
+    /// Another process truncated the exchange's segment under this one:
+    /// what it reads now is zeros, not the books.
+    #[error(transparent)]
+    Truncated(#[from] shm::Truncated),
 }
 
 impl OpError {

@@ -316,18 +316,11 @@ fn sysv_info(st: &sysv::Stat) -> SegmentInfo {
     info
 }
 
-fn posix_info(id: &SegmentId, file_type: FileType, maps: &[(u32, String)]) -> SegmentInfo {
+fn posix_info(id: &SegmentId, file_type: FileType, maps: &[Mapping]) -> SegmentInfo {
     let SegmentId::Posix(name) = id else {
         unreachable!("a POSIX listing names POSIX segments")
     };
-    let path = format!("/dev/shm/{name}");
     let me = std::process::id();
-    let mut holders: Vec<u32> = maps
-        .iter()
-        .filter(|(pid, p)| *pid != me && *p == path)
-        .map(|(pid, _)| *pid)
-        .collect();
-    holders.dedup();
     let mut info = SegmentInfo {
         backend: Backend::Posix,
         id: id.clone(),
@@ -341,7 +334,7 @@ fn posix_info(id: &SegmentId, file_type: FileType, maps: &[(u32, String)]) -> Se
         mode: 0,
         creator_pid: None,
         creator_alive: None,
-        attached: Some(holders.len() as u64),
+        attached: None,
         created: None,
         created_ns: None,
         type_name: None,
@@ -349,6 +342,11 @@ fn posix_info(id: &SegmentId, file_type: FileType, maps: &[(u32, String)]) -> Se
         judged: Judged::Nothing,
     };
     let describe = |info: &mut SegmentInfo, st: &posix::Stat| {
+        let holders = maps
+            .iter()
+            .filter(|m| m.pid != me && (m.dev, m.ino) == (st.dev, st.ino))
+            .count();
+        info.attached = Some(holders as u64);
         info.size = st.size;
         info.uid = st.uid;
         info.owner = user_name(st.uid);
@@ -487,9 +485,20 @@ fn fill_managed(info: &mut SegmentInfo, seg: Segment, unheld: impl FnOnce(Manage
     }
 }
 
-/// (pid, path) of every `/dev/shm` mapping this user can see in
-/// `/proc/*/maps`.
-fn posix_maps() -> Vec<(u32, String)> {
+/// One process's mapping of a `/dev/shm` file, as `/proc/PID/maps` shows
+/// it: by device and inode, since a path there can be stale (a file
+/// removed and another made under its name) or not the name at all (a
+/// segment made unnamed and named later shows as `/dev/shm/#INODE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Mapping {
+    pid: u32,
+    dev: u64,
+    ino: u64,
+}
+
+/// Every `/dev/shm` mapping this user can see in `/proc/*/maps`, once per
+/// process and file.
+fn posix_maps() -> Vec<Mapping> {
     let mut out = Vec::new();
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return out;
@@ -506,13 +515,29 @@ fn posix_maps() -> Vec<(u32, String)> {
             continue;
         };
         let mut seen = std::collections::BTreeSet::new();
-        for line in text.lines() {
-            if let Some(pos) = line.find("/dev/shm/") {
-                let path = line[pos..].trim_end_matches(" (deleted)").to_owned();
-                seen.insert(path);
-            }
+        for line in text.lines().filter(|l| l.contains(" /dev/shm/")) {
+            // address perms offset dev inode path
+            let mut f = line.split_whitespace().skip(3);
+            let (Some(dev), Some(ino)) = (f.next(), f.next()) else {
+                continue;
+            };
+            let Some((major, minor)) = dev.split_once(':') else {
+                continue;
+            };
+            let (Ok(major), Ok(minor), Ok(ino)) = (
+                u32::from_str_radix(major, 16),
+                u32::from_str_radix(minor, 16),
+                ino.parse::<u64>(),
+            ) else {
+                continue;
+            };
+            seen.insert(Mapping {
+                pid,
+                dev: libc::makedev(major, minor),
+                ino,
+            });
         }
-        out.extend(seen.into_iter().map(|p| (pid, p)));
+        out.extend(seen);
     }
     out
 }

@@ -432,6 +432,46 @@ impl Segment {
         }
     }
 
+    /// The key of the System V segment with id `shmid` (0 for one made
+    /// `IPC_PRIVATE`), as `ipcs -m` lists them.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] if no segment has that id;
+    /// [`Error::PermissionDenied`] if this user may not read it.
+    pub fn sysv_key_of(shmid: i32) -> Result<i32, Error> {
+        sysv::stat(shmid)
+            .map(|s| s.key)
+            .map_err(|e| Self::shmid_error(shmid, "shmctl(IPC_STAT)", e))
+    }
+
+    /// Removes the System V segment with id `shmid`, as `ipcrm -m` does
+    /// (also one made `IPC_PRIVATE`, which no key names).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] if no segment has that id;
+    /// [`Error::PermissionDenied`] if this user may not remove it.
+    pub fn remove_sysv_id(shmid: i32) -> Result<(), Error> {
+        sysv::remove(shmid).map_err(|e| Self::shmid_error(shmid, "shmctl(IPC_RMID)", e))
+    }
+
+    fn shmid_error(shmid: i32, op: &'static str, e: io::Error) -> Error {
+        let what = format!("with shmid {shmid}");
+        match e.raw_os_error() {
+            Some(libc::EINVAL | libc::EIDRM) => Error::NotFound { what },
+            Some(libc::EACCES | libc::EPERM) => Error::PermissionDenied {
+                what,
+                owner: sysv::list()
+                    .ok()
+                    .and_then(|all| all.into_iter().find(|s| s.shmid == shmid))
+                    .map_or_else(|| "another user".into(), |s| user_name(s.uid)),
+                mode: 0,
+            },
+            _ => Error::os(op, what, e),
+        }
+    }
+
     /// Removes this very segment (by its System V id, not its key, so a
     /// newer segment that reuses the key is never hit; for POSIX, only if
     /// its name still refers to this file). Idempotent: a segment already

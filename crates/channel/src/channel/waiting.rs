@@ -14,7 +14,7 @@ use crate::wait::{self, Backoff, PARK_SLICE};
 
 /// The error of an operation that waits for the peer, for the two reasons
 /// any such wait ends early.
-pub(super) trait WaitError {
+pub(super) trait WaitError: From<shm::Truncated> {
     /// A termination signal arrived while waiting on `channel`.
     fn interrupted(channel: String, signal: i32) -> Self;
     /// The peer, process `pid`, died.
@@ -64,11 +64,14 @@ impl End {
     ///
     /// # Errors
     ///
-    /// [`WaitError::interrupted`], [`WaitError::peer_gone`].
+    /// [`shm::Truncated`], [`WaitError::interrupted`],
+    /// [`WaitError::peer_gone`].
     pub(super) fn after_wait<E: WaitError>(
         &mut self,
         excused: impl FnOnce(&End) -> bool,
     ) -> Result<(), E> {
+        // A segment that shrank reads zeros: no peer state to trust.
+        self.mapped.managed().check_intact()?;
         if let Some(signal) = shm::sys::termination_signal() {
             return Err(E::interrupted(self.name.clone(), signal));
         }

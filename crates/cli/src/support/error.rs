@@ -1,6 +1,9 @@
 //! The binary's own error: bad input from the user (exit status 2), and
 //! how any error prints on one line.
 
+use crate::support::owners;
+use crate::support::text::escape;
+
 /// Bad input from the user: exit status 2.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -17,20 +20,22 @@ pub fn one_line(err: &anyhow::Error) -> String {
         }
     }
     if let Some(hint) = segment_hint(err)
-        && !out.contains(hint)
+        && !out.contains(&hint)
     {
         out.push_str("; ");
-        out.push_str(hint);
+        out.push_str(&hint);
     }
-    out.replace('\n', " ")
+    // Messages quote names and bytes that came from segments and users.
+    escape(&out.replace('\n', " ")).into_owned()
 }
 
 /// The `shmex` command that helps with a segment-layer error: the library
 /// says what is wrong, and only the binary knows its own commands.
-fn segment_hint(err: &anyhow::Error) -> Option<&'static str> {
+fn segment_hint(err: &anyhow::Error) -> Option<String> {
     err.chain().find_map(|cause| match segment_error(cause)? {
-        shm::Error::NotReady { .. } => Some("remove it with `shmex segment rm`"),
-        shm::Error::Foreign { .. } => Some("read it as raw bytes with `shmex segment read`"),
+        shm::Error::NotReady { .. } => Some("remove it with `shmex segment rm`".into()),
+        shm::Error::Foreign { .. } => Some("read it as raw bytes with `shmex segment read`".into()),
+        shm::Error::OtherOwner { uid, .. } => Some(owners::hint(*uid)),
         _ => None,
     })
 }

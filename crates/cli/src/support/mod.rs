@@ -4,7 +4,9 @@
 
 pub mod error;
 pub mod exe;
+pub mod owners;
 pub mod parse;
 pub mod scratch;
+pub mod text;
 pub mod time;
 pub mod trader;

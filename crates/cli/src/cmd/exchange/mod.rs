@@ -21,6 +21,7 @@ use exchange::{
 use shm::SegmentId;
 
 use crate::support::error::BadInput;
+use crate::support::owners::AllowOwner;
 use crate::support::parse::{exchange_id, parse_mode};
 use crate::support::time::now_ns;
 use show::describe;
@@ -39,6 +40,8 @@ pub struct Args {
     /// Put the exchange in the System V segment with this key instead (5678, 0x162e).
     #[arg(long, global = true, value_name = "K", allow_hyphen_values = true)]
     pub key: Option<String>,
+    #[command(flatten)]
+    pub owners: AllowOwner,
     #[command(subcommand)]
     pub command: Sub,
 }
@@ -215,6 +218,7 @@ pub struct RestoreArgs {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let id = exchange_id(args.exchange.as_deref(), args.key.as_deref())?;
+    args.owners.apply()?;
     match args.command {
         Sub::Init(a) => init(&id, &a),
         Sub::Quote(a) => quote(&id, a.json),
@@ -321,6 +325,7 @@ fn quote(id: &SegmentId, json: bool) -> anyhow::Result<ExitCode> {
     } else {
         show::quote_text(&describe(id), &rows)
     };
+    shm::check_mappings()?;
     std::io::stdout().lock().write_all(text.as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
@@ -335,6 +340,7 @@ fn one_shot(id: &SegmentId, order: Order, a: &OneShot) -> anyhow::Result<ExitCod
     let r = request.apply_as(&e, &a.account)?;
     let mut line = String::new();
     trade::answer(&mut line, &e, &a.account, &r, a.json);
+    shm::check_mappings()?;
     std::io::stdout().lock().write_all(line.as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
@@ -362,6 +368,7 @@ fn set_rate(id: &SegmentId, a: &SetRateArgs) -> anyhow::Result<ExitCode> {
             r.seq
         )
     };
+    shm::check_mappings()?;
     std::io::stdout().lock().write_all(text.as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
@@ -380,6 +387,7 @@ fn accounts(id: &SegmentId, json: bool) -> anyhow::Result<ExitCode> {
     } else {
         show::accounts_text(&state)
     };
+    shm::check_mappings()?;
     std::io::stdout().lock().write_all(text.as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
@@ -389,6 +397,7 @@ fn journal(id: &SegmentId, tail: Option<usize>, json: bool) -> anyhow::Result<Ex
     let e = ex.engine();
     let state = e.state()?;
     let entries = e.journal(tail);
+    shm::check_mappings()?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if json {
         out.write_all(b"[")?;
@@ -415,6 +424,7 @@ fn check(id: &SegmentId, json: bool) -> anyhow::Result<ExitCode> {
     let e = ex.engine();
     let state = e.state()?;
     let violations = state.check();
+    shm::check_mappings()?;
     let mut out = std::io::stdout().lock();
     if json {
         let list: Vec<String> = violations.iter().map(|v| show::js(v)).collect();
@@ -453,6 +463,7 @@ fn snapshot(id: &SegmentId, file: &std::path::Path) -> anyhow::Result<ExitCode> 
     let ex = Exchange::open(id)?;
     let e = ex.engine();
     let (state, journal) = e.snapshot()?;
+    shm::check_mappings()?;
     let text = exchange::snapshot::to_toml(&state, &journal, now_ns());
     // Write beside the target, then rename: a crash never leaves half a file.
     let tmp = file.with_extension(format!("tmp-{}", std::process::id()));

@@ -14,6 +14,7 @@ use exchange::{
 use shm::SegmentId;
 
 use super::show;
+use crate::support::text::escape;
 
 /// Longest line accepted, in bytes (without the newline).
 pub const MAX_LINE: usize = 1024;
@@ -139,6 +140,7 @@ pub fn answer(out: &mut String, e: &Engine<'_>, account: &str, r: &Receipt, json
         );
         return;
     }
+    let account = escape(account);
     let _ = match r.op {
         exchange::Op::Buy => writeln!(
             out,
@@ -385,6 +387,8 @@ pub fn run(id: &SegmentId, account: &str, json: bool) -> anyhow::Result<ExitCode
     while let Some(len) = read_line(&mut input, &mut out, &mut line)? {
         answer.clear();
         let quit = lp.line(&mut answer, &line, len);
+        // No answer from books that shrank under this process.
+        shm::check_mappings()?;
         out.write_all(answer.as_bytes())?;
         if quit {
             break;
