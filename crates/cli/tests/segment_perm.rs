@@ -17,7 +17,7 @@ const NOBODY: &str = "65534";
 /// The `shmex` binary where uid 65534 can run it: the built one if every
 /// directory above it lets others through, else a copy in a fresh
 /// world-readable directory (kept alive by the returned guard).
-fn reachable_shmex() -> (Option<tempfile::TempDir>, PathBuf) {
+pub(crate) fn reachable_shmex() -> (Option<tempfile::TempDir>, PathBuf) {
     let built = PathBuf::from(env!("CARGO_BIN_EXE_shmex"));
     if runs_as_nobody(&built) {
         return (None, built);
@@ -36,7 +36,7 @@ fn reachable_shmex() -> (Option<tempfile::TempDir>, PathBuf) {
     (Some(dir), copy)
 }
 
-fn nobody(bin: &Path, args: &[String]) -> Output {
+pub(crate) fn nobody(bin: &Path, args: &[String]) -> Output {
     Command::new("setpriv")
         .args([
             &format!("--reuid={NOBODY}"),

@@ -371,7 +371,8 @@ impl Managed {
 /// POSIX file is still empty) may be one its creator is writing now.
 fn still_initializing(id: &SegmentId) -> bool {
     match Segment::open_observer(id) {
-        Err(Error::Incompatible { .. }) => true, // empty POSIX file
+        // An empty POSIX file (never anything that is no regular file).
+        Err(Error::Incompatible { .. }) => Segment::posix_empty(id),
         Ok(seg) => {
             // Too short for the state word: a creator may still be sizing it.
             seg.len() < offsets::STATE + std::mem::size_of::<u32>() || {

@@ -254,20 +254,54 @@ impl Segment {
         let (Some(dir), SegmentId::Posix(name)) = (unnamed.as_ref(), &self.id) else {
             return Ok(());
         };
-        posix::publish(fd, dir, name).map_err(|e| match e.raw_os_error() {
-            Some(libc::EEXIST) => Error::Exists {
+        match posix::publish(fd, dir, name) {
+            Ok(()) => {
+                *unnamed = None;
+                Ok(())
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Err(Error::Exists {
                 what: self.id.to_string(),
                 hint: String::new(),
-            },
-            Some(libc::EACCES | libc::EPERM) => Error::PermissionDenied {
-                what: self.id.to_string(),
-                owner: "the directory /dev/shm".into(),
-                mode: 0,
-            },
-            _ => Error::os("linkat", &self.id, e),
-        })?;
-        *unnamed = None;
-        Ok(())
+            }),
+            // Linking refused (no /proc, a stacked mount, a security
+            // module): create the name as before and move the bytes there.
+            Err(_) => self.publish_by_copy(),
+        }
+    }
+
+    /// Gives an unnamed segment its name by creating the name exclusively
+    /// and copying the bytes into it, then mapping that file instead.
+    fn publish_by_copy(&mut self) -> Result<(), Error> {
+        let (Handle::Posix { fd: old, .. }, SegmentId::Posix(name)) = (&self.handle, &self.id)
+        else {
+            return Ok(());
+        };
+        let st = posix::fstat(old).map_err(|e| Error::os("fstat", &self.id, e))?;
+        let fd =
+            posix::create(name, self.len as u64, st.mode).map_err(|e| match e.raw_os_error() {
+                Some(libc::EEXIST) => Error::Exists {
+                    what: self.id.to_string(),
+                    hint: String::new(),
+                },
+                _ => Error::os("shm_open", &self.id, e),
+            })?;
+        let moved = posix::copy_contents(old, &fd, self.len as u64)
+            .map_err(|e| Error::os("copy", &self.id, e))
+            .and_then(|()| {
+                let handle = Handle::Posix { fd, unnamed: None };
+                Self::map_posix(&self.id, handle, self.len, self.access, Purpose::Attach)
+            });
+        match moved {
+            // The old mapping and file go with the old value.
+            Ok(named) => {
+                *self = named;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = posix::unlink(name);
+                Err(e)
+            }
+        }
     }
 
     /// Opens and attaches an existing segment.
@@ -526,6 +560,33 @@ impl Segment {
         }
     }
 
+    /// As [`Segment::check_intact`], after asking the kernel the file's
+    /// size (one `fstat`): finds a truncation before any access faults on
+    /// it, for a side that waits and touches only the pages that are left.
+    ///
+    /// # Errors
+    ///
+    /// [`Truncated`] naming the segment and its size now.
+    pub fn verify_intact(&self) -> Result<(), Truncated> {
+        let (Some(w), Handle::Posix { fd, .. }) = (&self.watch, &self.handle) else {
+            return Ok(());
+        };
+        if posix::fstat(fd).is_ok_and(|s| s.size < self.len as u64) {
+            w.mark_lost();
+        }
+        w.check()
+    }
+
+    /// Whether `id` names an empty regular POSIX file (one whose creator
+    /// has not sized it yet, or died first).
+    pub(crate) fn posix_empty(id: &SegmentId) -> bool {
+        match id {
+            SegmentId::Posix(name) => posix::lstat(name)
+                .is_ok_and(|s| s.file_type == posix::FileType::Regular && s.size == 0),
+            SegmentId::SysV(_) => false,
+        }
+    }
+
     /// The POSIX file's identity and state now, as `fstat` gives them.
     pub(crate) fn posix_stat(&self) -> Option<posix::Stat> {
         match &self.handle {
@@ -732,5 +793,53 @@ fn lock_shared(id: &SegmentId, fd: &OwnedFd) -> Result<(), Error> {
             });
         }
         std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Where linking an unnamed file is refused, it is named by copying:
+    /// the bytes written before are there, and the mapping is the named
+    /// file's from then on.
+    #[test]
+    fn an_unnamed_segment_can_be_named_by_copying() {
+        let name = format!("shmex-unit-copy-{}", std::process::id());
+        let id = SegmentId::posix(name.clone()).unwrap();
+        let mut seg = Segment::create_unnamed(&id, 8192, 0o640).unwrap();
+        if matches!(seg.handle, Handle::Posix { unnamed: None, .. }) {
+            // No unnamed files here: it was named at once.
+            Segment::remove(&id).unwrap();
+            return;
+        }
+        seg.write_at(5000, b"moved").unwrap();
+        assert!(
+            Segment::open(&id, Access::ReadOnly)
+                .unwrap_err()
+                .is_not_found()
+        );
+
+        let taken = Segment::create(&id, 64, 0o600).unwrap();
+        assert!(matches!(seg.publish_by_copy(), Err(Error::Exists { .. })));
+        assert_eq!(
+            posix::lstat(&name).unwrap().size,
+            64,
+            "the other one is kept"
+        );
+        drop(taken);
+        Segment::remove(&id).unwrap();
+
+        seg.publish_by_copy().unwrap();
+        let other = Segment::open(&id, Access::ReadWrite).unwrap();
+        let mut b = [0u8; 5];
+        other.read_at(5000, &mut b).unwrap();
+        assert_eq!(&b, b"moved");
+        seg.write_at(0, b"x").unwrap();
+        other.read_at(0, &mut b[..1]).unwrap();
+        assert_eq!(&b[..1], b"x", "both map the named file");
+        assert_eq!(posix::lstat(&name).unwrap().mode, 0o640);
+        assert!(seg.check_intact().is_ok());
+        Segment::remove(&id).unwrap();
     }
 }

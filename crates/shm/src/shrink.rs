@@ -95,11 +95,23 @@ impl Watch {
         Ok(Watch { reg })
     }
 
-    /// `Err` once the segment has shrunk under this mapping.
+    /// Marks the mapping lost: its file was found shorter than it.
+    pub(crate) fn mark_lost(&self) {
+        sigbus::mark_lost(self.reg.index);
+    }
+
+    /// `Err` once the segment has shrunk under this mapping: one atomic
+    /// load while it has not.
+    #[inline]
     pub(crate) fn check(&self) -> Result<(), Truncated> {
         if !sigbus::is_lost(self.reg.index) {
             return Ok(());
         }
+        self.lost()
+    }
+
+    #[cold]
+    fn lost(&self) -> Result<(), Truncated> {
         let side = lock(&SIDE);
         Err(side[self.reg.index]
             .as_ref()

@@ -12,8 +12,6 @@ use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Where the kernel keeps POSIX segments (glibc's `shm_open` opens
 /// `/dev/shm/NAME`).
@@ -89,12 +87,9 @@ fn lock_new(fd: &OwnedFd) -> io::Result<()> {
 /// A new segment file that has no name yet (`O_TMPFILE` in `/dev/shm`),
 /// sized, with its mode, and its shared `flock` taken, and the directory it
 /// will be linked into by [`publish`]. `Ok(None)` where this kernel or
-/// file system cannot make such files, or cannot link them (see
-/// [`anonymous_files_work`]): the caller then creates the name at once.
+/// file system cannot make such files: the caller then creates the name at
+/// once.
 pub(crate) fn create_anonymous(size: u64, mode: u32) -> io::Result<Option<(OwnedFd, OwnedFd)>> {
-    if !anonymous_files_work() {
-        return Ok(None);
-    }
     let (fd, dir) = match open_anonymous(mode) {
         Ok(pair) => pair,
         Err(e) if unsupported(&e) => return Ok(None),
@@ -160,26 +155,26 @@ pub(crate) fn publish(fd: &OwnedFd, dir: &OwnedFd, name: &str) -> io::Result<()>
     Ok(())
 }
 
-/// Whether anonymous files can be made in `/dev/shm` and then linked
-/// there: tried once per process with a throwaway name.
-fn anonymous_files_work() -> bool {
-    static WORKS: OnceLock<bool> = OnceLock::new();
-    static PROBES: AtomicU32 = AtomicU32::new(0);
-    *WORKS.get_or_init(|| {
-        let Ok((fd, dir)) = open_anonymous(0o600) else {
-            return false;
-        };
-        let name = format!(
-            ".shmex-probe-{}-{}",
-            std::process::id(),
-            PROBES.fetch_add(1, Ordering::Relaxed)
-        );
-        let ok = publish(&fd, &dir, &name).is_ok();
-        if ok {
-            let _ = unlink(&name);
+/// Copies the first `len` bytes of `from` into `to` (both files this
+/// process alone writes).
+pub(crate) fn copy_contents(from: &OwnedFd, to: &OwnedFd, len: u64) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let (from, to) = (
+        std::fs::File::from(from.try_clone()?),
+        std::fs::File::from(to.try_clone()?),
+    );
+    let mut buf = vec![0u8; 1 << 16];
+    let mut at = 0u64;
+    while at < len {
+        let want = usize::try_from(len - at).map_or(buf.len(), |l| l.min(buf.len()));
+        let n = from.read_at(&mut buf[..want], at)?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
         }
-        ok
-    })
+        to.write_all_at(&buf[..n], at)?;
+        at += n as u64;
+    }
+    Ok(())
 }
 
 /// Opens an existing segment without blocking and without following a

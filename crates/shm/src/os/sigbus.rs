@@ -112,6 +112,7 @@ pub(crate) fn unregister(r: &Registration) {
 
 /// Whether the mapping in slot `index` lost its segment (it now reads
 /// zeros): one atomic load.
+#[inline]
 pub(crate) fn is_lost(index: usize) -> bool {
     TABLE[index].lost.load(Ordering::Acquire)
 }
