@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::segment_perm::{nobody, reachable_shmex};
+use crate::segment_perm::{nobody, nobody_cmd, reachable_shmex};
 use crate::support::exchange::{Backend, Exchange};
 use crate::support::process::{
     assert_ok, assert_refused, run, run_args, run_bounded, shmex, show, signal, start, stderr,
@@ -68,6 +68,59 @@ fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
     rx
 }
 
+/// Starts `recv` on a new channel and waits until its segment is there;
+/// returns the channel's name, its id, and the receiver's index in `clean`.
+pub(crate) fn waiting_receiver(clean: &mut Cleanup, tag: &str) -> (String, SegmentId, usize) {
+    let name = clean.name(tag);
+    let id = SegmentId::Posix(name.clone());
+    let r = clean.hold(start(&["recv", &name], Stdio::null()));
+    wait_until("the receiver's channel", || exists(&id));
+    (name, id, r)
+}
+
+/// Child `i`, attacked at `attacked` while it waited, must stop by itself
+/// within 2 s, failing in one line that holds `needle`.
+#[track_caller]
+fn assert_stops_within_2s(clean: &mut Cleanup, i: usize, attacked: Instant, needle: &str) {
+    let status = wait_exit(clean.child(i), "the attacked side");
+    let took = attacked.elapsed();
+    let err = stderr_of(clean.child(i));
+    assert_failed_in_one_line(status, &err, needle);
+    assert!(
+        took < Duration::from_secs(2),
+        "took {took:?}; the bound is 2 s"
+    );
+}
+
+/// The flags that select the exchange in segment `id`.
+pub(crate) fn exchange_args(id: &SegmentId, sub: &[&str]) -> Vec<String> {
+    let mut v = vec!["exchange".to_owned()];
+    match id {
+        SegmentId::SysV(key) => v.extend(["--key".to_owned(), key.to_string()]),
+        SegmentId::Posix(name) => v.extend(["--exchange".to_owned(), name.clone()]),
+    }
+    v.extend(sub.iter().map(|s| (*s).to_owned()));
+    v
+}
+
+/// The `ls` pattern that matches exactly segment `id`: its name, or its
+/// key in hex.
+pub(crate) fn ls_pattern(id: &SegmentId) -> String {
+    match id {
+        SegmentId::SysV(key) => format!("0x{:08x}", *key as u32),
+        SegmentId::Posix(name) => name.clone(),
+    }
+}
+
+/// What an ended child printed on stdout (if it was not taken already).
+fn stdout_of(child: &mut Child) -> String {
+    let mut s = String::new();
+    if let Some(mut o) = child.stdout.take() {
+        let _ = o.read_to_string(&mut s);
+    }
+    s
+}
+
 fn stderr_of(child: &mut Child) -> String {
     let mut s = String::new();
     if let Some(mut e) = child.stderr.take() {
@@ -108,22 +161,11 @@ fn a_trader_whose_exchange_shrinks_fails_in_one_line() {
 #[test]
 fn a_waiting_receiver_whose_channel_shrinks_fails_in_one_line() {
     let mut clean = Cleanup::new();
-    let name = clean.name("shrink-rx");
-    let id = SegmentId::Posix(name.clone());
-    let r = clean.hold(start(&["recv", &name], Stdio::null()));
-    wait_until("the receiver's channel", || exists(&id));
+    let (name, id, r) = waiting_receiver(&mut clean, "shrink-rx");
     // Let it park: the attack comes while it waits.
     std::thread::sleep(Duration::from_millis(300));
     truncate(&shm_file(&name), 4096);
-    let attacked = Instant::now();
-    let status = wait_exit(clean.child(r), "recv after the truncation");
-    let took = attacked.elapsed();
-    let err = stderr_of(clean.child(r));
-    assert_failed_in_one_line(status, &err, &shrank(&id, 4096));
-    assert!(
-        took < Duration::from_secs(2),
-        "took {took:?}; the bound is 2 s"
-    );
+    assert_stops_within_2s(&mut clean, r, Instant::now(), &shrank(&id, 4096));
 }
 
 /// Finding 5 mid-stream: both ends attached (the name is gone by then, so
@@ -133,10 +175,7 @@ fn a_waiting_receiver_whose_channel_shrinks_fails_in_one_line() {
 #[test]
 fn a_channel_truncated_mid_stream_stops_both_ends() {
     let mut clean = Cleanup::new();
-    let name = clean.name("shrink-mid");
-    let id = SegmentId::Posix(name.clone());
-    let r = clean.hold(start(&["recv", &name], Stdio::null()));
-    wait_until("the receiver's channel", || exists(&id));
+    let (name, _, r) = waiting_receiver(&mut clean, "shrink-mid");
     let s = clean.hold(start(&["send", &name], Stdio::piped()));
     let mut input = clean.child(s).stdin.take().expect("stdin");
     input.write_all(b"before\n").expect("write");
@@ -145,16 +184,9 @@ fn a_channel_truncated_mid_stream_stops_both_ends() {
 
     let fd = segment_fd(clean.child(r).id()).expect("the receiver's segment descriptor");
     truncate(&fd, 4096);
-    let attacked = Instant::now();
     // The receiver waits for data: it must notice by itself.
-    let status = wait_exit(clean.child(r), "recv after the truncation");
-    let took = attacked.elapsed();
-    let err = stderr_of(clean.child(r));
-    assert_failed_in_one_line(status, &err, "shrank to 4096 bytes under this process");
-    assert!(
-        took < Duration::from_secs(2),
-        "took {took:?}; the bound is 2 s"
-    );
+    let needle = "shrank to 4096 bytes under this process";
+    assert_stops_within_2s(&mut clean, r, Instant::now(), needle);
     assert!(got.recv_timeout(Duration::from_millis(100)).is_err());
 
     // The sender finds out at its next message.
@@ -317,12 +349,8 @@ fn a_channel_of_another_user_gets_no_data_unless_allowed() {
     let id = SegmentId::Posix(name.clone());
     let (_guard, bin) = reachable_shmex();
     let recv = |clean: &mut Cleanup| {
-        let child = std::process::Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(&bin)
-            .args(["recv", &name, "--mode", "0666", "--timeout", "30"])
-            .current_dir("/")
-            .stdin(Stdio::null())
+        let args = ["recv", &name, "--mode", "0666", "--timeout", "30"].map(str::to_owned);
+        let child = nobody_cmd(&bin, &args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -338,13 +366,7 @@ fn a_channel_of_another_user_gets_no_data_unless_allowed() {
     assert!(clean.child(r).try_wait().expect("try_wait").is_none());
     clean.child(r).kill().expect("kill");
     let st = clean.child(r).wait().expect("reap");
-    let mut got = Vec::new();
-    let _ = clean
-        .child(r)
-        .stdout
-        .take()
-        .expect("stdout")
-        .read_to_end(&mut got);
+    let got = stdout_of(clean.child(r));
     assert!(got.is_empty(), "nobody received {got:?} ({st:?})");
     let _ = shm::Segment::remove(&id);
 
@@ -355,13 +377,7 @@ fn a_channel_of_another_user_gets_no_data_unless_allowed() {
         b"shared\n",
     ));
     let st = wait_exit(clean.child(r), "nobody's recv");
-    let mut got = String::new();
-    let _ = clean
-        .child(r)
-        .stdout
-        .take()
-        .expect("stdout")
-        .read_to_string(&mut got);
+    let got = stdout_of(clean.child(r));
     assert!(st.success(), "{st:?} {}", stderr_of(clean.child(r)));
     assert_eq!(got, "shared\n");
 }
@@ -373,16 +389,7 @@ fn an_exchange_of_another_user_is_refused_unless_allowed() {
     require_root();
     let mut cleanup = Cleanup::new();
     for id in both_backends(&mut cleanup, "owner-ex") {
-        let select = match &id {
-            SegmentId::SysV(key) => vec!["--key".to_owned(), key.to_string()],
-            SegmentId::Posix(name) => vec!["--exchange".to_owned(), name.clone()],
-        };
-        let ex = |sub: &[&str]| {
-            let mut v = vec!["exchange".to_owned()];
-            v.extend(select.iter().cloned());
-            v.extend(sub.iter().map(|s| (*s).to_owned()));
-            v
-        };
+        let ex = |sub: &[&str]| exchange_args(&id, sub);
         let made = nobody(&reachable_shmex().1, &ex(&["init", "--mode", "0666"]));
         assert_eq!(made.status.code(), Some(0), "{id}: {}", show(&made));
         shm::allow_owner(65534);
@@ -423,10 +430,7 @@ fn rm_stale_never_removes_a_segment_that_replaced_a_stale_one() {
         );
         signal(h.pid, "KILL");
         let _ = h.finish(&mut cleanup);
-        let pattern = match &id {
-            SegmentId::SysV(key) => format!("0x{:08x}", *key as u32),
-            SegmentId::Posix(name) => name.clone(),
-        };
+        let pattern = ls_pattern(&id);
         wait_until(&format!("{id} is listed stale"), || {
             crate::support::segment::ls_entry(&id).is_some_and(|v| v["status"] == "stale")
         });
@@ -458,13 +462,7 @@ fn rm_stale_never_removes_a_segment_that_replaced_a_stale_one() {
         std::fs::remove_file(&gate).expect("open the gate");
 
         let status = wait_exit(cleanup.child(i), "rm --stale");
-        let mut out = String::new();
-        let _ = cleanup
-            .child(i)
-            .stdout
-            .take()
-            .expect("stdout")
-            .read_to_string(&mut out);
+        let out = stdout_of(cleanup.child(i));
         assert!(
             status.success(),
             "{status:?}: {out} {}",

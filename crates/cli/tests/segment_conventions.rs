@@ -6,16 +6,16 @@
 //! from stdin or a file; proper wording; RFC 3339 times in JSON.
 
 use std::io::Write;
-use std::process::Stdio;
 
 use serde_json::Value;
 
+use crate::hostile_segment::{exchange_args, ls_pattern, waiting_receiver};
 use crate::support::exchange::{Backend, Exchange};
-use crate::support::process::{assert_ok, assert_refused, run, run_args, start};
+use crate::support::process::{assert_ok, assert_refused, run, run_args};
 use crate::support::segment::{
     assert_gone, both_backends, bytes_of, cmd, create, inspect_json, ls_entry, remove, segment_ok,
 };
-use crate::support::{Cleanup, SegmentId, exists, wait_until};
+use crate::support::{Cleanup, SegmentId, exists};
 
 /// The header and the row of `ls` text output that names `id`, cut into
 /// cells where the header's columns start (cells may hold spaces).
@@ -48,8 +48,8 @@ fn ls_row(args: &[&str], id: &SegmentId) -> (Vec<String>, Vec<String>) {
     };
     let head = cut(header);
     let needle = match id {
-        SegmentId::SysV(key) => format!("0x{:08x} ({key})", *key as u32),
-        SegmentId::Posix(name) => name.clone(),
+        SegmentId::SysV(key) => format!("{} ({key})", ls_pattern(id)),
+        SegmentId::Posix(_) => ls_pattern(id),
     };
     let row = lines
         .map(cut)
@@ -75,10 +75,7 @@ fn ls_shows_shmid_hex_keys_asked_size_and_a_status_of_its_own() {
     let mut cleanup = Cleanup::new();
     for id in both_backends(&mut cleanup, "conv-ls") {
         create(&id, false, &["--size", "4096"]);
-        let pattern = match &id {
-            SegmentId::SysV(key) => format!("0x{:08x}", *key as u32),
-            SegmentId::Posix(name) => name.clone(),
-        };
+        let pattern = ls_pattern(&id);
         let (head, row) = ls_row(&["segment", "ls", &pattern], &id);
         assert_eq!(cell(&head, &row, "BYTES"), "4096", "{row:?}");
         assert_eq!(cell(&head, &row, "LIFETIME"), "persistent");
@@ -252,10 +249,7 @@ fn rm_takes_several_targets_shmids_and_a_dry_run() {
 #[test]
 fn write_refuses_a_live_channel_or_exchange_unless_forced() {
     let mut cleanup = Cleanup::new();
-    let name = cleanup.name("conv-ch");
-    let ch = SegmentId::Posix(name.clone());
-    let r = cleanup.hold(start(&["recv", &name], Stdio::null()));
-    wait_until("the receiver's channel", || exists(&ch));
+    let (_, ch, r) = waiting_receiver(&mut cleanup, "conv-ch");
     let before = bytes_of(&ch);
     let out = run_args(&cmd(&["segment", "write"], &ch, &["garbage"]));
     assert_refused(
@@ -338,14 +332,7 @@ fn kind_mismatches_are_worded_properly() {
     let mut cleanup = Cleanup::new();
     for id in both_backends(&mut cleanup, "conv-kind") {
         create(&id, false, &["--size", "64"]);
-        let select = match &id {
-            SegmentId::SysV(key) => ["--key".to_owned(), key.to_string()],
-            SegmentId::Posix(name) => ["--exchange".to_owned(), name.clone()],
-        };
-        let mut args = vec!["exchange".to_owned()];
-        args.extend(select);
-        args.push("quote".into());
-        let out = run_args(&args);
+        let out = run_args(&exchange_args(&id, &["quote"]));
         assert_refused(
             &out,
             1,

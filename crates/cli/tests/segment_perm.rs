@@ -36,19 +36,23 @@ pub(crate) fn reachable_shmex() -> (Option<tempfile::TempDir>, PathBuf) {
     (Some(dir), copy)
 }
 
+/// `shmex ARGS` as uid 65534, through `setpriv`, with no stdin.
+pub(crate) fn nobody_cmd(bin: &Path, args: &[String]) -> Command {
+    let mut c = Command::new("setpriv");
+    c.args([
+        &format!("--reuid={NOBODY}"),
+        &format!("--regid={NOBODY}"),
+        "--clear-groups",
+    ])
+    .arg(bin)
+    .args(args)
+    .current_dir("/")
+    .stdin(Stdio::null());
+    c
+}
+
 pub(crate) fn nobody(bin: &Path, args: &[String]) -> Output {
-    Command::new("setpriv")
-        .args([
-            &format!("--reuid={NOBODY}"),
-            &format!("--regid={NOBODY}"),
-            "--clear-groups",
-        ])
-        .arg(bin)
-        .args(args)
-        .current_dir("/")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run setpriv")
+    nobody_cmd(bin, args).output().expect("run setpriv")
 }
 
 fn runs_as_nobody(bin: &Path) -> bool {

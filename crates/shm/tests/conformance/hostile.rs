@@ -20,6 +20,13 @@ fn file_of(id: &SegmentId) -> std::path::PathBuf {
     std::path::Path::new("/dev/shm").join(name)
 }
 
+/// Runs this test binary as a child in `role` on `id`, to its end.
+fn run_child(role: &str, id: &SegmentId) -> std::process::Output {
+    spawn_child(role, id, "")
+        .wait_with_output()
+        .expect("child runs")
+}
+
 /// Runs `f` in a thread and fails if it does not finish within 10 s: a
 /// refusal must come at once, never after blocking.
 fn promptly<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -40,9 +47,7 @@ fn promptly<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'stati
 fn posix_truncated_mapping_reads_zeros_and_says_so() {
     let mut g = Cleanup::new();
     let id = g.id(posix_id);
-    let out = spawn_child("shrink", &id, "")
-        .wait_with_output()
-        .expect("child runs");
+    let out = run_child("shrink", &id);
     assert!(
         out.status.success(),
         "child died: {:?} (signal {:?})",
@@ -107,9 +112,7 @@ pub(crate) fn shrink_child(id: &SegmentId) {
 fn sigbus_elsewhere_still_kills() {
     let mut g = Cleanup::new();
     let id = g.id(posix_id);
-    let out = spawn_child("stray-sigbus", &id, "")
-        .wait_with_output()
-        .expect("child runs");
+    let out = run_child("stray-sigbus", &id);
     assert_eq!(out.status.signal(), Some(libc::SIGBUS), "{:?}", out.status);
 }
 
