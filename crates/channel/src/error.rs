@@ -140,6 +140,9 @@ pub enum SendError {
         /// The signal number.
         signal: i32,
     },
+    /// Another process truncated the channel's segment under this one.
+    #[error(transparent)]
+    Truncated(#[from] shm::Truncated),
 }
 
 /// Why no message was received.
@@ -184,6 +187,10 @@ pub enum RecvError {
         /// The signal number.
         signal: i32,
     },
+    /// Another process truncated the channel's segment under this one:
+    /// nothing read from it since is a message.
+    #[error(transparent)]
+    Truncated(#[from] shm::Truncated),
     /// The ring holds a frame that cannot be: the segment was overwritten.
     #[error(
         "channel {channel} is corrupted: impossible frame header {value:#x} at ring offset {offset}"

@@ -227,7 +227,6 @@ fn both_or_neither_of_key_and_name_is_a_usage_error() {
         &["segment", "read"],
         &["segment", "inspect", "--key", &k, "--name", &name],
         &["segment", "inspect"],
-        &["segment", "rm", "--key", &k, "--name", &name],
         &["segment", "rm"],
     ] {
         usage(args);

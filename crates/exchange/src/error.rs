@@ -208,6 +208,10 @@ pub enum OpError {
         /// The account.
         name: String,
     },
+    /// Another process truncated the exchange's segment under this one:
+    /// what it reads now is zeros, not the books.
+    #[error(transparent)]
+    Truncated(#[from] shm::Truncated),
 }
 
 fn unknown_account(name: &str, suggestion: Option<&str>) -> String {
@@ -256,6 +260,7 @@ impl OpError {
             OpError::AccountNotEmpty { .. } => "account_not_empty",
             OpError::AccountClosed { .. } => "account_closed",
             OpError::RateMove { .. } => "confirmation_needed",
+            OpError::Truncated(_) => "truncated",
         }
     }
 }

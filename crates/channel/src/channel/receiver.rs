@@ -77,7 +77,12 @@ impl Receiver {
         loop {
             let end = &self.end;
             let channel = || end.name.clone();
-            match self.core.try_peek(end.ctl(), &end.mapped) {
+            let peek = self.core.try_peek(end.ctl(), &end.mapped);
+            if !matches!(peek, Ok(Peek::Message { .. } | Peek::Empty)) {
+                // Zeros read from a segment that shrank end nothing.
+                end.mapped.managed().check_intact()?;
+            }
+            match peek {
                 Ok(Peek::Message { off, len }) => {
                     if let Some(b) = &backoff {
                         self.end.done(b);

@@ -14,7 +14,7 @@ use crate::wait::{self, Backoff, PARK_SLICE};
 
 /// The error of an operation that waits for the peer, for the two reasons
 /// any such wait ends early.
-pub(super) trait WaitError {
+pub(super) trait WaitError: From<shm::Truncated> {
     /// A termination signal arrived while waiting on `channel`.
     fn interrupted(channel: String, signal: i32) -> Self;
     /// The peer, process `pid`, died.
@@ -64,7 +64,8 @@ impl End {
     ///
     /// # Errors
     ///
-    /// [`WaitError::interrupted`], [`WaitError::peer_gone`].
+    /// [`shm::Truncated`], [`WaitError::interrupted`],
+    /// [`WaitError::peer_gone`].
     pub(super) fn after_wait<E: WaitError>(
         &mut self,
         excused: impl FnOnce(&End) -> bool,
@@ -72,7 +73,10 @@ impl End {
         if let Some(signal) = shm::sys::termination_signal() {
             return Err(E::interrupted(self.name.clone(), signal));
         }
-        if let Some(pid) = self.dead_peer(Instant::now())
+        let dead = self.dead_peer(Instant::now());
+        // A segment that shrank reads zeros: no peer state to trust.
+        self.mapped.managed().check_intact()?;
+        if let Some(pid) = dead
             && !excused(self)
         {
             return Err(E::peer_gone(self.name.clone(), pid));
@@ -81,7 +85,8 @@ impl End {
     }
 
     /// The peer's pid if it attached and has died since (checked at most
-    /// every park slice, since reading `/proc` costs microseconds).
+    /// every park slice, since reading `/proc` costs microseconds), and
+    /// whether the segment kept its size.
     fn dead_peer(&mut self, now: Instant) -> Option<u32> {
         if self
             .last_check
@@ -90,6 +95,9 @@ impl End {
             return None;
         }
         self.last_check = Some(now);
+        // Also asks the kernel whether the segment shrank: a waiting side
+        // may touch only pages that are left, and never fault.
+        let _ = self.mapped.managed().segment().verify_intact();
         let peer = self.peer().holder();
         (peer.pid != 0 && !peer.is_alive()).then_some(peer.pid)
     }

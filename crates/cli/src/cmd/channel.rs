@@ -11,6 +11,7 @@ use channel::{OpenError, Options, Receiver, RecvError, SendError, Sender};
 use shm::SegmentId;
 
 use crate::support::error::BadInput;
+use crate::support::owners::AllowOwner;
 use crate::support::parse::{parse_mode, parse_seconds, parse_size};
 
 /// Bytes read from stdin per message.
@@ -33,6 +34,8 @@ pub struct SendArgs {
     /// Permission bits, if this end creates the channel.
     #[arg(long, value_name = "OCTAL", default_value = "0600")]
     pub mode: String,
+    #[command(flatten)]
+    pub owners: AllowOwner,
 }
 
 /// Flags of `shmex recv`.
@@ -51,6 +54,8 @@ pub struct RecvArgs {
     /// Permission bits, if this end creates the channel.
     #[arg(long, value_name = "OCTAL", default_value = "0600")]
     pub mode: String,
+    #[command(flatten)]
+    pub owners: AllowOwner,
 }
 
 /// The options of `--capacity` and `--mode`. The channel judges the
@@ -157,6 +162,7 @@ struct Interrupted(i32);
 
 pub fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
     let id = channel_id(&args.name)?;
+    args.owners.apply()?;
     let opts = options(args.capacity.as_deref(), &args.mode)?;
     let timeout = timeout(args.timeout.as_deref())?;
     shm::sys::catch_termination();
@@ -202,6 +208,7 @@ pub fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
 
 pub fn recv(args: RecvArgs) -> anyhow::Result<ExitCode> {
     let id = channel_id(&args.name)?;
+    args.owners.apply()?;
     let opts = options(args.capacity.as_deref(), &args.mode)?;
     let timeout = timeout(args.timeout.as_deref())?;
     shm::sys::catch_termination();
@@ -218,11 +225,16 @@ pub fn recv(args: RecvArgs) -> anyhow::Result<ExitCode> {
             Err(RecvError::Interrupted { signal, .. }) => return Err(interrupted(signal)),
             Err(e) => return Err(e.into()),
         };
+        // Zeros read from a channel that shrank are no message.
+        shm::check_mappings()?;
         match write_all(&mut out, &msg) {
             Ok(()) => {}
             // The reader of stdout is gone (`| head`): done, quietly.
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
             Err(e) => {
+                // The kernel reading a message from a file truncated under
+                // it fails with EFAULT, without any SIGBUS.
+                shm::verify_mappings()?;
                 if let Some(signal) = shm::sys::termination_signal() {
                     return Err(interrupted(signal));
                 }

@@ -2,6 +2,9 @@
 //! termination signal (exit status 128 + N), and how any error prints on
 //! one line.
 
+use crate::support::owners;
+use crate::support::text::escape;
+
 /// Bad input from the user: exit status 2.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -55,12 +58,13 @@ pub fn one_line(err: &anyhow::Error) -> String {
         }
     }
     if let Some(hint) = segment_hint(err)
-        && !out.contains(hint)
+        && !out.contains(&hint)
     {
         out.push_str("; ");
-        out.push_str(hint);
+        out.push_str(&hint);
     }
-    out.replace('\n', " ")
+    // Messages quote names and bytes that came from segments and users.
+    escape(&out.replace('\n', " ")).into_owned()
 }
 
 /// A stable machine code for a segment-layer error, for `--json` answers.
@@ -76,6 +80,9 @@ pub fn segment_code(e: &shm::Error) -> &'static str {
         shm::Error::NotReady { .. } => "not_ready",
         shm::Error::OutOfBounds(_) => "out_of_bounds",
         shm::Error::ReadOnly { .. } => "read_only",
+        shm::Error::OtherOwner { .. } => "other_owner",
+        shm::Error::Locked { .. } => "locked",
+        shm::Error::Truncated(_) => "truncated",
         _ => "segment_error",
     }
 }
@@ -88,6 +95,9 @@ pub fn code(cause: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
     }
     if let Some(e) = segment_error(cause) {
         return Some(segment_code(e));
+    }
+    if cause.is::<shm::Truncated>() {
+        return Some("truncated");
     }
     if cause.is::<channel::OpenError>()
         || cause.is::<channel::SendError>()
@@ -103,10 +113,11 @@ pub fn code(cause: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
 
 /// The `shmex` command that helps with a segment-layer error: the library
 /// says what is wrong, and only the binary knows its own commands.
-fn segment_hint(err: &anyhow::Error) -> Option<&'static str> {
+fn segment_hint(err: &anyhow::Error) -> Option<String> {
     err.chain().find_map(|cause| match segment_error(cause)? {
-        shm::Error::NotReady { .. } => Some("remove it with `shmex segment rm`"),
-        shm::Error::Foreign { .. } => Some("read it as raw bytes with `shmex segment read`"),
+        shm::Error::NotReady { .. } => Some("remove it with `shmex segment rm`".into()),
+        shm::Error::Foreign { .. } => Some("read it as raw bytes with `shmex segment read`".into()),
+        shm::Error::OtherOwner { uid, .. } => Some(owners::hint(*uid)),
         _ => None,
     })
 }

@@ -82,6 +82,9 @@ impl<'a> Engine<'a> {
     #[inline]
     pub(super) fn locked<T>(&self, f: impl FnOnce() -> Result<T, OpError>) -> Result<T, OpError> {
         let g = self.lock()?;
+        // Books that shrank under this process read zeros: no mutation
+        // starts on them, and none that ran into them is acknowledged.
+        self.ex.m.check_intact()?;
         let start = match &self.probe {
             Some(p) => {
                 let n = p.n.get().wrapping_add(1);
@@ -96,6 +99,7 @@ impl<'a> Engine<'a> {
             p.samples.borrow_mut().push(ns);
         }
         drop(g);
+        self.ex.m.check_intact()?;
         r
     }
 }

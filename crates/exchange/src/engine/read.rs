@@ -23,6 +23,8 @@ impl<'a> Engine<'a> {
     /// also recovers the dead writer's operation.
     fn consistent<T>(&self, mut read: impl FnMut() -> T) -> Result<T, OpError> {
         if let Some(v) = self.head.seq.read(READ_PATIENCE, &mut read) {
+            // Zeros read from a segment that shrank are not the books.
+            self.ex.m.check_intact()?;
             return Ok(v);
         }
         let mut g = match self.head.lock.lock_timeout(READ_LOCK_WAIT) {
@@ -37,7 +39,9 @@ impl<'a> Engine<'a> {
         if g.owner_died() || self.head.undo.active.load(R) != 0 {
             self.recover(&mut g)?;
         }
-        Ok(read())
+        let v = read();
+        self.ex.m.check_intact()?;
+        Ok(v)
     }
 
     /// The quote (home row first, its holding is the till) into `out`,

@@ -122,8 +122,23 @@ pub const CODES: &[(&str, Option<u8>, &str)] = &[
     ("segment_exists", Some(1), "a segment that exists already"),
     (
         "read_only",
-        Some(1),
+        Some(2),
         "a write to a segment attached read-only",
+    ),
+    (
+        "other_owner",
+        Some(1),
+        "the segment belongs to another user, not allowed with `--allow-owner`",
+    ),
+    (
+        "locked",
+        Some(1),
+        "another process held the segment's file locked too long",
+    ),
+    (
+        "truncated",
+        Some(1),
+        "another process truncated the segment under this one",
     ),
     ("channel_error", Some(1), "an error of a channel"),
     (

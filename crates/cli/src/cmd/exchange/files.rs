@@ -78,6 +78,7 @@ pub fn snapshot(id: &SegmentId, a: &FileArg) -> anyhow::Result<ExitCode> {
     let ex = Exchange::open(id)?;
     let e = ex.engine();
     let (state, journal) = e.snapshot()?;
+    shm::check_mappings()?;
     let text = exchange::snapshot::to_toml(&state, &journal, now_ns());
     if is_stdio(&a.file) {
         // The snapshot alone: stdout is the file.

@@ -36,6 +36,7 @@ pub fn run(id: &SegmentId, a: &JournalArgs) -> anyhow::Result<ExitCode> {
     let e = ex.engine();
     let state = e.state()?;
     let entries = e.journal(a.tail);
+    shm::check_mappings()?;
     let mut out = BufWriter::new(std::io::stdout().lock());
     if a.follow {
         for en in &entries {
@@ -94,6 +95,7 @@ fn follow(
             // Decimals and codes never change; the state only names them.
             let state = e.state()?;
             let new = e.journal_from(next);
+            shm::check_mappings()?;
             if let Some(first) = new.first()
                 && first.seq > next
             {

@@ -26,6 +26,7 @@ use exchange::{
 use shm::SegmentId;
 
 use crate::support::error::BadInput;
+use crate::support::owners::AllowOwner;
 use crate::support::parse::{exchange_id, parse_mode};
 use files::{FileArg, RestoreArgs};
 use journal::JournalArgs;
@@ -46,6 +47,8 @@ pub struct Args {
     /// Put the exchange in the System V segment with this key instead (5678, 0x162e).
     #[arg(long, global = true, value_name = "K", allow_hyphen_values = true)]
     pub key: Option<String>,
+    #[command(flatten)]
+    pub owners: AllowOwner,
     #[command(subcommand)]
     pub command: Sub,
 }
@@ -240,6 +243,7 @@ pub struct DestroyArgs {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let id = exchange_id(args.exchange.as_deref(), args.key.as_deref())?;
+    args.owners.apply()?;
     let json = args.command.json();
     let r = run_sub(&id, args.command);
     if json && let Err(err) = &r {
@@ -365,6 +369,7 @@ fn quote(id: &SegmentId, json: bool) -> anyhow::Result<ExitCode> {
     } else {
         show::quote_text(&describe(id), &rows)
     };
+    shm::check_mappings()?;
     std::io::stdout().lock().write_all(text.as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
@@ -379,6 +384,7 @@ fn one_shot(id: &SegmentId, order: Order, a: &OneShot) -> anyhow::Result<ExitCod
     let r = request.apply_as(&e, &a.account)?;
     let mut line = String::new();
     trade::answer(&mut line, &e, &a.account, &r, a.json);
+    shm::check_mappings()?;
     std::io::stdout().lock().write_all(line.as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
@@ -464,6 +470,7 @@ fn set_rate(id: &SegmentId, a: &SetRateArgs) -> anyhow::Result<ExitCode> {
             ch.receipt.seq
         )
     };
+    shm::check_mappings()?;
     std::io::stdout().lock().write_all(text.as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
@@ -482,6 +489,7 @@ fn accounts(id: &SegmentId, json: bool) -> anyhow::Result<ExitCode> {
     } else {
         show::accounts_text(&state)
     };
+    shm::check_mappings()?;
     std::io::stdout().lock().write_all(text.as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
@@ -490,6 +498,7 @@ fn check(id: &SegmentId, json: bool) -> anyhow::Result<ExitCode> {
     let ex = Exchange::open(id)?;
     let e = ex.engine();
     let violations = e.check()?;
+    shm::check_mappings()?;
     let info = e.info();
     let failed = violations.first().map(|first| Refusal::CheckFailed {
         what: describe(id),

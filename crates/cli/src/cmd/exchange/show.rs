@@ -7,6 +7,7 @@ use exchange::money::{Amount, Rate};
 use exchange::{Code, Entry, QuoteRow, State};
 use shm::SegmentId;
 
+use crate::support::text::escape;
 use crate::support::time::utc_millis;
 
 /// An exchange's segment and its backend, for messages.
@@ -113,7 +114,7 @@ pub fn accounts_text(state: &State) -> String {
     let width = state
         .accounts
         .iter()
-        .map(|a| a.name.len())
+        .map(|a| escape(&a.name).chars().count())
         .max()
         .unwrap_or(4)
         .max(7);
@@ -123,7 +124,7 @@ pub fn accounts_text(state: &State) -> String {
     }
     s.push('\n');
     for a in &state.accounts {
-        let _ = write!(s, "{:<width$}", a.name);
+        let _ = write!(s, "{:<width$}", escape(&a.name));
         for (c, b) in state.currencies.iter().zip(&a.balances) {
             let _ = write!(s, " {:>16}", c.amount(*b).to_string());
         }
@@ -219,23 +220,25 @@ pub fn entry_text(state: &State, e: &Entry) -> String {
     let (code, dec) = code_of(state, e);
     let home = state.currencies[0].code;
     let amount = Amount::new(e.amount, dec);
+    // The name is whatever bytes the segment holds.
+    let account = escape(&e.account);
     let what = match e.op {
         exchange::Op::Buy => format!(
             "{} bought {amount} {code} at {} for {} {home}",
-            e.account,
+            account,
             Rate(e.rate),
             total_of(state, e)
         ),
         exchange::Op::Sell => format!(
             "{} sold {amount} {code} at {} for {} {home}",
-            e.account,
+            account,
             Rate(e.rate),
             total_of(state, e)
         ),
-        exchange::Op::Deposit => format!("{} deposited {amount} {code}", e.account),
-        exchange::Op::Withdraw => format!("{} withdrew {amount} {code}", e.account),
-        exchange::Op::Open => format!("{} opened an account with {amount} {code}", e.account),
-        exchange::Op::Close => format!("{} closed the account", e.account),
+        exchange::Op::Deposit => format!("{account} deposited {amount} {code}"),
+        exchange::Op::Withdraw => format!("{account} withdrew {amount} {code}"),
+        exchange::Op::Open => format!("{account} opened an account with {amount} {code}"),
+        exchange::Op::Close => format!("{account} closed the account"),
         exchange::Op::SetRate => format!(
             "{code} rates set to buy {} sell {}",
             Rate(e.extra),
@@ -244,11 +247,7 @@ pub fn entry_text(state: &State, e: &Entry) -> String {
         exchange::Op::Rollback => format!(
             "rolled back a {} of {amount} {code} by {} (pid {} died holding the lock)",
             e.undone.map_or("?", exchange::Op::name),
-            if e.account.is_empty() {
-                "-"
-            } else {
-                &e.account
-            },
+            if e.account.is_empty() { "-" } else { &account },
             e.extra
         ),
     };

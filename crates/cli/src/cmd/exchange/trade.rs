@@ -20,6 +20,7 @@ use shm::SegmentId;
 use super::codes::failure_json;
 use super::refusal::{REMOVAL_CHECK, RemovalWatch};
 use super::show;
+use crate::support::text::escape;
 
 mod terminal;
 
@@ -164,6 +165,7 @@ pub fn answer(out: &mut String, e: &Engine<'_>, account: &str, r: &Receipt, json
         let _ = writeln!(out, ",\"seq\":{}}}", r.seq);
         return;
     }
+    let account = escape(account);
     let _ = match r.op {
         exchange::Op::Buy => writeln!(
             out,
@@ -456,6 +458,8 @@ pub fn run(id: &SegmentId, account: &str, open: bool, json: bool) -> anyhow::Res
         }
         answer.clear();
         let quit = lp.line(&mut answer, &line, len);
+        // No answer from books that shrank under this process.
+        shm::check_mappings()?;
         out.write_all(answer.as_bytes())?;
         if quit {
             break;

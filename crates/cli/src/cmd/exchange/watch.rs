@@ -67,6 +67,7 @@ fn plain(id: &SegmentId, ex: &Exchange) -> anyhow::Result<()> {
     let state = e.state()?;
     let info = e.info();
     let violations = e.check()?;
+    shm::check_mappings()?;
     let mut out = std::io::stdout().lock();
     out.write_all(show::quote_text(&describe(id), &rows).as_bytes())?;
     writeln!(
