@@ -135,7 +135,7 @@ fn stderr_of(child: &mut Child) -> String {
 #[test]
 fn a_trader_whose_exchange_shrinks_fails_in_one_line() {
     let mut ex = Exchange::init(Backend::Posix, "shrink-ex", &[]);
-    let t = ex.spawn(&["trade", "--account", "alice"]);
+    let t = ex.spawn(&["trade", "--account", "alice", "--open"]);
     let answers = lines_of(ex.child(t));
     let mut input = ex.child(t).stdin.take().expect("stdin");
     input.write_all(b"quote\n").expect("write");
@@ -568,7 +568,7 @@ fn a_type_name_with_terminal_escapes_is_printed_escaped() {
 fn account_names_from_the_segment_are_printed_escaped() {
     let ex = Exchange::init(Backend::Posix, "esc-acct", &[]);
     let plain = "zzqqzzqqzzqqzzqq";
-    let out = ex.run_in(&["trade", "--account", plain], b"buy DOLLAR 1\n");
+    let out = ex.run_in(&["trade", "--account", plain, "--open"], b"buy DOLLAR 1\n");
     assert_ok(&out);
     let hostile = "z\n\u{1b}]0;pwn\u{7}qqqqqq";
     assert_eq!(hostile.len(), plain.len());

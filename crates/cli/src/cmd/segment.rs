@@ -13,7 +13,8 @@ use shm::{Access, Kind, Managed, ManagedOptions, Segment, SegmentId, SegmentInfo
 use crate::support::error::{BadInput, one_line};
 use crate::support::owners::AllowOwner;
 use crate::support::parse::{parse_mode, parse_size};
-use crate::support::text::{escape, plural};
+use crate::support::plural::plural;
+use crate::support::text::escape;
 use crate::support::time::{utc_millis, utc_seconds};
 
 /// Flags of `shmex segment`.
@@ -198,7 +199,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             target.check_intact()?;
             println!(
                 "wrote {} at offset {offset} of segment {id}",
-                plural(data.len() as u64, "byte")
+                plural(data.len() as u64, "byte", "bytes")
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -358,7 +359,7 @@ fn create(id: &SegmentId, size: u64, mode: u32, hold: bool, raw: bool) -> anyhow
         SegOrManaged::Managed(Managed::create(id, &opts, |_| Ok::<(), shm::Error>(()))?)
     };
     let what = if raw { "raw" } else { lifetime.name() };
-    let bytes = plural(size, "byte");
+    let bytes = plural(size, "byte", "bytes");
     if !hold {
         println!(
             "created {} segment {id}: {bytes}, mode {mode:04o}, {what}",
@@ -731,7 +732,7 @@ fn print_table(all: &[SegmentInfo], long: bool, filtered: bool) {
     if stale > 0 {
         println!(
             "{}: `shmex segment rm --stale` removes {}",
-            plural(stale as u64, "stale segment"),
+            plural(stale as u64, "stale segment", "stale segments"),
             if stale == 1 { "it" } else { "them" }
         );
     }

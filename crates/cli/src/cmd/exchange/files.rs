@@ -10,11 +10,11 @@ use anyhow::Context as _;
 use exchange::{Entry, Exchange, OpenError, State};
 use shm::SegmentId;
 
-use super::refusal::count;
 use super::replace;
 use super::show::describe;
 use crate::support::error::BadInput;
 use crate::support::parse::parse_mode;
+use crate::support::plural::plural;
 use crate::support::time::now_ns;
 
 /// The argument of `snapshot`.
@@ -46,9 +46,9 @@ fn is_stdio(file: &Path) -> bool {
 fn summary(state: &State, journal: &[Entry]) -> String {
     format!(
         "{}, {}, {} (next seq {})",
-        count(state.currencies.len() as u64, "currency", "currencies"),
-        count(state.accounts.len() as u64, "account", "accounts"),
-        count(journal.len() as u64, "journal record", "journal records"),
+        plural(state.currencies.len() as u64, "currency", "currencies"),
+        plural(state.accounts.len() as u64, "account", "accounts"),
+        plural(journal.len() as u64, "journal record", "journal records"),
         state.next_seq
     )
 }

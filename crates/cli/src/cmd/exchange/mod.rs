@@ -28,9 +28,10 @@ use shm::SegmentId;
 use crate::support::error::BadInput;
 use crate::support::owners::AllowOwner;
 use crate::support::parse::{exchange_id, parse_mode};
+use crate::support::plural::plural;
 use files::{FileArg, RestoreArgs};
 use journal::JournalArgs;
-use refusal::{Refusal, count};
+use refusal::Refusal;
 use show::describe;
 use trade::{InputError, parse_order};
 use watch::WatchArgs;
@@ -343,14 +344,14 @@ fn init(id: &SegmentId, a: &InitArgs) -> anyhow::Result<ExitCode> {
         home.code,
         home.amount(home.holding),
         home.amount(state.opening),
-        count(
+        plural(
             state.currencies.len() as u64 - 1,
             "foreign currency",
             "foreign currencies"
         ),
-        count(cap.accounts as u64, "account", "accounts"),
-        count(cap.currencies as u64, "currency", "currencies"),
-        count(cap.journal as u64, "journal record", "journal records"),
+        plural(cap.accounts as u64, "account", "accounts"),
+        plural(cap.currencies as u64, "currency", "currencies"),
+        plural(cap.journal as u64, "journal record", "journal records"),
     )?;
     for n in notes {
         writeln!(out, "note: {n}")?;
@@ -525,8 +526,8 @@ fn check(id: &SegmentId, json: bool) -> anyhow::Result<ExitCode> {
         writeln!(
             out,
             "ok: {} balance across {} (holdings + accounts = genesis + deposits - withdrawals); nothing is negative; every quote has 0 < buy <= sell",
-            count(info.currencies as u64, "currency", "currencies"),
-            count(info.accounts as u64, "account", "accounts")
+            plural(info.currencies as u64, "currency", "currencies"),
+            plural(info.accounts as u64, "account", "accounts")
         )?;
     } else {
         for v in &violations {
@@ -595,7 +596,7 @@ fn destroy(id: &SegmentId, force: bool) -> anyhow::Result<ExitCode> {
         write!(
             out,
             "; {} attached ({pids}): {stop}",
-            count(attached, "process was", "processes were")
+            plural(attached, "process was", "processes were")
         )?;
     }
     writeln!(out, "; {}", what_remains(id))?;

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use exchange::Exchange;
 
 use super::holders::Holder;
+use crate::support::plural::plural;
 
 /// How often a long-running command (a trade loop, `watch`, `journal
 /// --follow`) asks whether its exchange was removed: one system call at
@@ -19,7 +20,7 @@ pub enum Refusal {
     /// `destroy` while other processes are attached.
     #[error(
         "exchange {what} is in use by {}: {}; stop {} first, or use --force (attached traders and boards notice the removal and stop)",
-        count(holders.len() as u64 + unseen, "process", "processes"),
+        plural(holders.len() as u64 + unseen, "process", "processes"),
         list(holders, *unseen),
         if holders.len() as u64 + unseen == 1 { "it" } else { "them" }
     )]
@@ -42,7 +43,7 @@ pub enum Refusal {
         who: &'static str,
     },
     /// `check` found violations.
-    #[error("check of exchange {what} found {}: {first}", count(*n as u64, "violation", "violations"))]
+    #[error("check of exchange {what} found {}: {first}", plural(*n as u64, "violation", "violations"))]
     CheckFailed {
         /// The exchange.
         what: String,
@@ -64,17 +65,12 @@ impl Refusal {
     }
 }
 
-/// `1 process`, `2 processes`.
-pub fn count(n: u64, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
-
 fn list(holders: &[Holder], unseen: u64) -> String {
     let mut parts: Vec<String> = holders.iter().map(ToString::to_string).collect();
     if unseen > 0 {
         parts.push(format!(
             "{} of another user",
-            count(unseen, "process", "processes")
+            plural(unseen, "process", "processes")
         ));
     }
     parts.join(", ")
