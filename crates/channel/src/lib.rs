@@ -49,7 +49,7 @@ mod wait;
 
 #[cfg(not(loom))]
 pub use channel::{DEFAULT_CAPACITY, Grant, Message, Options, Receiver, Sender};
-pub use error::{OpenError, RecvError, SendError, Side};
+pub use error::{Corruption, OpenError, RecvError, SendError, Side};
 
 /// What a channel's segment holds, as its header records it. A program
 /// that lists segments registers it ([`shm::register_kind`]) so that
