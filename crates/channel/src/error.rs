@@ -245,7 +245,10 @@ impl fmt::Display for Corruption {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Corruption::Frame { offset, value } => {
-                write!(f, "impossible frame header {value:#x} at ring offset {offset}")
+                write!(
+                    f,
+                    "impossible frame header {value:#x} at ring offset {offset}"
+                )
             }
             Corruption::Tail { value } => write!(f, "impossible consumer position {value:#x}"),
             Corruption::State { side, value } => write!(f, "impossible {side} state {value:#x}"),

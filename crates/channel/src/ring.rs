@@ -593,8 +593,11 @@ impl Consumer {
         bytes: &B,
     ) -> Result<Peek, Corruption> {
         let word = bytes.header(self.off).load(Ordering::Acquire);
-        // The common case first, and small enough to inline: a message.
-        if let Some(len) = self.frame(word) {
+        // The common case first, and small enough to inline: a message (and
+        // no fault found since the last look).
+        if let Some(len) = self.frame(word)
+            && self.fault.is_none()
+        {
             return Ok(Peek::Message {
                 off: self.off + FRAME_HEADER,
                 len,
@@ -618,6 +621,9 @@ impl Consumer {
         ctl: &C,
         bytes: &B,
     ) -> Result<Peek, Corruption> {
+        if let Some(fault) = self.fault {
+            return Err(fault);
+        }
         // At most twice round: after a wrap marker comes offset 0, where
         // none may stand.
         loop {

@@ -147,8 +147,7 @@ impl Bytes for Model {
 fn put(p: &mut Producer, m: &Model, pos: u64, off: usize, msg: &[u8]) -> u64 {
     let size = m.size as u64;
     let frame = pos + ((off as u64 - 8) + size - pos % size) % size;
-    m.writing
-        .store(frame, std::sync::atomic::Ordering::Relaxed);
+    m.writing.store(frame, std::sync::atomic::Ordering::Relaxed);
     m.write(off, msg);
     p.commit(m, m, msg.len());
     frame + frame_len(msg.len()) as u64
@@ -274,12 +273,7 @@ fn consumer_park(parker: &Parker, c: &Consumer, m: &Model) {
 
 /// Both sides park whenever they must wait; with `awake`, each goes back to
 /// `AWAKE` after every message it handled (if its barrier works).
-fn parking_model(
-    size: usize,
-    messages: &'static [&'static [u8]],
-    awake: bool,
-    fails: [bool; 2],
-) {
+fn parking_model(size: usize, messages: &'static [&'static [u8]], awake: bool, fails: [bool; 2]) {
     let mut builder = loom::model::Builder::new();
     builder.preemption_bound = Some(2);
     builder.check(move || {

@@ -103,12 +103,8 @@ impl Receiver {
             let core = &self.core;
             let ctl = end.ctl();
             let backoff = backoff.get_or_insert_with(|| end.backoff());
-            if backoff.snooze(
-                ctl,
-                &end.parker,
-                || core.has_news(ctl, &end.mapped),
-                limit,
-            ) == Snooze::Waited
+            if backoff.snooze(ctl, &end.parker, || core.has_news(ctl, &end.mapped), limit)
+                == Snooze::Waited
             {
                 let core = &self.core;
                 if let Err(what) = core.check(self.end.ctl()) {

@@ -43,7 +43,11 @@ fn describe_self(mine: &EndWords, cpus: u64, barrier: bool) {
 /// ready" or empty, when the creator finishes between two of its looks;
 /// looking again then finds it ready. So "not ready" ends the wait only at
 /// the deadline, and any other refusal only when it is found twice.
-fn open_ready(id: &SegmentId, layout: &Layout, ready_wait: Duration) -> Result<Managed, shm::Error> {
+fn open_ready(
+    id: &SegmentId,
+    layout: &Layout,
+    ready_wait: Duration,
+) -> Result<Managed, shm::Error> {
     let start = Instant::now();
     let mut second_look = false;
     loop {

@@ -173,7 +173,8 @@ impl Notice {
 
     /// How long until the notice is due, while it is pending.
     fn due_in(&self) -> Option<Duration> {
-        self.due.map(|d| d.saturating_duration_since(Instant::now()))
+        self.due
+            .map(|d| d.saturating_duration_since(Instant::now()))
     }
 
     /// Says it if it is due and the receiver still has not come.
