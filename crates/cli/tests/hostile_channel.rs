@@ -5,8 +5,9 @@
 //! the write if it was waiting; neither dies by a signal, panics, spins, or
 //! prints wrong data with exit 0.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::io::Read;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
@@ -21,6 +22,8 @@ use crate::support::{Cleanup, PATIENCE, wait_until};
 
 /// How soon a waiting end must report a foreign write.
 const WITHIN: Duration = Duration::from_secs(2);
+/// File offset of the sender's park word (1 while it sleeps on it).
+const SENDER_PARK: usize = TAIL + 128;
 
 /// A wrap marker at ring offset 0, where a frame always fits, while `recv`
 /// waits (alone, or with an idle sender): `recv` used to skip round the
@@ -69,10 +72,10 @@ fn an_unaligned_consumer_position_stops_both_waiting_ends() {
     drop(stdin);
 }
 
-/// The consumer position moved during a 4 MiB transfer (the receiver slow,
-/// so that the sender waits for room and reads it): to 4, where both ends
-/// used to panic, and past what was sent, where the sender overwrote unread
-/// data and `recv` printed it with exit 0.
+/// The consumer position moved during a 4 MiB transfer, while the sender
+/// waits for room (its receiver blocked on a full stdout): to 4, where both
+/// ends used to panic, and past what was sent, where the sender overwrote
+/// unread data and `recv` printed it with exit 0.
 #[test]
 fn a_consumer_position_moved_during_a_transfer_stops_both_ends() {
     for value in [4, 1 << 62] {
@@ -81,25 +84,45 @@ fn a_consumer_position_moved_during_a_transfer_stops_both_ends() {
         let data = pseudo_random(4 << 20, value);
         let (r, seg) = recv_and_map(&mut clean, &name, &[]);
         let s = send_attached(&mut clean, &name, &[]);
-        let got = Arc::new(AtomicUsize::new(0));
-        // About 4 MB/s: the transfer lasts about a second.
-        let reader = read_stdout(&mut clean, r, 4096, Duration::from_millis(1), got.clone());
+        // The reader stops after 1 MiB until told to go on.
+        let (reached, go_on) = (mpsc::channel(), mpsc::channel::<()>());
+        let mut out = clean.child(r).stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut printed = Vec::new();
+            let mut buf = vec![0u8; 64 << 10];
+            while let Ok(n @ 1..) = out.read(&mut buf) {
+                printed.extend_from_slice(&buf[..n]);
+                if printed.len() >= 1 << 20 && printed.len() - n < 1 << 20 {
+                    reached.0.send(()).unwrap();
+                    go_on.1.recv().unwrap();
+                }
+            }
+            printed
+        });
         let feeder = feed_all(stdin_of(&mut clean, s), data.clone());
-        wait_until("1 MiB through", || got.load(Ordering::Acquire) >= 1 << 20);
+        reached.1.recv().unwrap();
+        wait_until("the sender waits for room", || {
+            seg.segment()
+                .view::<AtomicU32>(SENDER_PARK)
+                .unwrap()
+                .load(Ordering::Acquire)
+                == 1
+        });
         poke(&seg, TAIL, value);
         let attacked = Instant::now();
-        let recv = exit_within(&mut clean, r, attacked, WITHIN, "recv");
         let send = exit_within(&mut clean, s, attacked, WITHIN, "send");
+        go_on.0.send(()).unwrap();
+        let recv = exit_within(&mut clean, r, attacked, WITHIN, "recv");
         let printed = reader.join().unwrap();
         feeder.join().unwrap();
-        assert!(
-            printed.len() < data.len(),
-            "the transfer ended before the foreign write: {} {}",
-            show(&recv),
-            show(&send)
-        );
         assert_fails_naming(&send, &name, "send");
         assert_fails_naming(&recv, &name, "recv");
+        assert!(
+            printed.len() < data.len(),
+            "{} bytes printed",
+            printed.len()
+        );
+        assert!(data.starts_with(&printed), "recv printed other bytes");
     }
 }
 
