@@ -206,6 +206,45 @@ fn wait_input(tx: &mut Sender, input: &File, notice: &mut Notice) -> anyhow::Res
     }
 }
 
+/// One wait of `send` for its receiver: `timeout` from its start, waited
+/// in slices while the notice is pending, to give the notice its turn.
+struct Bound {
+    deadline: Option<Instant>,
+    timeout: Option<Duration>,
+}
+
+impl Bound {
+    fn new(timeout: Option<Duration>) -> Bound {
+        Bound {
+            deadline: timeout.map(|t| Instant::now() + t),
+            timeout,
+        }
+    }
+
+    /// How long the next slice may wait (`None`: for ever).
+    fn slice(&self, notice: &Notice) -> Option<Duration> {
+        let left = self
+            .deadline
+            .map(|d| d.saturating_duration_since(Instant::now()));
+        match (left, notice.due_in()) {
+            (Some(l), Some(n)) => Some(l.min(n)),
+            (l, n) => l.or(n),
+        }
+    }
+
+    /// After a slice timed out on `channel`: the timeout of the whole wait
+    /// once it has passed.
+    fn expired(&self, channel: String) -> Result<(), SendError> {
+        match self.deadline {
+            Some(d) if Instant::now() >= d => Err(SendError::Timeout {
+                channel,
+                after: self.timeout.unwrap_or_default(),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Sends stdin, a chunk per message, until its end; `timeout` bounds each
 /// wait for room.
 fn stream(
@@ -217,15 +256,9 @@ fn stream(
     let chunk = CHUNK.min(tx.capacity());
     loop {
         wait_input(tx, input, notice)?;
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let bound = Bound::new(timeout);
         let read = loop {
-            // In slices while the notice is pending, to give it its turn.
-            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            let slice = match (left, notice.due_in()) {
-                (Some(l), Some(n)) => Some(l.min(n)),
-                (l, n) => l.or(n),
-            };
-            let reserved = match slice {
+            let reserved = match bound.slice(notice) {
                 Some(s) => tx.reserve_timeout(chunk, s),
                 None => tx.reserve(chunk),
             };
@@ -235,13 +268,10 @@ fn stream(
                     grant.commit_len(n);
                     break n;
                 }
-                Err(SendError::Timeout { channel, .. })
-                    if deadline.is_some_and(|d| Instant::now() >= d) =>
-                {
-                    let after = timeout.unwrap_or_default();
-                    return Err(SendError::Timeout { channel, after }.into());
+                Err(SendError::Timeout { channel, .. }) => {
+                    bound.expired(channel)?;
+                    notice.tick(tx);
                 }
-                Err(SendError::Timeout { .. }) => notice.tick(tx),
                 Err(e) => return Err(e.into()),
             }
         };
@@ -249,34 +279,39 @@ fn stream(
             break;
         }
     }
-    let deadline = timeout.map(|t| Instant::now() + t);
+    let bound = Bound::new(timeout);
     loop {
-        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        let slice = match (left, notice.due_in()) {
-            (Some(l), Some(n)) => Some(l.min(n)),
-            (l, n) => l.or(n),
-        };
-        match tx.flush(slice) {
+        match tx.flush(bound.slice(notice)) {
             Ok(()) => return Ok(()),
-            Err(SendError::Timeout { channel, .. })
-                if deadline.is_some_and(|d| Instant::now() >= d) =>
-            {
-                let after = timeout.unwrap_or_default();
-                return Err(SendError::Timeout { channel, after }.into());
+            Err(SendError::Timeout { channel, .. }) => {
+                bound.expired(channel)?;
+                notice.tick(tx);
             }
-            Err(SendError::Timeout { .. }) => notice.tick(tx),
             Err(e) => return Err(e.into()),
         }
     }
 }
 
-pub fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
-    let id = channel_id(&args.name)?;
-    let opts = options(args.capacity.as_deref(), &args.mode)?;
-    let timeout = timeout(args.timeout.as_deref())?;
+/// What either end takes from its flags (the channel, how to open it, the
+/// timeout), with termination signals caught from then on.
+fn prepare(
+    name: &str,
+    capacity: Option<&str>,
+    mode: &str,
+    timeout_text: Option<&str>,
+) -> anyhow::Result<(SegmentId, Options, Option<Duration>)> {
+    let id = channel_id(name)?;
+    let opts = options(capacity, mode)?;
+    let timeout = timeout(timeout_text)?;
     shm::sys::catch_termination();
+    Ok((id, opts, timeout))
+}
+
+pub fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
+    let capacity = args.capacity.as_deref();
+    let (id, opts, timeout) = prepare(&args.name, capacity, &args.mode, args.timeout.as_deref())?;
     let mut input = raw_stdin().context("cannot use stdin")?;
-    let mut tx = Sender::open(&id, &opts).map_err(|e| open_error(e, args.capacity.as_deref()))?;
+    let mut tx = Sender::open(&id, &opts).map_err(|e| open_error(e, capacity))?;
     let mut notice = Notice::new(&tx, &args.name);
     match stream(&mut tx, &mut input, timeout, &mut notice) {
         Ok(()) => {
@@ -293,12 +328,10 @@ pub fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn recv(args: RecvArgs) -> anyhow::Result<ExitCode> {
-    let id = channel_id(&args.name)?;
-    let opts = options(args.capacity.as_deref(), &args.mode)?;
-    let timeout = timeout(args.timeout.as_deref())?;
-    shm::sys::catch_termination();
+    let capacity = args.capacity.as_deref();
+    let (id, opts, timeout) = prepare(&args.name, capacity, &args.mode, args.timeout.as_deref())?;
     let mut out = raw_stdout().context("cannot use stdout")?;
-    let mut rx = Receiver::open(&id, &opts).map_err(|e| open_error(e, args.capacity.as_deref()))?;
+    let mut rx = Receiver::open(&id, &opts).map_err(|e| open_error(e, capacity))?;
     loop {
         let next = match timeout {
             Some(t) => rx.recv_timeout(t),
