@@ -39,10 +39,11 @@ fn describe_self(mine: &EndWords, cpus: u64, barrier: bool) {
 }
 
 /// Opens the channel's segment, waiting at most `ready_wait` for its
-/// creator to finish it. The segment layer's wait can end early, with a segment "not
-/// ready" or empty, when the creator finishes between two of its looks;
-/// looking again then finds it ready. So "not ready" ends the wait only at
-/// the deadline, and any other refusal only when it is found twice.
+/// creator to finish it. The segment layer's wait can end early, with a
+/// segment "not ready" or empty, when the creator finishes between two of
+/// its looks; looking again then finds it ready. So "not ready" ends the
+/// wait only when `ready_wait` is over, and any other refusal only when it
+/// is found twice.
 fn open_ready(
     id: &SegmentId,
     layout: &Layout,
