@@ -5,6 +5,7 @@ use std::os::unix::fs::MetadataExt;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::channel::pseudo_random;
 use crate::support::process::{assert_ok, assert_refused, run, shmex, signal, start, wait_exit};
 use crate::support::{Cleanup, SegmentId, exists, shm_file, wait_until};
 
@@ -61,18 +62,6 @@ fn stderr_of(child: &mut Child) -> String {
         e.read_to_string(&mut s).unwrap();
     }
     s
-}
-
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 #[test]

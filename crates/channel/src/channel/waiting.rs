@@ -8,17 +8,19 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::End;
-use crate::error::{RecvError, SendError};
+use crate::error::{Corruption, RecvError, SendError};
 use crate::layout::FLAG_BARRIER;
 use crate::wait::{self, Backoff, PARK_SLICE};
 
-/// The error of an operation that waits for the peer, for the two reasons
-/// any such wait ends early.
+/// The error of an operation that waits for the peer, for the reasons any
+/// such wait ends early.
 pub(super) trait WaitError: From<shm::Truncated> {
     /// A termination signal arrived while waiting on `channel`.
     fn interrupted(channel: String, signal: i32) -> Self;
     /// The peer, process `pid`, died.
     fn peer_gone(channel: String, pid: u32) -> Self;
+    /// The channel's shared state is impossible.
+    fn corrupted(channel: String, what: Corruption) -> Self;
 }
 
 impl WaitError for SendError {
@@ -28,6 +30,9 @@ impl WaitError for SendError {
     fn peer_gone(channel: String, pid: u32) -> Self {
         SendError::PeerGone { channel, pid }
     }
+    fn corrupted(channel: String, what: Corruption) -> Self {
+        SendError::Corrupted { channel, what }
+    }
 }
 
 impl WaitError for RecvError {
@@ -36,6 +41,9 @@ impl WaitError for RecvError {
     }
     fn peer_gone(channel: String, pid: u32) -> Self {
         RecvError::PeerGone { channel, pid }
+    }
+    fn corrupted(channel: String, what: Corruption) -> Self {
+        RecvError::Corrupted { channel, what }
     }
 }
 
@@ -48,13 +56,15 @@ impl End {
 
     /// Ends a wait: lets the peer skip its fences while this side keeps
     /// finding what it waits for without parking.
-    pub(super) fn done(&mut self, backoff: &Backoff) {
-        if backoff.no_barrier {
-            self.barrier = false;
-        }
+    pub(super) fn done(&self, backoff: &Backoff) {
         let peer = self.peer().flags.load(Ordering::Acquire);
         let covered = self.barrier && peer & FLAG_BARRIER != 0;
-        backoff.done(self.own_park(), covered);
+        backoff.done(self.ctl(), &self.parker, covered);
+    }
+
+    /// `what`, as the error of an operation on this channel.
+    pub(super) fn corrupted<E: WaitError>(&self, what: Corruption) -> E {
+        E::corrupted(self.name.clone(), what)
     }
 
     /// The checks after a wait that took time ([`wait::Snooze::Waited`]):

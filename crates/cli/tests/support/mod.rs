@@ -4,6 +4,7 @@
 //! exists is asked in one way, of the kernel.
 
 pub mod alphabet;
+pub mod channel;
 pub mod exchange;
 pub mod process;
 pub mod segment;
