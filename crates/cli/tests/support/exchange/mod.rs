@@ -258,10 +258,25 @@ impl Exchange {
     /// depositing when short. Its report goes to `stdout`, its stderr to a
     /// pipe; killed when the exchange is dropped.
     pub fn spawn_hammer(&mut self, account: &str, millis: u64, seed: u64, stdout: Stdio) -> usize {
+        self.spawn_worker(account, millis, seed, stdout, &["--deposits"])
+    }
+
+    /// As [`Exchange::spawn_hammer`], with the worker's flags `extra`
+    /// instead of `--deposits` (none: it never deposits, and is refused
+    /// when short).
+    pub fn spawn_worker(
+        &mut self,
+        account: &str,
+        millis: u64,
+        seed: u64,
+        stdout: Stdio,
+        extra: &[&str],
+    ) -> usize {
         let mut cmd = shmex();
         cmd.args(["__exchange-worker", "trader"])
             .args(&self.select)
-            .args(["--account", account, "--deposits"])
+            .args(["--account", account])
+            .args(extra)
             .args(["--millis", &millis.to_string(), "--seed", &seed.to_string()])
             .stdin(Stdio::null())
             .stdout(stdout)
