@@ -436,7 +436,8 @@ fn reconcile_loops(
                         want.retain(|_, v| *v != 0);
                         assert_eq!(
                             have, want,
-                            "{what}: the killed loop's last line {m:?} was neither done nor undone whole"
+                            "{what} finds the account neither as the answers left it nor with \
+                             the killed loop's last line done whole: {m:?}"
                         );
                         ledger.apply_move(account, home, &m);
                     }
