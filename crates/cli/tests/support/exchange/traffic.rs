@@ -214,7 +214,7 @@ impl Move {
 }
 
 /// Money moved by successful answers, to check the final state against.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Ledger {
     /// Per account, per code: net change of the account's balance.
     pub accounts: BTreeMap<String, BTreeMap<String, i128>>,
