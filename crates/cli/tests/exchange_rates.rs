@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::exchange::money::{micro, rows};
-use crate::support::exchange::{Backend, Exchange, answers, on_both_backends};
+use crate::support::exchange::{Backend, Exchange, Refused, answers, on_both_backends};
 use crate::support::process::{run_bounded, shmex, stderr, stdout};
 use crate::support::wait_until;
 
@@ -28,9 +28,18 @@ fn set_rate_refuses_bad_rates_and_changes_nothing(b: Backend) {
     ex.ok(&["open", "alice"]);
     ex.ok(&["buy", "--account", "alice", "DOLLAR", "1"]);
     let before = ex.state();
-    let bad: &[(&[&str], &[&str])] = &[
+    let rates = "invalid_rates";
+    let rate = "invalid_rate";
+    let bad: &[Refused] = &[
         // buy > sell: the exchange would pay more than it charges.
-        (&["set-rate", "DOLLAR", "--buy", "14", "--sell", "13"], &[]),
+        (
+            &["set-rate", "DOLLAR", "--buy", "14", "--sell", "13"],
+            rates,
+            &[
+                "invalid rates for DOLLAR",
+                "the buy rate 14.00 is above the sell rate 13.00",
+            ],
+        ),
         (
             &[
                 "set-rate",
@@ -40,43 +49,68 @@ fn set_rate_refuses_bad_rates_and_changes_nothing(b: Backend) {
                 "--sell",
                 "13.72",
             ],
-            &[],
+            rates,
+            &["the buy rate 13.720001 is above the sell rate 13.72"],
         ),
-        (&["set-rate", "DOLLAR", "--buy", "0", "--sell", "13"], &[]),
+        (
+            &["set-rate", "DOLLAR", "--buy", "0", "--sell", "13"],
+            rate,
+            &["--buy: invalid rate \"0\": it must be greater than zero"],
+        ),
         (
             &["set-rate", "DOLLAR", "--buy", "0.000000", "--sell", "13"],
-            &[],
+            rate,
+            &["--buy: invalid rate \"0.000000\": it must be greater than zero"],
         ),
-        (&["set-rate", "DOLLAR", "--buy", "0", "--sell", "0"], &[]),
-        (&["set-rate", "DOLLAR", "--buy=-1", "--sell", "13"], &["-1"]),
+        (
+            &["set-rate", "DOLLAR", "--buy", "0", "--sell", "0"],
+            rate,
+            &["invalid rate \"0\": it must be greater than zero"],
+        ),
+        (
+            &["set-rate", "DOLLAR", "--buy=-1", "--sell", "13"],
+            rate,
+            &["--buy: invalid rate \"-1\": negative values are not allowed"],
+        ),
         (
             &["set-rate", "DOLLAR", "--buy", "1", "--sell=-13"],
-            &["-13"],
+            rate,
+            &["--sell: invalid rate \"-13\": negative values are not allowed"],
         ),
-        (&["set-rate", "DOLLAR", "--buy=-2", "--sell=-1"], &[]),
+        (
+            &["set-rate", "DOLLAR", "--buy=-2", "--sell=-1"],
+            rate,
+            &["invalid rate \"-2\": negative values are not allowed"],
+        ),
         (
             &["set-rate", "DOLLAR", "--buy", "1.0000001", "--sell", "2"],
-            &["1.0000001"],
+            rate,
+            &["--buy: invalid rate \"1.0000001\": at most 6 decimals are allowed"],
         ),
         (
             &["set-rate", "DOLLAR", "--buy", "1e1", "--sell", "20"],
-            &["1e1"],
+            rate,
+            &["--buy: invalid rate \"1e1\": exponents are not allowed"],
         ),
         (
             &["set-rate", "DOLLAR", "--buy", "NaN", "--sell", "20"],
-            &["NaN"],
+            rate,
+            &["--buy: invalid rate \"NaN\": expected plain decimal digits"],
         ),
         (
             &["set-rate", "DOLLAR", "--buy", "1", "--sell", "inf"],
-            &["inf"],
+            rate,
+            &["--sell: invalid rate \"inf\": expected plain decimal digits"],
         ),
         (
             &["set-rate", "DOLLAR", "--buy", "1,5", "--sell", "2"],
-            &["1,5"],
+            rate,
+            &["--buy: invalid rate \"1,5\": separators are not allowed"],
         ),
         (
             &["set-rate", "DOLLAR", "--buy", "abc", "--sell", "2"],
-            &["abc"],
+            rate,
+            &["--buy: invalid rate \"abc\": expected plain decimal digits"],
         ),
         (
             &[
@@ -87,9 +121,21 @@ fn set_rate_refuses_bad_rates_and_changes_nothing(b: Backend) {
                 "--sell",
                 "999999999999999999999999999999",
             ],
-            &[],
+            rate,
+            &[
+                "--sell: invalid rate \"999999999999999999999999999999\": too large (at most 1000000000)",
+            ],
         ),
-        (&["set-rate", "XYZ", "--buy", "1", "--sell", "2"], &["XYZ"]),
+        (
+            &["set-rate", "XYZ", "--buy", "1", "--sell", "2"],
+            "unknown_currency",
+            &["unknown currency \"XYZ\""],
+        ),
+        (
+            &["set-rate", "TRY", "--buy", "1", "--sell", "2"],
+            "home_currency",
+            &["TRY is the home currency"],
+        ),
     ];
     ex.assert_all_refused(bad, 2, &before);
     // Missing flags are usage errors: a side at least, and the code.
