@@ -158,3 +158,36 @@ fn price(amount: i64, dec: u32, rate: i64, home_dec: u32, buy: bool) -> i64 {
     let q = num / den + i128::from(buy && num % den != 0);
     i64::try_from(q).expect("a price within i64")
 }
+
+/// Where two states differ, one line per field (empty if they are equal).
+pub fn differences(want: &State, have: &State) -> Vec<String> {
+    let mut d = Vec::new();
+    let mut field = |what: String, w: &dyn std::fmt::Debug, h: &dyn std::fmt::Debug| {
+        let (w, h) = (format!("{w:?}"), format!("{h:?}"));
+        if w != h {
+            d.push(format!("{what}: want {w}, have {h}"));
+        }
+    };
+    field("next_seq".into(), &want.next_seq, &have.next_seq);
+    field("opening".into(), &want.opening, &have.opening);
+    field("capacity".into(), &want.capacity, &have.capacity);
+    field(
+        "currencies".into(),
+        &want.currencies.len(),
+        &have.currencies.len(),
+    );
+    for (w, h) in want.currencies.iter().zip(&have.currencies) {
+        field(format!("currency {}", w.code), w, h);
+    }
+    let names = |s: &State| {
+        s.accounts
+            .iter()
+            .map(|a| a.name.clone())
+            .collect::<Vec<_>>()
+    };
+    field("accounts".into(), &names(want), &names(have));
+    for (w, h) in want.accounts.iter().zip(&have.accounts) {
+        field(format!("account {}", w.name), &w.balances, &h.balances);
+    }
+    d
+}
