@@ -7,7 +7,7 @@ use crate::support::alphabet::{
     spawn_c_producer,
 };
 use crate::support::process::{
-    assert_prints, finish, finish_ok, run, show, spawn_shmex, still_running,
+    assert_prints, finish, finish_ok, parked, run, show, spawn_shmex, still_running,
 };
 use crate::support::segment::{assert_gone, bytes_of, ls_entry};
 use crate::support::{Cleanup, SegmentId, exists, wait_until};
@@ -114,8 +114,11 @@ fn consumer_started_first_waits_for(producer: Producer) {
         &mut cleanup,
         &["alphabet", "consume", "--key", &k, "--timeout", "60"],
     );
-    // Let it get to its wait: it must not give up because nothing exists yet.
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // It gets to its wait, and must not give up because nothing exists yet.
+    let pid = cleanup.child(consumer).id();
+    wait_until("the consumer waits, or has ended", || {
+        parked(pid) || !still_running(&mut cleanup, consumer)
+    });
     assert!(
         still_running(&mut cleanup, consumer),
         "the consumer started first did not wait: {}",
