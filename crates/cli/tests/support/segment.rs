@@ -142,6 +142,7 @@ pub fn assert_created_nothing(pid: u32) {
 }
 
 /// `shmex segment inspect … --json`, parsed; panics on failure.
+#[track_caller]
 pub fn inspect_json(id: &SegmentId) -> Value {
     let out = run_args(&cmd(&["segment", "inspect"], id, &["--json"]));
     let text = assert_ok(&out);
@@ -150,6 +151,7 @@ pub fn inspect_json(id: &SegmentId) -> Value {
 }
 
 /// `shmex segment ls --json`, parsed; panics on failure.
+#[track_caller]
 pub fn ls_json() -> Vec<Value> {
     let out = run(&["segment", "ls", "--json"], b"");
     let text = assert_ok(&out);
@@ -171,6 +173,7 @@ pub fn is_entry_of(v: &Value, id: &SegmentId) -> bool {
 }
 
 /// The `ls --json` entry of `id`, if listed.
+#[track_caller]
 pub fn ls_entry(id: &SegmentId) -> Option<Value> {
     ls_json().into_iter().find(|v| is_entry_of(v, id))
 }
@@ -238,6 +241,7 @@ pub fn spawn_holder(cleanup: &mut Cleanup, args: &[String]) -> Holder {
 impl Holder {
     /// Waits for the holder to exit; returns its status, the stdout after
     /// the `holding` line, and its stderr.
+    #[track_caller]
     pub fn finish(mut self, cleanup: &mut Cleanup) -> (ExitStatus, String, String) {
         let out = finish(cleanup, self.index);
         let rest = self
