@@ -195,10 +195,9 @@ pub fn parked(pid: u32) -> bool {
     state == Some('S') && nr.is_some_and(|nr| WAITING_CALLS.contains(&nr))
 }
 
-/// Runs `shmex ARGS` and returns its output and its pid, so that a test can
-/// check that the failed command created nothing anywhere.
+/// Runs `shmex ARGS` and returns its output and its pid.
 #[track_caller]
-pub fn run_tracked(args: &[String]) -> (Output, u32) {
+pub fn run_with_pid(args: &[String]) -> (Output, u32) {
     let mut child = start(args, Stdio::null());
     let pid = child.id();
     // Bounded: a command that should have been refused may instead wait
