@@ -9,6 +9,7 @@ mod alphabet_errors;
 mod channel;
 mod exchange_concurrency;
 mod exchange_crash;
+mod exchange_default;
 mod exchange_init;
 mod exchange_input;
 mod exchange_options;
