@@ -20,7 +20,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::{Backend, Guard, create, differences, replay};
-use exchange::{Capacity, CurrencyId, Engine, Exchange, Op, OpError, Receipt, State};
+use exchange::{Capacity, CurrencyId, Engine, Exchange, Op, Receipt, State};
 use shm::SegmentId;
 
 const CHILD: &str = "SHMEX_CRASH_TEST_CHILD";
@@ -131,12 +131,7 @@ fn trade(e: &Engine<'_>) {
         };
         match r {
             Ok(r) => ack(&r),
-            Err(
-                OpError::InsufficientBalance { .. }
-                | OpError::InsufficientHolding { .. }
-                | OpError::InsufficientStock { .. }
-                | OpError::TillShort { .. },
-            ) => {}
+            Err(e) if common::short(&e) => {}
             Err(err) => panic!("trader: {err}"),
         }
     }

@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use exchange::{AccountState, Capacity, Config, Entry, Exchange, Op, OpenError, State};
+use exchange::{AccountState, Capacity, Config, Entry, Exchange, Op, OpError, OpenError, State};
 use shm::SegmentId;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -45,6 +45,18 @@ fn candidate(backend: Backend, tag: &str) -> SegmentId {
             SegmentId::SysV((0x4000_0000 | (pid << 8) | (n & 0xFF)) as i32)
         }
     }
+}
+
+/// Whether an operation's error is a refusal that random trading meets in
+/// the ordinary course: a short balance, holding, stock or till.
+pub fn short(e: &OpError) -> bool {
+    matches!(
+        e,
+        OpError::InsufficientBalance { .. }
+            | OpError::InsufficientHolding { .. }
+            | OpError::InsufficientStock { .. }
+            | OpError::TillShort { .. }
+    )
 }
 
 /// The built-in table with the given room.
