@@ -9,7 +9,7 @@ use std::process::{Output, Stdio};
 use crate::support::process::{
     Piped, assert_ok, assert_refused, run, shmex, show, stdout, wait_exit,
 };
-use crate::support::segment::{assert_created_nothing, create, segment_ok};
+use crate::support::segment::{create, segment_ok};
 use crate::support::traces::left_by;
 use crate::support::{Cleanup, SegmentId, exists};
 
@@ -112,7 +112,13 @@ fn keep_refuses_names_in_use_and_makes_nothing() {
         b"mine"
     );
     assert!(!exists(&exchange));
-    assert_created_nothing(pid);
+    let made: Vec<String> = shm::list()
+        .expect("list segments")
+        .iter()
+        .filter(|s| s.creator_pid == Some(pid))
+        .map(|s| s.id.to_string())
+        .collect();
+    assert!(made.is_empty(), "the refused demo made {made:?}");
     assert_eq!(left_by(pid), Vec::<String>::new(), "left behind");
 }
 

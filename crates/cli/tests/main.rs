@@ -15,6 +15,7 @@ mod demo;
 mod exchange_accounts;
 mod exchange_concurrency;
 mod exchange_crash;
+mod exchange_default;
 mod exchange_destroy;
 mod exchange_init;
 mod exchange_input;

@@ -84,6 +84,7 @@ impl Exchange {
     }
 
     /// Names and creates an exchange from the built-in table.
+    #[track_caller]
     pub fn init(backend: Backend, tag: &str, extra: &[&str]) -> Self {
         let ex = Self::new(backend, tag);
         let mut args = vec!["init"];
@@ -107,10 +108,12 @@ impl Exchange {
     }
 
     /// Runs a subcommand with empty stdin.
+    #[track_caller]
     pub fn run(&self, sub: &[&str]) -> Output {
         self.run_in(sub, b"")
     }
 
+    #[track_caller]
     pub fn run_in(&self, sub: &[&str], stdin: &[u8]) -> Output {
         run_bounded(&mut self.cmd(sub), stdin)
     }
