@@ -26,6 +26,7 @@ impl Side {
     /// Where this side's word sits in a per-side pair (`[T; 2]`) of the
     /// shared layout: part of the in-segment format.
     #[inline]
+    #[cfg_attr(loom, allow(dead_code))]
     pub(crate) const fn index(self) -> usize {
         match self {
             Side::Sender => 0,
@@ -140,6 +141,18 @@ pub enum SendError {
         /// The signal number.
         signal: i32,
     },
+    /// Another process truncated the channel's segment under this one.
+    #[error(transparent)]
+    Truncated(#[from] shm::Truncated),
+    /// The channel's shared state is impossible: another process wrote
+    /// into the segment.
+    #[error("channel {channel} is corrupted: {what}; another process wrote into it")]
+    Corrupted {
+        /// The channel.
+        channel: String,
+        /// What was found.
+        what: Corruption,
+    },
 }
 
 /// Why no message was received.
@@ -184,18 +197,74 @@ pub enum RecvError {
         /// The signal number.
         signal: i32,
     },
-    /// The ring holds a frame that cannot be: the segment was overwritten.
-    #[error(
-        "channel {channel} is corrupted: impossible frame header {value:#x} at ring offset {offset}"
-    )]
-    Corrupt {
+    /// Another process truncated the channel's segment under this one:
+    /// nothing read from it since is a message.
+    #[error(transparent)]
+    Truncated(#[from] shm::Truncated),
+    /// The channel's shared state is impossible: another process wrote
+    /// into the segment. Messages received before may have been changed.
+    #[error("channel {channel} is corrupted: {what}; another process wrote into it")]
+    Corrupted {
         /// The channel.
         channel: String,
+        /// What was found.
+        what: Corruption,
+    },
+}
+
+/// Shared state of a channel that its protocol never writes: what a
+/// process that can write the segment, other than its two ends, left there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Corruption {
+    /// A frame header that cannot be where it is.
+    Frame {
         /// Ring offset of the header.
         offset: usize,
         /// What it held.
         value: u64,
     },
+    /// A consumer position that the receiver did not publish, or that the
+    /// sender cannot accept (not a multiple of 8, behind an earlier one,
+    /// or past what was sent).
+    Tail {
+        /// What it held.
+        value: u64,
+    },
+    /// A side's state word holds no state.
+    State {
+        /// Whose word.
+        side: Side,
+        /// What it held.
+        value: u32,
+    },
+    /// The sender closed the stream at another position than the one the
+    /// receiver reached.
+    End {
+        /// Bytes the sender says it committed.
+        closed_at: u64,
+        /// Bytes the receiver passed.
+        reached: u64,
+    },
+}
+
+impl fmt::Display for Corruption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Corruption::Frame { offset, value } => {
+                write!(
+                    f,
+                    "impossible frame header {value:#x} at ring offset {offset}"
+                )
+            }
+            Corruption::Tail { value } => write!(f, "impossible consumer position {value:#x}"),
+            Corruption::State { side, value } => write!(f, "impossible {side} state {value:#x}"),
+            Corruption::End { closed_at, reached } => write!(
+                f,
+                "the sender closed it at byte {closed_at} but the receiver reached byte {reached}"
+            ),
+        }
+    }
 }
 
 fn secs(d: Duration) -> String {

@@ -20,6 +20,7 @@
 //!    256  setup     ring_size (u64),
 //!                   ends[sender], ends[receiver]: pid (u32), state (u32),
 //!                     start (u64), cpus (u64), flags (u32), spare (u32),
+//!                   closed_at (u64: where the sender closed the stream),
 //!                   padding
 //!    384  ring      frames (see `crate::ring`)
 //! ```
@@ -74,7 +75,9 @@ shm::shared_struct! {
         pub(crate) ring_size: AtomicU64,
         /// Each side's words, by [`Side::index`].
         pub(crate) ends: [EndWords; 2],
-        pad: [AtomicU64; 7],
+        /// Bytes the sender had committed when it closed the stream.
+        pub(crate) closed_at: AtomicU64,
+        pad: [AtomicU64; 6],
     }
 
     /// The channel header at the start of the payload.
@@ -95,7 +98,9 @@ const _: () = assert!(std::mem::size_of::<ChannelHeader>() == 384);
 ///
 /// 3: the per-side words became pairs indexed by side (the setup line's
 /// words moved).
-pub(crate) const PROTOCOL: u32 = 3;
+/// 4: the sender records where it closed the stream (`closed_at`), and a
+/// sender dropped without closing is aborted, not closed.
+pub(crate) const PROTOCOL: u32 = 4;
 
 /// The payload layout recorded in, and required of, a channel segment.
 pub(crate) fn layout() -> shm::header::Layout {
@@ -131,6 +136,10 @@ impl Control for ChannelHeader {
         &self.tail.pos
     }
     #[inline]
+    fn closed_at(&self) -> &AtomicU64 {
+        &self.setup.closed_at
+    }
+    #[inline]
     fn state(&self, side: Side) -> &AtomicU32 {
         &self.end(side).state
     }
@@ -138,11 +147,11 @@ impl Control for ChannelHeader {
     fn park(&self, side: Side) -> &AtomicU32 {
         &self.park.words[side.index()]
     }
-    fn heavy_barrier(&self) -> bool {
+    fn heavy_barrier(&self, _side: Side) -> bool {
         shm::membarrier::global_expedited().is_ok()
     }
-    fn wake(&self, word: &AtomicU32) {
-        shm::sync::futex::wake(word, 1);
+    fn wake(&self, side: Side) {
+        shm::sync::futex::wake(self.park(side), 1);
     }
 }
 

@@ -18,10 +18,16 @@
 //!   release store and a plain load: no system call, no fence, no locked
 //!   instruction (a side that starts to park first runs
 //!   `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`; see the `ring` module).
-//! * End of stream when the sender closes or is dropped; a peer that dies
-//!   (even by `SIGKILL`) is noticed by a blocked side within about 100 ms
+//! * End of stream when the sender closes ([`Sender::close`]); a sender
+//!   that aborts, or is dropped without closing (an early return, a
+//!   panic), ends it as [`RecvError::Aborted`]. A peer that dies (even by
+//!   `SIGKILL`) is noticed by a blocked side within about 100 ms
 //!   ([`RecvError::PeerGone`], [`SendError::PeerGone`]), with pid reuse
 //!   ruled out by the process start time.
+//! * Any process that can write the segment can change any of its bytes:
+//!   every word read from it is validated before use, and what cannot be
+//!   is [`RecvError::Corrupted`] / [`SendError::Corrupted`], never a panic
+//!   or an endless loop (see the `ring` module).
 //!
 //! The index protocol is in its own module, written against
 //! [`shm::sync::atomic`] so that `loom` checks it (`tests/loom.rs`).
@@ -49,7 +55,7 @@ mod wait;
 
 #[cfg(not(loom))]
 pub use channel::{DEFAULT_CAPACITY, Grant, Message, Options, Receiver, Sender};
-pub use error::{OpenError, RecvError, SendError, Side};
+pub use error::{Corruption, OpenError, RecvError, SendError, Side};
 
 /// What a channel's segment holds, as its header records it. A program
 /// that lists segments registers it ([`shm::register_kind`]) so that

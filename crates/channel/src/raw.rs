@@ -54,8 +54,9 @@
 //! the segment at any moment. Facts 1 to 4 do not depend on the peer, so it
 //! can never steer an access outside the mapping: every offset and length
 //! this crate reads from shared memory comes from an atomic load and is
-//! validated ([`crate::ring`] refuses impossible frame headers) before it
-//! reaches this module, and the bounds check backs that up. Fact 5 does
+//! validated ([`crate::ring`] refuses impossible frame headers, and
+//! derives every offset from its own private positions) before it reaches
+//! this module, and the bounds check backs that up. Fact 5 does
 //! depend on the peer: its writes to bytes lent here as a slice are a data
 //! race that the Rust memory model does not define, so the slice's
 //! contents may change under its holder. This crate never lets such bytes

@@ -8,7 +8,8 @@
 //! caught up.
 //!
 //! The header word itself says whether a frame is published: 0 means "not
-//! yet", anything else is a length (with [`VALID`] set) or [`WRAP`]. The
+//! yet", anything else is a length (with [`VALID`] set, and sealed: see
+//! [`header`]) or [`WRAP`]. The
 //! producer writes the bytes, then zeroes the *next* frame's header slot,
 //! then publishes this frame's header (release); the consumer loads the
 //! header at its position (acquire) before it reads the bytes. Zeroing the
@@ -46,15 +47,36 @@
 //! park (after a wait that ended without parking), and only when the heavy
 //! barrier reaches its peer (the peer registered for it).
 //!
+//! If the heavy barrier fails, nothing orders the peer's fence-free looks
+//! after this side's stores any more: the side never becomes [`AWAKE`]
+//! again and, from then on, only naps ([`Park::Nap`]: it sleeps briefly, so
+//! that a lost wake-up costs a nap, not a hang).
+//!
+//! Trust. Both ends validate every word they read from shared memory
+//! before using it, since any process that can write the segment can
+//! change any of them at any moment ([`Corruption`]): a frame header must
+//! be a length that fits where it stands, or a wrap marker where a frame
+//! could not fit; the consumer's position must be a multiple of 8, never
+//! move back, and never pass what was sent (the producer checks), and it
+//! must stay what the consumer last published (the consumer checks); a
+//! state word must hold a state; and the stream ends cleanly only where
+//! the producer says it closed it ([`Control::closed_at`]). So a foreign write
+//! can make a side report corruption, or stall it until its timeout, but
+//! never make it panic, loop, or end a stream early as if complete. It can
+//! still change message bytes in flight: nothing short of a checksum of
+//! every message would tell, and a peer that can write the ring can also
+//! write a checksum.
+//!
 //! Every atomic comes from [`shm::sync::atomic`], so this module runs under
 //! `loom` unchanged (the model lives in `tests/loom.rs`).
 #![forbid(unsafe_code)]
 
+use std::cell::Cell;
 use std::sync::atomic::compiler_fence;
 
 use shm::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 
-use crate::error::Side;
+use crate::error::{Corruption, Side};
 
 /// Bytes of a frame header.
 pub const FRAME_HEADER: usize = 8;
@@ -63,14 +85,38 @@ pub const FRAME_HEADER: usize = 8;
 pub const SLACK: usize = 8;
 /// Set in every published length header, so that no header is 0.
 pub const VALID: u64 = 1 << 63;
+/// Bits of a header that hold the length (a message is at most 1 TiB).
+const LEN_BITS: u32 = 41;
+const LEN_MASK: u64 = (1 << LEN_BITS) - 1;
+/// Bits of a header that hold its seal, between the length and [`VALID`].
+const SEAL_BITS: u32 = 63 - LEN_BITS;
+
+/// The header word of a frame for a message of `len` bytes at stream
+/// position `pos` (bytes ever committed before it): [`VALID`], the length,
+/// and a seal that mixes both. The consumer accepts a header only with the
+/// seal it expects where it stands, so a header that another process
+/// rewrote (a length shortened within its frame, say), a word read out of
+/// step, or one left from an earlier lap, is found out, not delivered
+/// (unless a writer that knows this function forged it).
+#[inline]
+#[must_use]
+pub const fn header(pos: u64, len: u64) -> u64 {
+    let seal = pos.wrapping_add(len).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SEAL_BITS);
+    VALID | seal << LEN_BITS | len
+}
 /// Header value of a wrap marker: skip to offset 0.
 pub const WRAP: u64 = u64::MAX;
+/// The first ring offset where a wrap marker can stand: before it, even
+/// the largest frame fits.
+const FIRST_WRAP: usize = FRAME_HEADER + SLACK;
 
 /// A side's state word: the side is attached (or not yet) and running.
 pub const OPEN: u32 = 0;
-/// The side closed its end normally (the sender: end of stream).
+/// The side closed its end normally (the sender: end of stream, at the
+/// position in [`Control::closed_at`]).
 pub const CLOSED: u32 = 1;
-/// The sender stopped before the end of its input (interrupted).
+/// The sender stopped before the end of its input (interrupted, failed, or
+/// dropped without closing).
 pub const ABORTED: u32 = 2;
 
 /// Park word: the side may park at any moment; a publishing peer fences
@@ -99,25 +145,29 @@ pub const fn max_message(size: usize) -> usize {
 pub trait Control {
     /// The consumer's position (bytes ever released).
     fn tail(&self) -> &AtomicU64;
+    /// Where the producer stood when it closed the stream (bytes ever
+    /// committed, wrap markers included), stored before [`CLOSED`].
+    fn closed_at(&self) -> &AtomicU64;
     /// `side`'s state, written by that side: [`OPEN`] or [`CLOSED`], or
     /// (the sender only) [`ABORTED`].
     fn state(&self, side: Side) -> &AtomicU32;
     /// `side`'s park word ([`AWAKE`], [`SLEEPY`], [`PARKED`]; a futex
     /// word).
     fn park(&self, side: Side) -> &AtomicU32;
-    /// Runs `f`, a publish followed by a look at the peer's park word, as
-    /// one light section: the peer's [`Control::heavy_barrier`] orders
-    /// itself against it as a whole. Between processes that is simply
-    /// running it, in program order.
-    fn light<R>(&self, f: impl FnOnce() -> R) -> R {
+    /// Runs `f`, a publish by `side` followed by its look at the peer's
+    /// park word, as one light section: the peer's
+    /// [`Control::heavy_barrier`] orders itself against it as a whole.
+    /// Between processes that is simply running it, in program order.
+    fn light<R>(&self, side: Side, f: impl FnOnce() -> R) -> R {
+        let _ = side;
         f()
     }
-    /// A barrier that every light section of the peer is wholly before or
-    /// wholly after (what `membarrier(2)` does to the peer's CPU). `false`
-    /// if it could not be run; the caller must then not sleep.
-    fn heavy_barrier(&self) -> bool;
-    /// Wakes the side sleeping on park word `word` (`FUTEX_WAKE`).
-    fn wake(&self, word: &AtomicU32);
+    /// A barrier, run by `side`, that every light section of its peer is
+    /// wholly before or wholly after (what `membarrier(2)` does to the
+    /// peer's CPU). `false` if it could not be run.
+    fn heavy_barrier(&self, side: Side) -> bool;
+    /// Wakes `side` if it sleeps on its park word (`FUTEX_WAKE`).
+    fn wake(&self, side: Side);
 }
 
 /// The ring's bytes. Offsets are always inside the ring (and 8-aligned for
@@ -132,11 +182,25 @@ pub trait Bytes {
     fn read(&self, off: usize, dst: &mut [u8]);
 }
 
-/// Runs `store` (a release store that gives the peer something to do),
-/// then wakes the peer if it is parked on `peer`.
+/// `side`'s state word, if it holds a state that side can be in.
+///
+/// # Errors
+///
+/// [`Corruption::State`] for any other value.
+pub fn state<C: Control + ?Sized>(ctl: &C, side: Side) -> Result<u32, Corruption> {
+    let value = ctl.state(side).load(Ordering::Acquire);
+    match (side, value) {
+        (_, OPEN | CLOSED) | (Side::Sender, ABORTED) => Ok(value),
+        _ => Err(Corruption::State { side, value }),
+    }
+}
+
+/// Runs `store` (a release store by `me` that gives the peer something to
+/// do), then wakes the peer if it is parked.
 #[inline]
-fn announce<C: Control + ?Sized>(ctl: &C, store: impl FnOnce(), peer: &AtomicU32) {
-    let state = ctl.light(|| {
+fn announce<C: Control + ?Sized>(ctl: &C, me: Side, store: impl FnOnce()) {
+    let peer = ctl.park(me.other());
+    let state = ctl.light(me, || {
         store();
         // The look must follow the store in the instruction stream, for the
         // peer's heavy barrier to split them in that order.
@@ -144,15 +208,16 @@ fn announce<C: Control + ?Sized>(ctl: &C, store: impl FnOnce(), peer: &AtomicU32
         peer.load(Ordering::Relaxed)
     });
     if state != AWAKE {
-        wake_if_parked(ctl, peer);
+        wake_if_parked(ctl, me.other());
     }
 }
 
 #[inline(never)]
-fn wake_if_parked<C: Control + ?Sized>(ctl: &C, peer: &AtomicU32) {
+fn wake_if_parked<C: Control + ?Sized>(ctl: &C, peer: Side) {
     fence(Ordering::SeqCst);
-    if peer.load(Ordering::Relaxed) == PARKED
-        && peer
+    let word = ctl.park(peer);
+    if word.load(Ordering::Relaxed) == PARKED
+        && word
             .compare_exchange(PARKED, SLEEPY, Ordering::Relaxed, Ordering::Relaxed)
             .is_ok()
     {
@@ -160,68 +225,110 @@ fn wake_if_parked<C: Control + ?Sized>(ctl: &C, peer: &AtomicU32) {
     }
 }
 
-/// What [`park_begin`] decided.
+/// What [`Parker::begin`] decided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Park {
     /// Sleep on the park word while it holds [`PARKED`], then call
-    /// [`park_end`].
+    /// [`Parker::end`].
     Sleep,
     /// There is news after all: do not sleep.
     News,
-    /// The heavy barrier failed: do not sleep (and do not become
-    /// [`AWAKE`] again).
-    NoBarrier,
+    /// A heavy barrier of this side failed, so its peer may miss that it
+    /// parks: sleep only briefly (a nap), then call [`Parker::end`].
+    Nap,
 }
 
-/// The first half of parking on `own`, this side's park word: announces it
-/// (leaving [`AWAKE`] through a heavy barrier), then looks for `news` (the
-/// peer's publishes that would end the wait) once more.
-pub fn park_begin<C: Control + ?Sized>(
-    ctl: &C,
-    own: &AtomicU32,
-    news: impl FnOnce() -> bool,
-) -> Park {
-    if own.load(Ordering::Relaxed) == AWAKE {
-        own.store(SLEEPY, Ordering::Relaxed);
-        if !ctl.heavy_barrier() {
-            return Park::NoBarrier;
+/// One side's parking, across its waits.
+#[derive(Debug)]
+pub struct Parker {
+    side: Side,
+    /// A heavy barrier failed: this side never becomes [`AWAKE`] again, and
+    /// only naps.
+    broken: Cell<bool>,
+}
+
+impl Parker {
+    /// The parking of `side`, which starts [`SLEEPY`].
+    #[must_use]
+    pub fn new(side: Side) -> Parker {
+        Parker {
+            side,
+            broken: Cell::new(false),
         }
     }
-    own.store(PARKED, Ordering::Relaxed);
-    fence(Ordering::SeqCst);
-    if news() {
-        own.store(SLEEPY, Ordering::Relaxed);
-        return Park::News;
+
+    /// The side that parks.
+    #[must_use]
+    pub fn side(&self) -> Side {
+        self.side
     }
-    Park::Sleep
-}
 
-/// The second half of parking: after the sleep (woken, timed out or
-/// interrupted).
-pub fn park_end(own: &AtomicU32) {
-    let _ = own.compare_exchange(PARKED, SLEEPY, Ordering::Relaxed, Ordering::Relaxed);
-}
+    /// The first half of parking: announces it (leaving [`AWAKE`] through a
+    /// heavy barrier), then looks for `news` (the peer's publishes that
+    /// would end the wait) once more.
+    ///
+    /// If the heavy barrier fails, a light section of the peer that saw
+    /// [`AWAKE`] may stay unseen by this side, and the peer may go on
+    /// seeing [`AWAKE`] (nothing orders its loads after this side's
+    /// stores): from then on, a sleep could miss its wake-up, so this side
+    /// only naps ([`Park::Nap`]).
+    pub fn begin<C: Control + ?Sized>(&self, ctl: &C, news: impl FnOnce() -> bool) -> Park {
+        let own = ctl.park(self.side);
+        if own.load(Ordering::Relaxed) == AWAKE {
+            own.store(SLEEPY, Ordering::Relaxed);
+            if !ctl.heavy_barrier(self.side) {
+                self.broken.set(true);
+            }
+        }
+        own.store(PARKED, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        if news() {
+            own.store(SLEEPY, Ordering::Relaxed);
+            return Park::News;
+        }
+        if self.broken.get() {
+            Park::Nap
+        } else {
+            Park::Sleep
+        }
+    }
 
-/// Lets the peer skip its fence from now on, while this side does not park
-/// (call only between waits, never while parked). `peer_covered`: the
-/// heavy barrier reaches the peer.
-pub fn stay_awake(own: &AtomicU32, peer_covered: bool) {
-    if peer_covered && own.load(Ordering::Relaxed) == SLEEPY {
-        own.store(AWAKE, Ordering::Relaxed);
+    /// The second half of parking: after the sleep (woken, timed out or
+    /// interrupted).
+    pub fn end<C: Control + ?Sized>(&self, ctl: &C) {
+        let _ = ctl.park(self.side).compare_exchange(
+            PARKED,
+            SLEEPY,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// The wait is over (call only between waits, never while parked).
+    /// With `covered` (the heavy barrier reaches the peer), lets the peer
+    /// skip its fence from now on, until this side next parks; never after
+    /// a heavy barrier failed.
+    pub fn done<C: Control + ?Sized>(&self, ctl: &C, covered: bool) {
+        let own = ctl.park(self.side);
+        if covered && !self.broken.get() && own.load(Ordering::Relaxed) == SLEEPY {
+            own.store(AWAKE, Ordering::Relaxed);
+        }
     }
 }
 
-/// The ring is full: the message does not fit now.
+/// Why [`Producer::try_reserve`] found no room.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Full;
+pub enum NoRoom {
+    /// The ring is full: the message does not fit now.
+    Full,
+    /// The consumer's position is impossible.
+    Corrupt(Corruption),
+}
 
-/// A frame header that cannot be: the segment was overwritten.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Corrupt {
-    /// Ring offset of the header.
-    pub offset: usize,
-    /// What it held.
-    pub value: u64,
+impl From<Corruption> for NoRoom {
+    fn from(c: Corruption) -> NoRoom {
+        NoRoom::Corrupt(c)
+    }
 }
 
 /// The producer's private state.
@@ -235,13 +342,13 @@ pub struct Producer {
 
 impl Producer {
     /// Starts producing on a fresh ring of `size` bytes (a multiple of 8, at
-    /// least 24) whose consumer position is now as `ctl` says.
-    pub fn new<C: Control + ?Sized>(ctl: &C, size: usize) -> Producer {
-        let tail = ctl.tail().load(Ordering::Acquire);
+    /// least 24). A ring has one producer in its life, so it starts at 0.
+    #[must_use]
+    pub fn new(size: usize) -> Producer {
         Producer {
-            head: tail,
-            off: (tail % size as u64) as usize,
-            cached_tail: tail,
+            head: 0,
+            off: 0,
+            cached_tail: 0,
             size,
         }
     }
@@ -252,24 +359,29 @@ impl Producer {
         max_message(self.size)
     }
 
-    /// Bytes ever committed (wrap markers included).
-    #[must_use]
-    pub fn position(&self) -> u64 {
-        self.head
-    }
-
     #[inline]
     fn free(&self) -> usize {
         self.size - (self.head - self.cached_tail) as usize
     }
 
-    #[inline]
-    fn room<C: Control + ?Sized>(&mut self, ctl: &C, n: usize) -> bool {
-        if self.free() >= n {
-            return true;
+    /// A fresh look at the consumer's position: a multiple of 8, not behind
+    /// the last one seen, not past what was sent.
+    #[inline(never)]
+    fn load_tail<C: Control + ?Sized>(&self, ctl: &C) -> Result<u64, Corruption> {
+        let value = ctl.tail().load(Ordering::Acquire);
+        if !value.is_multiple_of(8) || value < self.cached_tail || value > self.head {
+            return Err(Corruption::Tail { value });
         }
-        self.cached_tail = ctl.tail().load(Ordering::Acquire);
-        self.free() >= n
+        Ok(value)
+    }
+
+    #[inline]
+    fn room<C: Control + ?Sized>(&mut self, ctl: &C, n: usize) -> Result<bool, Corruption> {
+        if self.free() >= n {
+            return Ok(true);
+        }
+        self.cached_tail = self.load_tail(ctl)?;
+        Ok(self.free() >= n)
     }
 
     #[inline]
@@ -287,42 +399,43 @@ impl Producer {
     ///
     /// # Errors
     ///
-    /// [`Full`] when the consumer has not yet released enough space.
+    /// [`NoRoom::Full`] when the consumer has not yet released enough
+    /// space; [`NoRoom::Corrupt`] when its position is impossible.
     #[inline]
     pub fn try_reserve<C: Control + ?Sized, B: Bytes + ?Sized>(
         &mut self,
         ctl: &C,
         bytes: &B,
         len: usize,
-    ) -> Result<usize, Full> {
+    ) -> Result<usize, NoRoom> {
         debug_assert!(len <= self.max_message());
         let need = frame_len(len) + SLACK;
         let to_end = self.size - self.off;
         if frame_len(len) > to_end {
             // Publish the marker on its own: a frame as large as the ring
             // only fits once the consumer has passed it.
-            if !self.room(ctl, to_end + SLACK) {
-                return Err(Full);
+            if !self.room(ctl, to_end + SLACK)? {
+                return Err(NoRoom::Full);
             }
             bytes.header(0).store(0, Ordering::Relaxed);
             let slot = bytes.header(self.off);
-            announce(
-                ctl,
-                || slot.store(WRAP, Ordering::Release),
-                ctl.park(Side::Receiver),
-            );
+            announce(ctl, Side::Sender, || slot.store(WRAP, Ordering::Release));
             self.advance(to_end);
         }
-        if !self.room(ctl, need) {
-            return Err(Full);
+        if !self.room(ctl, need)? {
+            return Err(NoRoom::Full);
         }
         Ok(self.off + FRAME_HEADER)
     }
 
     /// Whether a message of `len` bytes would fit now (fresh look at the
-    /// consumer's position, for the decision to park).
+    /// consumer's position, for the decision to park); also `true` if that
+    /// position is impossible, which the next [`Producer::try_reserve`]
+    /// reports.
     pub fn has_room<C: Control + ?Sized>(&self, ctl: &C, len: usize) -> bool {
-        let tail = ctl.tail().load(Ordering::Acquire);
+        let Ok(tail) = self.load_tail(ctl) else {
+            return true;
+        };
         let free = self.size - (self.head - tail) as usize;
         let to_end = self.size - self.off;
         if frame_len(len) > to_end {
@@ -330,6 +443,15 @@ impl Producer {
         } else {
             free >= frame_len(len) + SLACK
         }
+    }
+
+    /// Whether the consumer has released everything committed.
+    ///
+    /// # Errors
+    ///
+    /// [`Corruption::Tail`] if its position is impossible.
+    pub fn drained<C: Control + ?Sized>(&self, ctl: &C) -> Result<bool, Corruption> {
+        Ok(self.load_tail(ctl)? == self.head)
     }
 
     /// Publishes the message of `len` bytes written at the offset the last
@@ -342,25 +464,21 @@ impl Producer {
         bytes: &B,
         len: usize,
     ) {
-        let here = self.off;
+        let (here, word) = (self.off, header(self.head, len as u64));
         self.advance(frame_len(len));
         bytes.header(self.off).store(0, Ordering::Relaxed);
         let slot = bytes.header(here);
-        announce(
-            ctl,
-            || slot.store(len as u64 | VALID, Ordering::Release),
-            ctl.park(Side::Receiver),
-        );
+        announce(ctl, Side::Sender, || slot.store(word, Ordering::Release));
     }
 
-    /// Marks the end of the stream ([`CLOSED`]) or an abort ([`ABORTED`])
-    /// after everything committed, and wakes a parked consumer.
+    /// Marks the end of the stream ([`CLOSED`], at this position) or an
+    /// abort ([`ABORTED`]) after everything committed, and wakes a parked
+    /// consumer.
     pub fn close<C: Control + ?Sized>(&self, ctl: &C, state: u32) {
-        announce(
-            ctl,
-            || ctl.state(Side::Sender).store(state, Ordering::Release),
-            ctl.park(Side::Receiver),
-        );
+        ctl.closed_at().store(self.head, Ordering::Relaxed);
+        announce(ctl, Side::Sender, || {
+            ctl.state(Side::Sender).store(state, Ordering::Release);
+        });
     }
 }
 
@@ -376,8 +494,8 @@ pub enum Peek {
     },
     /// Nothing now; the sender is still open.
     Empty,
-    /// Nothing, ever again: the sender closed ([`CLOSED`]) or aborted
-    /// ([`ABORTED`]) after its last message.
+    /// Nothing, ever again: the sender closed ([`CLOSED`], where the
+    /// consumer stands) or aborted ([`ABORTED`]) after its last message.
     Ended(u32),
 }
 
@@ -388,18 +506,24 @@ pub struct Consumer {
     off: usize,
     /// Bytes released but not yet published to the producer.
     unpublished: usize,
+    /// The position last published (only this side writes it).
+    published: u64,
+    /// Corruption found where it could not be reported (while releasing).
+    fault: Option<Corruption>,
     size: usize,
 }
 
 impl Consumer {
-    /// Starts consuming a ring of `size` bytes whose consumer position is
-    /// now as `ctl` says.
-    pub fn new<C: Control + ?Sized>(ctl: &C, size: usize) -> Consumer {
-        let tail = ctl.tail().load(Ordering::Acquire);
+    /// Starts consuming a fresh ring of `size` bytes. A ring has one
+    /// consumer in its life, so it starts at 0.
+    #[must_use]
+    pub fn new(size: usize) -> Consumer {
         Consumer {
-            tail,
-            off: (tail % size as u64) as usize,
+            tail: 0,
+            off: 0,
             unpublished: 0,
+            published: 0,
+            fault: None,
             size,
         }
     }
@@ -414,43 +538,81 @@ impl Consumer {
         }
     }
 
-    /// Gives every released byte back to the producer now.
+    /// Gives every released byte back to the producer now. A position found
+    /// changed since the last publish is kept as a fault, reported by the
+    /// next look.
     #[inline(never)]
     pub fn publish<C: Control + ?Sized>(&mut self, ctl: &C) {
         if self.unpublished != 0 {
             self.unpublished = 0;
+            let seen = ctl.tail().load(Ordering::Relaxed);
+            if seen != self.published && self.fault.is_none() {
+                self.fault = Some(Corruption::Tail { value: seen });
+            }
             let tail = self.tail;
-            announce(
-                ctl,
-                || ctl.tail().store(tail, Ordering::Release),
-                ctl.park(Side::Sender),
-            );
+            self.published = tail;
+            announce(ctl, Side::Receiver, || {
+                ctl.tail().store(tail, Ordering::Release);
+            });
         }
+    }
+
+    /// Checks the shared words that no frame shows: the consumer's
+    /// position is still what it published, the sender's state is a state.
+    ///
+    /// # Errors
+    ///
+    /// The [`Corruption`] found.
+    pub fn check<C: Control + ?Sized>(&self, ctl: &C) -> Result<(), Corruption> {
+        self.check_tail(ctl)?;
+        state(ctl, Side::Sender).map(drop)
+    }
+
+    #[inline]
+    fn check_tail<C: Control + ?Sized>(&self, ctl: &C) -> Result<(), Corruption> {
+        if let Some(fault) = self.fault {
+            return Err(fault);
+        }
+        let value = ctl.tail().load(Ordering::Relaxed);
+        if value != self.published {
+            return Err(Corruption::Tail { value });
+        }
+        Ok(())
     }
 
     /// Looks at the next message without releasing it.
     ///
     /// # Errors
     ///
-    /// [`Corrupt`] if a frame header is impossible.
+    /// The [`Corruption`] found, if a frame header or another shared word
+    /// is impossible.
     #[inline]
     pub fn try_peek<C: Control + ?Sized, B: Bytes + ?Sized>(
         &mut self,
         ctl: &C,
         bytes: &B,
-    ) -> Result<Peek, Corrupt> {
+    ) -> Result<Peek, Corruption> {
         let word = bytes.header(self.off).load(Ordering::Acquire);
-        // The common case first, and small enough to inline: a message.
-        if word & VALID != 0 && word != WRAP {
-            let len = (word & !VALID) as usize;
-            if len <= max_message(self.size) && frame_len(len) <= self.size - self.off {
-                return Ok(Peek::Message {
-                    off: self.off + FRAME_HEADER,
-                    len,
-                });
-            }
+        // The common case first, and small enough to inline: a message (and
+        // no fault found since the last look).
+        if let Some(len) = self.frame(word)
+            && self.fault.is_none()
+        {
+            return Ok(Peek::Message {
+                off: self.off + FRAME_HEADER,
+                len,
+            });
         }
         self.peek_slow(ctl, bytes)
+    }
+
+    /// The length in `word`, if it is the header of a message that fits
+    /// where the consumer stands, sealed for this position.
+    #[inline]
+    fn frame(&self, word: u64) -> Option<usize> {
+        let len = usize::try_from(word & LEN_MASK).ok()?;
+        let fits = len <= max_message(self.size) && frame_len(len) <= self.size - self.off;
+        (fits && word == header(self.tail, len as u64)).then_some(len)
     }
 
     #[inline(never)]
@@ -458,36 +620,49 @@ impl Consumer {
         &mut self,
         ctl: &C,
         bytes: &B,
-    ) -> Result<Peek, Corrupt> {
+    ) -> Result<Peek, Corruption> {
+        if let Some(fault) = self.fault {
+            return Err(fault);
+        }
+        // At most twice round: after a wrap marker comes offset 0, where
+        // none may stand.
         loop {
             let mut word = bytes.header(self.off).load(Ordering::Acquire);
             if word == 0 {
                 // Caught up: the producer may be waiting for this space.
                 self.publish(ctl);
-                let state = ctl.state(Side::Sender).load(Ordering::Acquire);
+                self.check_tail(ctl)?;
+                let state = state(ctl, Side::Sender)?;
                 if state == OPEN {
                     return Ok(Peek::Empty);
                 }
                 // The state is stored after the last publish: look once more.
                 word = bytes.header(self.off).load(Ordering::Acquire);
                 if word == 0 {
+                    let closed_at = ctl.closed_at().load(Ordering::Relaxed);
+                    if state == CLOSED && closed_at != self.tail {
+                        return Err(Corruption::End {
+                            closed_at,
+                            reached: self.tail,
+                        });
+                    }
                     return Ok(Peek::Ended(state));
                 }
             }
+            let corrupt = Corruption::Frame {
+                offset: self.off,
+                value: word,
+            };
             if word == WRAP {
+                if self.off < FIRST_WRAP {
+                    return Err(corrupt);
+                }
                 self.advance(self.size - self.off);
                 continue;
             }
-            let len = usize::try_from(word & !VALID).unwrap_or(usize::MAX);
-            if word & VALID == 0
-                || len > max_message(self.size)
-                || frame_len(len) > self.size - self.off
-            {
-                return Err(Corrupt {
-                    offset: self.off,
-                    value: word,
-                });
-            }
+            let Some(len) = self.frame(word) else {
+                return Err(corrupt);
+            };
             return Ok(Peek::Message {
                 off: self.off + FRAME_HEADER,
                 len,
@@ -520,10 +695,8 @@ impl Consumer {
     /// parked producer.
     pub fn close<C: Control + ?Sized>(&mut self, ctl: &C) {
         self.publish(ctl);
-        announce(
-            ctl,
-            || ctl.state(Side::Receiver).store(CLOSED, Ordering::Release),
-            ctl.park(Side::Sender),
-        );
+        announce(ctl, Side::Receiver, || {
+            ctl.state(Side::Receiver).store(CLOSED, Ordering::Release);
+        });
     }
 }

@@ -1,10 +1,9 @@
 //! How a blocked side waits: spin briefly, then yield, then park on a futex.
 #![forbid(unsafe_code)]
 
-use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
 
-use crate::ring::{self, Control, PARKED, Park};
+use crate::ring::{Control, PARKED, Park, Parker};
 
 /// How a side waits for its peer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -28,6 +27,9 @@ const SPIN_FOR: Duration = Duration::from_micros(20);
 const YIELD_UNTIL: Duration = Duration::from_micros(200);
 /// A parked side wakes at least this often to check its peer's liveness.
 pub(crate) const PARK_SLICE: Duration = Duration::from_millis(100);
+/// How long a side sleeps at most where a wake-up may be lost
+/// ([`Park::Nap`], after its heavy barrier failed).
+const NAP: Duration = Duration::from_millis(1);
 /// Spins between the slow checks (deadline, signals, peer liveness); a
 /// power of two.
 const SPINS_PER_CHECK: u32 = 4096;
@@ -61,8 +63,6 @@ pub(crate) struct Backoff {
     single: bool,
     spins: u32,
     started: Option<Instant>,
-    /// A heavy barrier failed.
-    pub(crate) no_barrier: bool,
 }
 
 /// What [`Backoff::snooze`] did.
@@ -81,17 +81,16 @@ impl Backoff {
             single,
             spins: 0,
             started: None,
-            no_barrier: false,
         }
     }
 
-    /// Waits a little. `own` is this side's park word; `news` says, after
-    /// this side has announced that it parks, whether there is something to
-    /// do after all. `limit` bounds a park.
+    /// Waits a little. `parker` parks this side; `news` says, after this
+    /// side has announced that it parks, whether there is something to do
+    /// after all. `limit` bounds a park.
     pub(crate) fn snooze<C: Control + ?Sized>(
         &mut self,
         ctl: &C,
-        own: &AtomicU32,
+        parker: &Parker,
         news: impl FnOnce() -> bool,
         limit: Option<Duration>,
     ) -> Snooze {
@@ -131,25 +130,19 @@ impl Backoff {
                 Snooze::Waited
             }
             Phase::Park => {
-                if park(ctl, own, news, limit) == Park::NoBarrier {
-                    self.no_barrier = true;
-                }
+                park(ctl, parker, news, limit);
                 Snooze::Waited
             }
         }
     }
-}
 
-impl Backoff {
     /// The wait is over: unless this side parks on every wait, the peer may
     /// stop fencing for it until it next parks (`peer_covered`: the heavy
     /// barrier reaches the peer). A side that parks after spinning and
     /// yielding pays one heavy barrier per park, small next to the time it
     /// waited before parking.
-    pub(crate) fn done(&self, own: &AtomicU32, peer_covered: bool) {
-        if self.mode != Wait::Park {
-            ring::stay_awake(own, peer_covered);
-        }
+    pub(crate) fn done<C: Control + ?Sized>(&self, ctl: &C, parker: &Parker, peer_covered: bool) {
+        parker.done(ctl, peer_covered && self.mode != Wait::Park);
     }
 }
 
@@ -162,26 +155,23 @@ enum Phase {
 
 /// Announces that this side parks, re-checks, and sleeps on its park word
 /// until the peer wakes it, a signal arrives or `limit` (at most
-/// [`PARK_SLICE`]) passes.
+/// [`PARK_SLICE`], or [`NAP`] while a wake-up may be lost) passes.
 fn park<C: Control + ?Sized>(
     ctl: &C,
-    own: &AtomicU32,
+    parker: &Parker,
     news: impl FnOnce() -> bool,
     limit: Option<Duration>,
-) -> Park {
-    let slice = limit.map_or(PARK_SLICE, |l| l.min(PARK_SLICE));
-    let park = ring::park_begin(ctl, own, news);
-    match park {
-        Park::Sleep => {
-            if !slice.is_zero() {
-                let _ = shm::sync::futex::wait(own, PARKED, Some(slice));
-            }
-            ring::park_end(own);
-        }
-        Park::News => {}
-        Park::NoBarrier => std::thread::yield_now(),
+) {
+    let most = match parker.begin(ctl, news) {
+        Park::News => return,
+        Park::Sleep => PARK_SLICE,
+        Park::Nap => NAP,
+    };
+    let slice = limit.map_or(most, |l| l.min(most));
+    if !slice.is_zero() {
+        let _ = shm::sync::futex::wait(ctl.park(parker.side()), PARKED, Some(slice));
     }
-    park
+    parker.end(ctl);
 }
 
 #[cfg(test)]

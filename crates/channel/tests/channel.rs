@@ -91,29 +91,39 @@ fn end_of_stream_comes_after_every_message() {
     assert!(rx.recv().unwrap().is_none(), "end of stream stays");
 }
 
+/// Only `close` ends a stream cleanly: `abort`, a plain drop (a sender that
+/// returned early on an error) and a panic all end it as aborted, after
+/// every message sent.
 #[test]
-fn dropping_the_sender_ends_the_stream_and_abort_says_so() {
-    let name = Name::new("drop");
-    let mut tx = Sender::open(&name.0, &opts(256)).unwrap();
-    let mut rx = Receiver::open(&name.0, &Options::default()).unwrap();
-    tx.send(b"last").unwrap();
-    drop(tx);
-    assert_eq!(&*rx.recv().unwrap().unwrap(), b"last");
-    assert!(rx.recv().unwrap().is_none());
-
-    let name = Name::new("abort");
-    let mut tx = Sender::open(&name.0, &opts(256)).unwrap();
-    let mut rx = Receiver::open(&name.0, &Options::default()).unwrap();
-    tx.send(b"partial").unwrap();
-    tx.abort();
-    assert_eq!(&*rx.recv().unwrap().unwrap(), b"partial");
-    let err = rx.recv().unwrap_err();
-    assert!(matches!(err, RecvError::Aborted { .. }), "{err:?}");
-    assert!(
-        err.to_string()
-            .contains("stopped before the end of its input"),
-        "{err}"
-    );
+fn only_close_ends_the_stream_cleanly() {
+    type End = fn(Sender);
+    let ends: [(&str, End); 3] = [
+        ("abort", Sender::abort),
+        ("drop", drop),
+        ("panic", |tx| {
+            let panicked = std::thread::spawn(move || {
+                let _tx = tx;
+                panic!("the sender fails");
+            })
+            .join();
+            assert!(panicked.is_err());
+        }),
+    ];
+    for (tag, end) in ends {
+        let name = Name::new(tag);
+        let mut tx = Sender::open(&name.0, &opts(256)).unwrap();
+        let mut rx = Receiver::open(&name.0, &Options::default()).unwrap();
+        tx.send(b"partial").unwrap();
+        end(tx);
+        assert_eq!(&*rx.recv().unwrap().unwrap(), b"partial", "{tag}");
+        let err = rx.recv().unwrap_err();
+        assert!(matches!(err, RecvError::Aborted { .. }), "{tag}: {err:?}");
+        assert!(
+            err.to_string()
+                .contains("stopped before the end of its input"),
+            "{err}"
+        );
+    }
 }
 
 #[test]
@@ -279,6 +289,7 @@ fn threads_stream_many_messages_through_a_small_ring() {
                 g[4..].fill(i as u8);
                 g.commit();
             }
+            tx.close();
         });
         for i in 0..n {
             let m = rx.recv().unwrap().expect("a message");

@@ -32,7 +32,7 @@ pub enum Command {
     Demo(demo::Args),
     /// Create, write, read, list, inspect and remove segments (System V or POSIX).
     Segment(cmd::segment::Args),
-    /// The seed's producer and consumer of the alphabet (key 5678, 27 bytes, `*` answers).
+    /// The classic producer and consumer of the alphabet (key 5678, 27 bytes, `*` answers).
     Alphabet(cmd::alphabet::Args),
     /// Stream stdin into channel NAME.
     Send(cmd::channel::SendArgs),
@@ -63,7 +63,7 @@ pub fn run(args: Cli) -> anyhow::Result<ExitCode> {
     // these once registered.
     shm::register_kind(channel::KIND)?;
     shm::register_kind(exchange::KIND)?;
-    match args.command {
+    let result = match args.command {
         Command::Demo(a) => demo::run(&a),
         Command::Segment(a) => cmd::segment::run(a),
         Command::Alphabet(a) => cmd::alphabet::run(a),
@@ -73,7 +73,13 @@ pub fn run(args: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(a) => bench::run(&a),
         Command::ChannelWorker(a) => bench::channel::worker(&a.args),
         Command::ExchangeWorker(a) => trader::worker(&a.args),
-    }
+    };
+    // A segment that shrank under this process (design rule 8) explains
+    // whatever came after it, and no command that read zeros from it may
+    // end with success. The commands check before they answer; this is
+    // the net under them.
+    shm::check_mappings()?;
+    result
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use crate::support::alphabet::{
     spawn_c_producer,
 };
 use crate::support::process::{
-    assert_prints, finish, finish_ok, run, show, spawn_shmex, still_running,
+    assert_prints, finish, finish_ok, parked, run, show, spawn_shmex, still_running,
 };
 use crate::support::segment::{assert_gone, bytes_of, ls_entry};
 use crate::support::{Cleanup, SegmentId, exists, wait_until};
@@ -17,6 +17,7 @@ fn sysv(key: i32) -> SegmentId {
 }
 
 /// `shmex segment rm --key K`, which must succeed and leave nothing.
+#[track_caller]
 fn rm_key(key: i32) {
     let rm = run(&["segment", "rm", "--key", &key.to_string()], b"");
     assert_eq!(rm.status.code(), Some(0), "{}", show(&rm));
@@ -51,6 +52,7 @@ impl Producer {
     }
 
     /// Waits until it has written the alphabet on `key`.
+    #[track_caller]
     fn wait_written(self, key: i32) {
         wait_until(&format!("the {} wrote the alphabet", self.name()), || {
             alphabet_written(key)
@@ -60,6 +62,7 @@ impl Producer {
     /// Waits for it to exit 0 and checks that no segment is left on `key`:
     /// the C producer leaks its segment, as the seed's does, so that one
     /// must be removed, and `shmex segment rm` can.
+    #[track_caller]
     fn finish_clean(self, cleanup: &mut Cleanup, i: usize, key: i32) {
         finish_ok(cleanup, i, self.name());
         match self {
@@ -80,6 +83,7 @@ enum Consumer {
 impl Consumer {
     /// Runs it to the end on `key` (`None`: on its defaults, key 5678) and
     /// checks what it printed.
+    #[track_caller]
     fn run(self, key: Option<i32>) {
         let out = match (self, key) {
             (Consumer::C, _) => run_c_consumer(key),
@@ -114,8 +118,11 @@ fn consumer_started_first_waits_for(producer: Producer) {
         &mut cleanup,
         &["alphabet", "consume", "--key", &k, "--timeout", "60"],
     );
-    // Let it get to its wait: it must not give up because nothing exists yet.
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // It gets to its wait, and must not give up because nothing exists yet.
+    let pid = cleanup.child(consumer).id();
+    wait_until("the consumer waits, or has ended", || {
+        parked(pid) || !still_running(&mut cleanup, consumer)
+    });
     assert!(
         still_running(&mut cleanup, consumer),
         "the consumer started first did not wait: {}",

@@ -3,10 +3,11 @@
 
 use crate::support::alphabet::{ALPHABET, SHMEX_CONSUMER_OUTPUT, alphabet_written};
 use crate::support::process::{
-    assert_prints, assert_refused, finish_ok, run, run_tracked, show, spawn_shmex, stdout,
-    still_running,
+    assert_prints, assert_refused, finish_ok, run, show, spawn_shmex, stdout, still_running,
 };
-use crate::support::segment::{assert_created_nothing, assert_gone, bytes_of, refused, strings};
+use crate::support::segment::{
+    assert_created_nothing, assert_gone, bytes_of, refused, run_tracked, strings,
+};
 use crate::support::{Cleanup, SegmentId, exists, wait_until};
 
 #[test]
@@ -61,7 +62,7 @@ fn a_consumer_with_no_producer_times_out_and_creates_nothing() {
     let mut cleanup = Cleanup::new();
     let key = cleanup.key();
     let k = key.to_string();
-    let (out, pid) = run_tracked(&strings(&[
+    let (out, tracked) = run_tracked(&strings(&[
         "alphabet",
         "consume",
         "--key",
@@ -73,7 +74,7 @@ fn a_consumer_with_no_producer_times_out_and_creates_nothing() {
     assert_refused(&out, 1, &[]);
     assert!(stdout(&out).is_empty(), "{}", show(&out));
     assert!(!exists(&SegmentId::SysV(key)));
-    assert_created_nothing(pid);
+    assert_created_nothing(tracked);
 }
 
 #[test]

@@ -5,7 +5,10 @@ use std::os::unix::fs::MetadataExt;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::process::{assert_ok, assert_refused, run, shmex, signal, start, wait_exit};
+use crate::support::channel::pseudo_random;
+use crate::support::process::{
+    assert_ok, assert_refused, parked, run, shmex, signal, start, wait_exit,
+};
 use crate::support::{Cleanup, SegmentId, exists, shm_file, wait_until};
 
 /// Whether channel `name` is there to attach to (its name is unlinked
@@ -61,18 +64,6 @@ fn stderr_of(child: &mut Child) -> String {
         e.read_to_string(&mut s).unwrap();
     }
     s
-}
-
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 #[test]
@@ -194,7 +185,10 @@ fn sigkill_of_the_receiver_is_peer_gone_for_the_sender() {
         // Ends when the sender exits and the pipe breaks.
         while stdin.write_all(&chunk).is_ok() {}
     });
-    std::thread::sleep(Duration::from_millis(300));
+    let pid = clean.child(s).id();
+    wait_until("the sender parks on the full ring, or has ended", || {
+        parked(pid) || clean.child(s).try_wait().unwrap().is_some()
+    });
     assert!(
         clean.child(s).try_wait().unwrap().is_none(),
         "the sender is blocked, not done"

@@ -5,13 +5,16 @@
 //! undo record is written and the stock changed, with the lock held; other
 //! processes then read and trade, and the half-done trade is rolled back and
 //! journalled. The chaos test SIGKILLs random traders many times during a
-//! concurrent run; everyone left finishes and `check` passes.
+//! concurrent run; everyone left finishes, every answer is one its line may
+//! get, `check` passes, and the books hold exactly what an independent
+//! ledger of the answers says.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
@@ -19,8 +22,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
-use crate::support::exchange::money::{balances, cents, micro, micro_at, rows};
-use crate::support::exchange::traffic::{random_line, seed};
+use crate::support::exchange::money::{balances, balances_in, cents, micro, micro_at, rows};
+use crate::support::exchange::traffic::{Ledger, Move, check_answer, random_line, seed};
 use crate::support::exchange::{
     Backend, Exchange, State, answers, assert_no_gaps, on_both_backends,
 };
@@ -91,6 +94,8 @@ fn assert_aborted(o: &std::process::Output) {
 
 fn failpoint_rolls_back(b: Backend, dying: Dying) {
     let ex = Exchange::init(b, "ex-fail", &[]);
+    ex.ok(&["open", "alice"]);
+    ex.ok(&["open", "bob"]);
     ex.ok(&["buy", "--account", "alice", "DOLLAR", "20"]);
     ex.ok(&["deposit", "--account", "bob", "TRY", "1"]);
     let before = ex.state();
@@ -122,15 +127,10 @@ fn failpoint_rolls_back(b: Backend, dying: Dying) {
         Dying::SetRate => run_failpoint(
             &ex,
             "mid-set-rate",
-            &["set-rate", "DOLLAR", "--buy", "20", "--sell", "21"],
+            &["set-rate", "DOLLAR", "--buy", "20", "--sell", "21", "--yes"],
             b"",
         ),
-        Dying::Open => run_failpoint(
-            &ex,
-            "mid-open",
-            &["buy", "--account", "newbie", "DOLLAR", "1"],
-            b"",
-        ),
+        Dying::Open => run_failpoint(&ex, "mid-open", &["open", "newbie"], b""),
         Dying::AfterJournal => {
             run_failpoint(&ex, "after-journal", &alice(&["buy", "DOLLAR", "10"]), b"")
         }
@@ -262,74 +262,90 @@ const KILLS: usize = 60;
 /// have interrupted a mutation, so that recovery is surely exercised.
 const MIN_ROLLBACKS: u64 = 3;
 const MAX_KILLS: usize = 400;
+/// Home currency each hammer's account is given before it trades: more
+/// than buying the exchange's whole stock costs, so a hammer is never
+/// short, and needs no deposits the test could not count.
+const HAMMER_FUNDS: &str = "10000000";
 
-/// A `trade` loop fed random lines until told to stop.
+/// What a trade loop was sent and answered, one line at a time.
+#[derive(Default)]
+struct Fed {
+    /// Every line written; all but perhaps the last answered.
+    lines: Vec<String>,
+    /// The answers, in order, as read.
+    answers: Vec<String>,
+    /// What the loop printed after its last answer (nothing, or a fault).
+    rest: String,
+    stderr: String,
+}
+
+/// A `trade` loop fed random lines, each only once the one before is
+/// answered: when the loop is killed, at most one line is in flight, so
+/// the test knows what it did up to one line, whose effect the next loop
+/// on the account pins down.
 struct Feeder {
     idx: usize,
     stop: Arc<AtomicBool>,
-    written: Arc<AtomicUsize>,
-    writer: thread::JoinHandle<()>,
-    reader: thread::JoinHandle<(usize, String)>,
+    feed: thread::JoinHandle<Fed>,
 }
 
-fn start_feeder(ex: &mut Exchange, account: &str, seed: u64) -> Feeder {
-    let idx = ex.spawn(&["trade", "--account", account, "--json"]);
+/// The first line of every trade loop: its answer shows what the account
+/// holds when the loop starts.
+const FIRST: &str = "balance\n";
+
+fn start_feeder(ex: &mut Exchange, account: &str, home: &str, seed: u64) -> Feeder {
+    let idx = ex.spawn(&["trade", "--account", account, "--open", "--json"]);
     let child = ex.child(idx);
     let mut stdin = child.stdin.take().expect("stdin");
-    let stdout = child.stdout.take().expect("stdout");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
     let mut stderr = child.stderr.take().expect("stderr");
     let stop = Arc::new(AtomicBool::new(false));
-    let written = Arc::new(AtomicUsize::new(0));
-    let (s, w) = (stop.clone(), written.clone());
-    let writer = thread::spawn(move || {
+    let s = stop.clone();
+    let home = home.to_string();
+    let feed = thread::spawn(move || {
+        let errors = thread::spawn(move || {
+            let mut err = String::new();
+            let _ = stderr.read_to_string(&mut err);
+            err
+        });
         let mut rng = StdRng::seed_from_u64(seed);
-        while !s.load(Ordering::Relaxed) {
-            let mut chunk = String::new();
-            for _ in 0..64 {
-                chunk.push_str(&random_line(&mut rng, "TRY"));
+        let mut fed = Fed::default();
+        loop {
+            let line = if fed.lines.is_empty() {
+                FIRST.to_string()
+            } else if s.load(Ordering::Relaxed) {
+                break;
+            } else {
+                random_line(&mut rng, &home)
+            };
+            let sent = stdin.write_all(line.as_bytes()).is_ok();
+            fed.lines.push(line);
+            let mut answer = String::new();
+            if !sent || !matches!(stdout.read_line(&mut answer), Ok(n) if n > 0) {
+                break;
             }
-            if stdin.write_all(chunk.as_bytes()).is_err() {
-                return;
-            }
-            w.fetch_add(64, Ordering::Relaxed);
+            fed.answers.push(answer);
         }
-        // Dropping stdin ends the trader's loop.
+        // Closing stdin ends the loop; whatever else it prints is kept.
+        drop(stdin);
+        let _ = stdout.read_to_string(&mut fed.rest);
+        fed.stderr = errors.join().unwrap_or_default();
+        fed
     });
-    let reader = thread::spawn(move || {
-        // Counts well-formed answers; a killed trader may leave half a line.
-        let mut n = 0;
-        let mut bad = String::new();
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            match serde_json::from_str::<Value>(&line) {
-                Ok(v) if v["ok"].is_boolean() => n += 1,
-                _ => bad = line,
-            }
-        }
-        let mut err = String::new();
-        let _ = stderr.read_to_string(&mut err);
-        if !bad.is_empty() {
-            err.push_str(&format!(" (last malformed answer: {bad:?})"));
-        }
-        (n, err)
-    });
-    Feeder {
-        idx,
-        stop,
-        written,
-        writer,
-        reader,
-    }
+    Feeder { idx, stop, feed }
 }
 
 /// A trader process that calls the library in a tight loop (the hidden
-/// worker the benchmark uses) for `millis`: it spends much of its time
-/// holding the lock, so a SIGKILL often lands mid-mutation.
+/// worker the benchmark uses) for `millis`, without deposits: it spends
+/// much of its time holding the lock, so a SIGKILL often lands
+/// mid-mutation.
 fn start_hammer(ex: &mut Exchange, account: &str, millis: u64, seed: u64) -> usize {
-    ex.spawn_hammer(account, millis, seed, Stdio::piped())
+    ex.spawn_worker(account, millis, seed, Stdio::piped(), &[])
 }
 
-/// Asserts a hammer that ended by itself did so cleanly, with its report.
+/// Asserts a hammer that ended by itself did so cleanly, with its report:
+/// its refusals were all of short books (it fails on any other error),
+/// and it made no deposit.
 fn assert_hammer_finished(ex: &mut Exchange, idx: usize, status: std::process::ExitStatus) {
     let child = ex.child(idx);
     let mut out = String::new();
@@ -340,6 +356,7 @@ fn assert_hammer_finished(ex: &mut Exchange, idx: usize, status: std::process::E
     let report: Value =
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("worker report ({e}): {out:?}"));
     assert!(report["trades"].is_u64(), "{report}");
+    assert_eq!(report["deposits"], 0, "{report}");
 }
 
 /// Crashed operations rolled back so far, from `watch`'s plain snapshot.
@@ -361,25 +378,108 @@ enum Slot {
     Hammer(String, usize),
 }
 
+/// Every trade loop that ran on each account, in order; the last one ran
+/// to the end, the others were killed.
+type Runs = BTreeMap<String, Vec<Fed>>;
+
+/// Rebuilds, in `ledger`, what the trade loops on `account` moved: every
+/// answer is checked against its line and added up; the one line a killed
+/// loop left unanswered either took effect whole or not at all, which the
+/// next loop's first `balance` tells. Each such `balance` must show
+/// exactly what the ledger says the account holds. Returns how many
+/// mutations lost their answer, and how many of those were done.
+fn reconcile_loops(
+    ledger: &mut Ledger,
+    account: &str,
+    runs: &[Fed],
+    home: &str,
+    rates: &BTreeMap<String, (i128, i128, i128)>,
+    opening: i128,
+) -> (usize, usize) {
+    // A mutation whose answer was lost with its loop.
+    let mut unknown: Option<Move> = None;
+    let (mut lost_n, mut done_n) = (0, 0);
+    for (n, fed) in runs.iter().enumerate() {
+        let what = format!("{account}'s trade loop #{n}");
+        assert_eq!(fed.rest, "", "{what} printed more than its answers");
+        assert_eq!(fed.stderr, "", "{what} complained");
+        for (i, (line, raw)) in fed.lines.iter().zip(&fed.answers).enumerate() {
+            assert!(
+                raw.ends_with('\n'),
+                "{what}: half an answer to {line:?}: {raw:?}"
+            );
+            let a: Value = serde_json::from_str(raw)
+                .unwrap_or_else(|e| panic!("{what}: answer to {line:?} ({e}): {raw:?}"));
+            check_answer(account, line, &a);
+            if i == 0 {
+                assert_eq!(a["ok"], true, "{what}: {a}");
+                let mut have = balances_in(&a["balances"]);
+                have.retain(|_, v| *v != 0);
+                let lost = unknown.take();
+                if let Some(m) = &lost {
+                    let mut done = ledger.clone();
+                    done.apply_move(account, home, m);
+                    if have == done.holds(account, home, opening) {
+                        *ledger = done;
+                        done_n += 1;
+                    }
+                }
+                assert_eq!(
+                    have,
+                    ledger.holds(account, home, opening),
+                    "{what} finds the account as the answers left it (or with the killed \
+                     loop's last line, {lost:?}, done whole)"
+                );
+            }
+            ledger.apply(account, home, &a);
+        }
+        assert!(
+            fed.lines.len() - fed.answers.len() <= 1,
+            "{what}: more than one line in flight"
+        );
+        if fed.lines.len() > fed.answers.len() {
+            let line = fed.lines.last().expect("a line");
+            if let Some(m) = Move::of_line(line, rates) {
+                assert!(unknown.is_none(), "{what}: two lines of unknown effect");
+                unknown = Some(m);
+                lost_n += 1;
+            }
+        }
+    }
+    assert!(
+        unknown.is_none(),
+        "{account}: the last loop's line {unknown:?} is unanswered"
+    );
+    (lost_n, done_n)
+}
+
 on_both_backends!(chaos);
 
 fn chaos(b: Backend) {
     let mut ex = Exchange::init(b, "ex-chaos", &[]);
     let mut rng = StdRng::seed_from_u64(seed());
+    let genesis = ex.quote();
+    let home = genesis["home"].as_str().expect("home").to_string();
+    let rates = rows(&genesis);
 
     // One trader that is never killed runs through the whole chaos.
-    let steady = start_feeder(&mut ex, "steady", rng.random());
+    let steady = start_feeder(&mut ex, "steady", &home, rng.random());
     // Two trade loops and two library hammers get killed and replaced,
     // each replacement on the same account.
     let mut slots = Vec::new();
+    let mut hammers = Vec::new();
     for i in 0..2 {
         let name = format!("c{i}");
-        let f = start_feeder(&mut ex, &name, rng.random());
+        let f = start_feeder(&mut ex, &name, &home, rng.random());
         slots.push(Slot::Loop(name, f));
         let name = format!("w{i}");
+        ex.ok(&["open", &name]);
+        ex.ok(&["deposit", "--account", &name, &home, HAMMER_FUNDS]);
+        hammers.push(name.clone());
         let h = start_hammer(&mut ex, &name, rng.random_range(500..3000), rng.random());
         slots.push(Slot::Hammer(name, h));
     }
+    let mut runs = Runs::new();
 
     let mut kills = 0;
     let mut rolled_back = 0;
@@ -417,7 +517,7 @@ fn chaos(b: Backend) {
         let replacement = match &slots[k] {
             Slot::Loop(name, _) => {
                 let name = name.clone();
-                let f = start_feeder(&mut ex, &name, rng.random());
+                let f = start_feeder(&mut ex, &name, &home, rng.random());
                 Slot::Loop(name, f)
             }
             Slot::Hammer(name, _) => {
@@ -426,10 +526,9 @@ fn chaos(b: Backend) {
                 Slot::Hammer(name, h)
             }
         };
-        if let Slot::Loop(_, old) = std::mem::replace(&mut slots[k], replacement) {
-            old.stop.store(true, Ordering::Relaxed);
-            let _ = old.writer.join();
-            let _ = old.reader.join();
+        if let Slot::Loop(name, old) = std::mem::replace(&mut slots[k], replacement) {
+            let fed = old.feed.join().expect("feeder");
+            runs.entry(name).or_default().push(fed);
         }
         if kills >= KILLS && kills % 10 == 0 {
             rolled_back = recoveries(&ex);
@@ -452,15 +551,16 @@ fn chaos(b: Backend) {
     for s in slots {
         match s {
             Slot::Loop(name, f) => {
-                f.writer.join().expect("writer");
                 let status = ex.finish(f.idx, &name);
-                let (answered, err) = f.reader.join().expect("reader");
-                assert!(status.success(), "{name}: {status:?} {err}");
+                let fed = f.feed.join().expect("feeder");
+                assert!(status.success(), "{name}: {status:?} {}", fed.stderr);
                 assert_eq!(
-                    answered,
-                    f.written.load(Ordering::Relaxed),
-                    "{name}: one well-formed answer per line; {err}"
+                    fed.answers.len(),
+                    fed.lines.len(),
+                    "{name}: one answer per line; {}",
+                    fed.stderr
                 );
+                runs.entry(name).or_default().push(fed);
             }
             Slot::Hammer(name, idx) => {
                 let status = ex.finish(idx, &name);
@@ -472,10 +572,53 @@ fn chaos(b: Backend) {
     ex.check();
     assert_no_gaps(&ex.journal(), "the journal");
 
-    // Readers and writers still work after all that.
+    // An independent ledger: what the trade loops' answers add up to, and
+    // the hammers' funds; the books must show exactly that.
+    let opening = micro("1000.00");
+    let mut ledger = Ledger::default();
+    let (mut lost, mut done) = (0, 0);
+    for (account, fed) in &runs {
+        let (l, d) = reconcile_loops(&mut ledger, account, fed, &home, &rates, opening);
+        (lost, done) = (lost + l, done + d);
+    }
+    let mut acc = balances(&ex.accounts());
+    for b in acc.values_mut() {
+        b.retain(|_, v| *v != 0);
+    }
+    let names: Vec<&String> = acc.keys().collect();
+    assert_eq!(names, ["c0", "c1", "steady", "w0", "w1"], "the accounts");
+    for account in runs.keys() {
+        assert_eq!(
+            acc[account],
+            ledger.holds(account, &home, opening),
+            "{account} holds what its loops' answers say"
+        );
+    }
+    // The hammers only trade: what their accounts gained the exchange
+    // lost, and the other way round.
+    let funds = micro(HAMMER_FUNDS);
     let q = ex.quote();
-    assert!(micro_at(&q, "till") >= 0);
-    assert_eq!(rows(&q).len(), 4);
-    ex.ok(&["deposit", "--account", "steady", "TRY", "1"]);
+    let mut want_till =
+        micro_at(&genesis, "till") + ledger.exchange.get(&home).copied().unwrap_or(0);
+    for h in &hammers {
+        want_till += opening + funds - acc[h].get(&home).copied().unwrap_or(0);
+    }
+    assert_eq!(micro_at(&q, "till"), want_till, "the till");
+    for (code, (_, _, stock)) in rows(&q) {
+        let mut want = rates[&code].2 + ledger.exchange.get(&code).copied().unwrap_or(0);
+        for h in &hammers {
+            want -= acc[h].get(&code).copied().unwrap_or(0);
+        }
+        assert_eq!(stock, want, "the stock of {code}");
+    }
+    eprintln!(
+        "{} trade loops, {} mutations answered or pinned down ({lost} answers lost, \
+         {done} of those done)",
+        runs.values().map(Vec::len).sum::<usize>(),
+        ledger.mutations
+    );
+
+    // Readers and writers still work after all that.
+    ex.ok(&["deposit", "--account", "steady", &home, "1"]);
     ex.check();
 }

@@ -8,7 +8,6 @@ use serde_json::Value;
 use crate::support::exchange::money::{micro, rows};
 use crate::support::exchange::{Backend, Exchange, MISSING, on_both_backends};
 use crate::support::process::{assert_refused, run_bounded, shmex, stderr, stdout};
-use crate::support::{SegmentId, exists};
 
 on_both_backends!(
     init_builds_the_seed_table_uncrossed,
@@ -99,6 +98,7 @@ fn missing_exchange_is_reported_and_not_created(b: Backend) {
 
 fn init_twice_is_refused_without_force(b: Backend) {
     let ex = Exchange::init(b, "ex-twice", &[]);
+    ex.ok(&["open", "alice"]);
     ex.ok(&["buy", "--account", "alice", "DOLLAR", "1"]);
     let before = ex.state();
     let o = ex.run(&["init"]);
@@ -118,6 +118,7 @@ fn init_twice_is_refused_without_force(b: Backend) {
 #[test]
 fn exchange_is_chosen_by_env_or_by_flag_in_either_position() {
     let ex = Exchange::init(Backend::Posix, "ex-select", &[]);
+    ex.ok(&["open", "alice"]);
     // The flag after the subcommand.
     let o = run_bounded(
         shmex().args([
@@ -287,20 +288,4 @@ fn a_bad_table_is_refused_and_creates_nothing(b: Backend) {
     assert!(matches!(o.status.code(), Some(1 | 2)), "{o:?}");
     assert_refused(&o, o.status.code().unwrap(), &["missing.toml"]);
     assert!(!ex.exists());
-}
-
-#[test]
-fn the_default_exchange_is_named_shmex_exchange() {
-    if exists(&SegmentId::Posix("shmex-exchange".to_owned())) {
-        // Someone's real exchange: leave it alone.
-        eprintln!("/dev/shm/shmex-exchange exists; not touching it");
-        return;
-    }
-    let o = run_bounded(
-        shmex()
-            .env_remove("SHMEX_EXCHANGE")
-            .args(["exchange", "quote"]),
-        b"",
-    );
-    assert_refused(&o, 1, &[&format!("exchange \"shmex-exchange\" {MISSING}")]);
 }

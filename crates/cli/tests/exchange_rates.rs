@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::exchange::money::{micro, rows};
-use crate::support::exchange::{Backend, Exchange, answers, on_both_backends};
+use crate::support::exchange::{Backend, Exchange, Refused, answers, on_both_backends};
 use crate::support::process::{run_bounded, shmex, stderr, stdout};
 use crate::support::wait_until;
 
@@ -25,11 +25,21 @@ on_both_backends!(
 
 fn set_rate_refuses_bad_rates_and_changes_nothing(b: Backend) {
     let ex = Exchange::init(b, "ex-rate-bad", &[]);
+    ex.ok(&["open", "alice"]);
     ex.ok(&["buy", "--account", "alice", "DOLLAR", "1"]);
     let before = ex.state();
-    let bad: &[(&[&str], &[&str])] = &[
+    let rates = "invalid_rates";
+    let rate = "invalid_rate";
+    let bad: &[Refused] = &[
         // buy > sell: the exchange would pay more than it charges.
-        (&["set-rate", "DOLLAR", "--buy", "14", "--sell", "13"], &[]),
+        (
+            &["set-rate", "DOLLAR", "--buy", "14", "--sell", "13"],
+            rates,
+            &[
+                "invalid rates for DOLLAR",
+                "the buy rate 14.00 is above the sell rate 13.00",
+            ],
+        ),
         (
             &[
                 "set-rate",
@@ -39,43 +49,68 @@ fn set_rate_refuses_bad_rates_and_changes_nothing(b: Backend) {
                 "--sell",
                 "13.72",
             ],
-            &[],
+            rates,
+            &["the buy rate 13.720001 is above the sell rate 13.72"],
         ),
-        (&["set-rate", "DOLLAR", "--buy", "0", "--sell", "13"], &[]),
+        (
+            &["set-rate", "DOLLAR", "--buy", "0", "--sell", "13"],
+            rate,
+            &["--buy: invalid rate \"0\": it must be greater than zero"],
+        ),
         (
             &["set-rate", "DOLLAR", "--buy", "0.000000", "--sell", "13"],
-            &[],
+            rate,
+            &["--buy: invalid rate \"0.000000\": it must be greater than zero"],
         ),
-        (&["set-rate", "DOLLAR", "--buy", "0", "--sell", "0"], &[]),
-        (&["set-rate", "DOLLAR", "--buy=-1", "--sell", "13"], &["-1"]),
+        (
+            &["set-rate", "DOLLAR", "--buy", "0", "--sell", "0"],
+            rate,
+            &["invalid rate \"0\": it must be greater than zero"],
+        ),
+        (
+            &["set-rate", "DOLLAR", "--buy=-1", "--sell", "13"],
+            rate,
+            &["--buy: invalid rate \"-1\": negative values are not allowed"],
+        ),
         (
             &["set-rate", "DOLLAR", "--buy", "1", "--sell=-13"],
-            &["-13"],
+            rate,
+            &["--sell: invalid rate \"-13\": negative values are not allowed"],
         ),
-        (&["set-rate", "DOLLAR", "--buy=-2", "--sell=-1"], &[]),
+        (
+            &["set-rate", "DOLLAR", "--buy=-2", "--sell=-1"],
+            rate,
+            &["invalid rate \"-2\": negative values are not allowed"],
+        ),
         (
             &["set-rate", "DOLLAR", "--buy", "1.0000001", "--sell", "2"],
-            &["1.0000001"],
+            rate,
+            &["--buy: invalid rate \"1.0000001\": at most 6 decimals are allowed"],
         ),
         (
             &["set-rate", "DOLLAR", "--buy", "1e1", "--sell", "20"],
-            &["1e1"],
+            rate,
+            &["--buy: invalid rate \"1e1\": exponents are not allowed"],
         ),
         (
             &["set-rate", "DOLLAR", "--buy", "NaN", "--sell", "20"],
-            &["NaN"],
+            rate,
+            &["--buy: invalid rate \"NaN\": expected plain decimal digits"],
         ),
         (
             &["set-rate", "DOLLAR", "--buy", "1", "--sell", "inf"],
-            &["inf"],
+            rate,
+            &["--sell: invalid rate \"inf\": expected plain decimal digits"],
         ),
         (
             &["set-rate", "DOLLAR", "--buy", "1,5", "--sell", "2"],
-            &["1,5"],
+            rate,
+            &["--buy: invalid rate \"1,5\": separators are not allowed"],
         ),
         (
             &["set-rate", "DOLLAR", "--buy", "abc", "--sell", "2"],
-            &["abc"],
+            rate,
+            &["--buy: invalid rate \"abc\": expected plain decimal digits"],
         ),
         (
             &[
@@ -86,16 +121,28 @@ fn set_rate_refuses_bad_rates_and_changes_nothing(b: Backend) {
                 "--sell",
                 "999999999999999999999999999999",
             ],
-            &[],
+            rate,
+            &[
+                "--sell: invalid rate \"999999999999999999999999999999\": too large (at most 1000000000)",
+            ],
         ),
-        (&["set-rate", "XYZ", "--buy", "1", "--sell", "2"], &["XYZ"]),
+        (
+            &["set-rate", "XYZ", "--buy", "1", "--sell", "2"],
+            "unknown_currency",
+            &["unknown currency \"XYZ\""],
+        ),
+        (
+            &["set-rate", "TRY", "--buy", "1", "--sell", "2"],
+            "home_currency",
+            &["TRY is the home currency"],
+        ),
     ];
     ex.assert_all_refused(bad, 2, &before);
-    // Missing flags are usage errors.
+    // Missing flags are usage errors: a side at least, and the code.
     ex.assert_all_usage_errors(
         &[
-            &["set-rate", "DOLLAR", "--buy", "1"],
-            &["set-rate", "DOLLAR", "--sell", "2"],
+            &["set-rate", "DOLLAR"],
+            &["set-rate", "DOLLAR", "--yes"],
             &["set-rate", "--buy", "1", "--sell", "2"],
         ],
         &before,
@@ -138,7 +185,7 @@ fn dollar_row(quote: &Value) -> (i128, i128) {
 fn a_new_rate_is_seen_at_once_by_other_processes(b: Backend) {
     let mut ex = Exchange::init(b, "ex-rate-seen", &[]);
     // A trader that attached before the change.
-    let i = ex.spawn(&["trade", "--account", "alice", "--json"]);
+    let i = ex.spawn(&["trade", "--account", "alice", "--open", "--json"]);
     let child = ex.child(i);
     let mut stdin = child.stdin.take().expect("stdin");
     let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
@@ -146,7 +193,9 @@ fn a_new_rate_is_seen_at_once_by_other_processes(b: Backend) {
     assert_eq!(q["ok"], true, "{q}");
     assert_eq!(dollar_row(&q), (micro("13.40"), micro("13.72")));
 
-    ex.ok(&["set-rate", "DOLLAR", "--buy", "1.5", "--sell", "2.25"]);
+    ex.ok(&[
+        "set-rate", "DOLLAR", "--buy", "1.5", "--sell", "2.25", "--yes",
+    ]);
 
     // A new process sees it.
     assert_eq!(dollar_row(&ex.quote()), (micro("1.5"), micro("2.25")));
@@ -202,8 +251,8 @@ const READS: usize = 20_000;
 
 fn readers_never_see_a_torn_row(b: Backend) {
     let ex = Exchange::init(b, "ex-torn", &[]);
-    fn set((buy, sell): (&'static str, &'static str)) -> [&'static str; 6] {
-        ["set-rate", "DOLLAR", "--buy", buy, "--sell", sell]
+    fn set((buy, sell): (&'static str, &'static str)) -> [&'static str; 7] {
+        ["set-rate", "DOLLAR", "--buy", buy, "--sell", sell, "--yes"]
     }
     ex.ok(&set(A));
     let genesis = rows(&ex.quote());
@@ -279,7 +328,13 @@ fn readers_never_see_a_torn_row(b: Backend) {
     let input = "quote\n".repeat(READS);
     let loops: Vec<_> = (0..2)
         .map(|r| {
-            let args = ex.args(&["trade", "--account", &format!("reader{r}"), "--json"]);
+            let args = ex.args(&[
+                "trade",
+                "--account",
+                &format!("reader{r}"),
+                "--open",
+                "--json",
+            ]);
             let input = input.clone();
             thread::spawn(move || run_bounded(shmex().args(&args), input.as_bytes()))
         })

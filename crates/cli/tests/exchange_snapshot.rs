@@ -50,6 +50,7 @@ fn busy(b: Backend, tag: &str) -> Exchange {
     ));
     ok(&ex.trade("bob", b"buy STERLIN 1\nbuy POUND 0.5\n"));
     ex.ok(&["set-rate", "EURO", "--buy", "18.5", "--sell", "19.75"]);
+    ex.ok(&["open", "carol.x-1_"]);
     ex.ok(&["deposit", "--account", "carol.x-1_", "TRY", "0.01"]);
     assert_eq!(rows(&ex.quote())["DOLLAR"].2, micro("9998.00"));
     ex
@@ -121,6 +122,7 @@ fn restore_over_an_existing_exchange_needs_force(b: Backend) {
     let file = file.to_str().unwrap();
 
     let dst = Exchange::init(b, "ex-snap-dst", &[]);
+    dst.ok(&["open", "zed"]);
     dst.ok(&["buy", "--account", "zed", "EURO", "1"]);
     let before = full(&dst);
     assert_refused(&dst.run(&["restore", file]), 1, &["--force"]);
@@ -247,14 +249,24 @@ fn snapshots_of_a_busy_exchange_are_consistent(b: Backend) {
             .as_array()
             .is_some_and(|a| a.iter().any(|acc| acc["name"] == "h0"))
     });
+    let last_seq = |ex: &Exchange| ex.journal().last().and_then(|r| r["seq"].as_u64());
     let mut files = Vec::new();
+    let mut seen = last_seq(&ex);
     while files.len() < 6 {
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        // Each snapshot once the traders have moved the books on since the
+        // last one (or have all finished).
+        wait_until("the traders move the books on, or finish", || {
+            last_seq(&ex) != seen
+                || workers
+                    .iter()
+                    .all(|&w| ex.child(w).try_wait().expect("try_wait").is_some())
+        });
         files.push(snapshot(
             &ex,
             dir.path(),
             &format!("live-{}.toml", files.len()),
         ));
+        seen = last_seq(&ex);
     }
     for w in workers {
         let st = ex.finish(w, "a worker");

@@ -7,7 +7,7 @@
 //! answer with exit status 0: it reports corruption (exit 1, one line that
 //! names the exchange), and `check` passes or reports exactly the damage.
 //!
-//! The offsets written to are the exchange's layout (format 2); the
+//! The offsets written to are the exchange's layout (format 3); the
 //! exchange crate's test `offsets_the_hostile_tests_write_to` pins them.
 
 use std::io::Read as _;
@@ -79,6 +79,16 @@ impl Peer {
     fn payload_len(&self) -> usize {
         self.seg.len() - HEADER_SIZE
     }
+}
+
+/// A new exchange with alice and bob, the accounts these tests trade for,
+/// open.
+fn exchange(b: Backend, tag: &str, extra: &[&str]) -> Exchange {
+    let ex = Exchange::init(b, tag, extra);
+    for name in ["alice", "bob"] {
+        ex.ok(&["open", name]);
+    }
+    ex
 }
 
 /// `shmex exchange SUB…` with the lock timeout these tests use.
@@ -223,7 +233,7 @@ on_both_backends!(
 /// Finding 1: glibc's robust mutex kept the addresses of the holder's
 /// thread-local robust list in the segment, readable by any peer.
 fn the_held_lock_holds_no_pointer(b: Backend) {
-    let ex = Exchange::init(b, "hx-ptr", &[]);
+    let ex = exchange(b, "hx-ptr", &[]);
     let peer = Peer::attach(&ex);
     let mut buyer = holding_buyer(&ex, 1500);
     let pid = buyer.0.id();
@@ -247,7 +257,7 @@ fn the_held_lock_holds_no_pointer(b: Backend) {
 /// never dies by a signal: it finishes, or reports that its lock was taken
 /// (exit 1, naming the exchange). The next trader gets the lock.
 fn scribbling_the_held_lock_never_kills_its_holder(b: Backend) {
-    let ex = Exchange::init(b, "hx-scribble", &[]);
+    let ex = exchange(b, "hx-scribble", &[]);
     let peer = Peer::attach(&ex);
     let mut rng = StdRng::seed_from_u64(seed());
     for _ in 0..3 {
@@ -273,7 +283,7 @@ fn scribbling_the_held_lock_never_kills_its_holder(b: Backend) {
 /// Finding 1: after scribbling and a crash, the glibc lock was no longer
 /// robust and every later buy blocked forever.
 fn a_holder_killed_after_scribbling_does_not_wedge_the_lock(b: Backend) {
-    let ex = Exchange::init(b, "hx-wedge", &[]);
+    let ex = exchange(b, "hx-wedge", &[]);
     let peer = Peer::attach(&ex);
     let before = ex.state();
     let mut rng = StdRng::seed_from_u64(seed());
@@ -298,7 +308,7 @@ fn a_holder_killed_after_scribbling_does_not_wedge_the_lock(b: Backend) {
 /// deadline, with one line naming the exchange and the holder; readers go
 /// on; once the holder is gone, its lock is taken over.
 fn a_live_foreign_holder_is_waited_for_only_until_the_deadline(b: Backend) {
-    let ex = Exchange::init(b, "hx-foreign", &[]);
+    let ex = exchange(b, "hx-foreign", &[]);
     let peer = Peer::attach(&ex);
     let before = ex.state();
     let mut sleeper = Kid(Command::new("sleep").arg("60").spawn().expect("sleep"));
@@ -335,7 +345,7 @@ fn a_live_foreign_holder_is_waited_for_only_until_the_deadline(b: Backend) {
 
 /// Finding 10: `check` missed `n_currencies` lowered from 5 to 1 (or 2).
 fn check_sees_currencies_cut_from_the_count(b: Backend) {
-    let ex = Exchange::init(b, "hx-ncur", &[]);
+    let ex = exchange(b, "hx-ncur", &[]);
     ex.ok(&["buy", "--account", "alice", "EURO", "3"]);
     let peer = Peer::attach(&ex);
     for n in [1, 2, 6] {
@@ -352,7 +362,7 @@ fn check_sees_currencies_cut_from_the_count(b: Backend) {
 /// Finding 10: a segment with smaller capacities than its size was
 /// accepted, and read at the wrong offsets.
 fn capacities_that_do_not_fit_the_segment_are_corruption(b: Backend) {
-    let ex = Exchange::init(b, "hx-cap", &[]);
+    let ex = exchange(b, "hx-cap", &[]);
     ex.ok(&["buy", "--account", "alice", "EURO", "3"]);
     let peer = Peer::attach(&ex);
     let cap = peer.get(at::CAP_ACCOUNTS);
@@ -373,13 +383,13 @@ fn capacities_that_do_not_fit_the_segment_are_corruption(b: Backend) {
 
 /// Finding 10: `next_seq` at u64::MAX wrapped to 0.
 fn an_exhausted_sequence_is_corruption(b: Backend) {
-    let ex = Exchange::init(b, "hx-seq", &[]);
+    let ex = exchange(b, "hx-seq", &[]);
     let peer = Peer::attach(&ex);
     let before = ex.state();
     peer.put(at::COMMITTED_SEQ, u64::MAX);
     for sub in [
         &["buy", "--account", "alice", "DOLLAR", "1"][..],
-        &["set-rate", "DOLLAR", "--buy", "1", "--sell", "2"],
+        &["set-rate", "DOLLAR", "--buy", "1", "--sell", "2", "--yes"],
     ] {
         let o = run(&ex, sub);
         assert_refused(&o, 1, &[&ex.label, "corrupted", "sequence"]);
@@ -392,7 +402,7 @@ fn an_exhausted_sequence_is_corruption(b: Backend) {
 /// Finding 10: an odd sequence left by a writer that lives on was never
 /// repaired, so every read paid its whole patience.
 fn an_odd_sequence_left_behind_is_repaired(b: Backend) {
-    let ex = Exchange::init(b, "hx-odd", &[]);
+    let ex = exchange(b, "hx-odd", &[]);
     let before = ex.quote();
     let peer = Peer::attach(&ex);
     let seq = peer.get(at::SEQ);
@@ -414,7 +424,7 @@ fn an_odd_sequence_left_behind_is_repaired(b: Backend) {
 /// Finding 10: a corrupted shared rate was reported as bad input (exit 2),
 /// not as corruption; `check` reports exactly that rate.
 fn a_corrupted_rate_is_corruption_not_bad_input(b: Backend) {
-    let ex = Exchange::init(b, "hx-rate", &[]);
+    let ex = exchange(b, "hx-rate", &[]);
     ex.ok(&["buy", "--account", "alice", "DOLLAR", "5"]);
     let peer = Peer::attach(&ex);
     let sell = at::ROWS + at::ROW + at::SELL;
@@ -444,13 +454,20 @@ fn a_corrupted_rate_is_corruption_not_bad_input(b: Backend) {
 
 /// Finding 11: an account whose opening was to be rolled back was visible
 /// without the lock, and a trade on it moved stock and till for an account
-/// that recovery then removed.
+/// that recovery then removed. Now the half-opened account is not found,
+/// and opens anew, whole.
 fn an_account_whose_opening_died_is_not_traded_on(b: Backend) {
-    let ex = Exchange::init(b, "hx-open", &[]);
-    let mut c = ex.cmd(&["buy", "--account", "newbie", "DOLLAR", "1"]);
+    let ex = exchange(b, "hx-open", &[]);
+    let before = ex.state();
+    let mut c = ex.cmd(&["open", "newbie"]);
     c.env("SHMEX_FAILPOINT", "mid-open");
     let o = run_bounded(&mut c, b"");
     assert_eq!(o.status.signal(), Some(SIGABRT), "{}", show(&o));
+    let o = run(&ex, &["buy", "--account", "newbie", "DOLLAR", "1"]);
+    assert_refused(&o, 1, &["no account \"newbie\""]);
+    assert_eq!(ex.quote(), before.quote, "nothing was traded");
+    ex.check();
+    ex.ok(&["open", "newbie"]);
     let o = run(&ex, &["buy", "--account", "newbie", "DOLLAR", "1"]);
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     ex.check();
@@ -474,7 +491,10 @@ const SIGABRT: i32 = 6;
 /// no hang; every process ends by itself with 0, 1 or 2.
 fn hostile_bytes_while_traders_run(b: Backend) {
     const RUN: Duration = Duration::from_secs(8);
-    let ex = Exchange::init(b, "hx-fuzz", &["--accounts", "16", "--journal", "64"]);
+    let ex = exchange(b, "hx-fuzz", &["--accounts", "16", "--journal", "64"]);
+    for name in ["t0", "t1", "t2"] {
+        ex.ok(&["open", name]);
+    }
     let peer = Peer::attach(&ex);
     let len = peer.payload_len();
     // The head (but its lock and sequence) and the rows, as they were:
@@ -509,7 +529,7 @@ fn hostile_bytes_while_traders_run(b: Backend) {
                                     text.push_str(&random_line(&mut rng, "TRY"));
                                 }
                                 (
-                                    vec!["trade", "--account", &name, "--json"],
+                                    vec!["trade", "--account", &name, "--open", "--json"],
                                     text.into_bytes(),
                                 )
                             }

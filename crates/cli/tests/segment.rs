@@ -59,7 +59,8 @@ fn round_trip(id: &SegmentId) {
     assert_names(&v, id);
     assert_eq!(v["kind"], "bytes", "{v}");
     assert_eq!(v["lifetime"], "persistent", "{v}");
-    assert_eq!(v["status"], "persistent", "{v}");
+    // Persistent, and nobody uses it now.
+    assert_eq!(v["status"], "idle", "{v}");
     assert_eq!(v["mode"], "0600", "{v}");
     assert_eq!(v["owner"], me().as_str(), "{v}");
     assert!(v["creator_pid"].as_u64().is_some(), "{v}");
@@ -81,7 +82,7 @@ fn round_trip(id: &SegmentId) {
     assert_eq!(out.stdout.len(), 96);
 
     let entry = ls_entry(id).expect("ls --json lists the segment");
-    assert_eq!(entry["status"], "persistent", "{entry}");
+    assert_eq!(entry["status"], "idle", "{entry}");
     assert_eq!(entry["kind"], "bytes", "{entry}");
     // Plain `ls` runs and mentions it too.
     let ls = assert_ok(&run(&["segment", "ls"], b""));

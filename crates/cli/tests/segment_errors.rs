@@ -4,12 +4,10 @@
 
 use serde_json::Value;
 
-use crate::support::process::{
-    assert_ok, assert_refused, run, run_args, run_tracked, show, stderr,
-};
+use crate::support::process::{assert_ok, assert_refused, run, run_args, show, stderr};
 use crate::support::segment::{
     assert_created_nothing, assert_gone, both_backends, bytes_of, cmd, create, inspect_json,
-    refused, remove, segment_ok, strings,
+    refused, remove, run_tracked, segment_ok, strings,
 };
 use crate::support::{Cleanup, SegmentId, exists, wait_until};
 
@@ -205,7 +203,7 @@ fn both_or_neither_of_key_and_name_is_a_usage_error() {
     let name = cleanup.name("usage");
     let k = key.to_string();
     let usage = |args: &[&str]| {
-        let (out, pid) = run_tracked(&strings(args));
+        let (out, tracked) = run_tracked(&strings(args));
         assert_eq!(
             out.status.code(),
             Some(2),
@@ -214,7 +212,7 @@ fn both_or_neither_of_key_and_name_is_a_usage_error() {
             show(&out)
         );
         assert!(!stderr(&out).is_empty());
-        assert_created_nothing(pid);
+        assert_created_nothing(tracked);
     };
     for args in [
         &[
@@ -227,7 +225,6 @@ fn both_or_neither_of_key_and_name_is_a_usage_error() {
         &["segment", "read"],
         &["segment", "inspect", "--key", &k, "--name", &name],
         &["segment", "inspect"],
-        &["segment", "rm", "--key", &k, "--name", &name],
         &["segment", "rm"],
     ] {
         usage(args);

@@ -17,7 +17,7 @@ const NOBODY: &str = "65534";
 /// The `shmex` binary where uid 65534 can run it: the built one if every
 /// directory above it lets others through, else a copy in a fresh
 /// world-readable directory (kept alive by the returned guard).
-fn reachable_shmex() -> (Option<tempfile::TempDir>, PathBuf) {
+pub(crate) fn reachable_shmex() -> (Option<tempfile::TempDir>, PathBuf) {
     let built = PathBuf::from(env!("CARGO_BIN_EXE_shmex"));
     if runs_as_nobody(&built) {
         return (None, built);
@@ -36,19 +36,23 @@ fn reachable_shmex() -> (Option<tempfile::TempDir>, PathBuf) {
     (Some(dir), copy)
 }
 
-fn nobody(bin: &Path, args: &[String]) -> Output {
-    Command::new("setpriv")
-        .args([
-            &format!("--reuid={NOBODY}"),
-            &format!("--regid={NOBODY}"),
-            "--clear-groups",
-        ])
-        .arg(bin)
-        .args(args)
-        .current_dir("/")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run setpriv")
+/// `shmex ARGS` as uid 65534, through `setpriv`, with no stdin.
+pub(crate) fn nobody_cmd(bin: &Path, args: &[String]) -> Command {
+    let mut c = Command::new("setpriv");
+    c.args([
+        &format!("--reuid={NOBODY}"),
+        &format!("--regid={NOBODY}"),
+        "--clear-groups",
+    ])
+    .arg(bin)
+    .args(args)
+    .current_dir("/")
+    .stdin(Stdio::null());
+    c
+}
+
+pub(crate) fn nobody(bin: &Path, args: &[String]) -> Output {
+    nobody_cmd(bin, args).output().expect("run setpriv")
 }
 
 fn runs_as_nobody(bin: &Path) -> bool {
@@ -105,11 +109,24 @@ fn another_user_is_denied_a_0600_segment() {
 }
 
 #[test]
-fn another_user_may_use_a_0666_segment() {
+fn another_user_may_use_a_0666_segment_on_purpose() {
     on_each_segment(&["--size", "4096", "--mode", "0666"], |bin, id, raw| {
-        let out = nobody(bin, &cmd(&["segment", "write"], id, &["from nobody"]));
+        // Root's segment: uid 65534 attaches to it only when it says so.
+        let write = cmd(
+            &["segment", "write"],
+            id,
+            &["--allow-owner", "root", "from nobody"],
+        );
+        let out = nobody(bin, &write);
         assert_eq!(out.status.code(), Some(0), "{id} raw={raw}: {}", show(&out));
-        let out = nobody(bin, &cmd(&["segment", "read"], id, &["--len", "11"]));
+        let out = nobody(
+            bin,
+            &cmd(
+                &["segment", "read"],
+                id,
+                &["--len", "11", "--allow-owner", "0"],
+            ),
+        );
         assert_eq!(out.status.code(), Some(0), "{id} raw={raw}: {}", show(&out));
         assert_eq!(out.stdout, b"from nobody");
         // And the owner sees what the other user wrote.

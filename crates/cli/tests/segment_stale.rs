@@ -96,7 +96,7 @@ fn rm_stale_removes_only_segments_whose_holders_died() {
         assert_eq!(status_in(&list, id), "live", "{id}");
     }
     for id in &persistent {
-        assert_eq!(status_in(&list, id), "persistent", "{id}");
+        assert_eq!(status_in(&list, id), "idle", "{id}");
     }
     for id in &foreign {
         assert_eq!(status_in(&list, id), "foreign", "{id}");
@@ -128,7 +128,7 @@ fn rm_stale_removes_only_segments_whose_holders_died() {
         assert_eq!(status_in(&list, id), "live", "{id} after rm --stale");
     }
     for id in &persistent {
-        assert_eq!(status_in(&list, id), "persistent", "{id} after rm --stale");
+        assert_eq!(status_in(&list, id), "idle", "{id} after rm --stale");
     }
 
     // A second run finds nothing of ours.

@@ -67,7 +67,7 @@ impl Config {
             .map(|&(c, sell, buy, stock)| {
                 let (buy, sell) = if sell < buy {
                     notes.push(format!(
-                        "{c}: the seed's row is crossed (it would sell at {} but buy at {}); its rates are swapped to buy {} and sell {}",
+                        "{c}: the classic table's row is crossed (it would sell at {} but buy at {}); its rates are swapped to buy {} and sell {}",
                         money::Rate(sell),
                         money::Rate(buy),
                         money::Rate(sell),

@@ -63,6 +63,25 @@ impl From<shm::Error> for OpenError {
     }
 }
 
+impl OpenError {
+    /// A stable machine code for the error, for `--json` answers (see the
+    /// README's table). A segment-layer error is `segment_error` here; a
+    /// program that knows the segment layer's errors may say more.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            OpenError::Missing { .. } => "no_exchange",
+            OpenError::Exists { .. } => "exchange_exists",
+            OpenError::Corrupt { .. } => "corrupt_exchange",
+            OpenError::Invalid(_) => "invalid_books",
+            OpenError::Failpoint(_) => "invalid_failpoint",
+            OpenError::LockTimeout(_) => "invalid_lock_timeout",
+            OpenError::ForeignNamespace { .. } => "foreign_namespace",
+            OpenError::Segment(_) => "segment_error",
+        }
+    }
+}
+
 /// Why a mutation was refused or failed. Nothing changed in any case.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -162,6 +181,69 @@ pub enum OpError {
         /// What is wrong.
         reason: String,
     },
+    /// No open account has that name: accounts are opened explicitly,
+    /// never by an order.
+    #[error("{}", unknown_account(.name, .suggestion.as_deref()))]
+    UnknownAccount {
+        /// The name asked for.
+        name: String,
+        /// The open account with the closest name, if one is close.
+        suggestion: Option<String>,
+    },
+    /// Opening an account that is open already.
+    #[error("account {name:?} is already open")]
+    AccountExists {
+        /// The account.
+        name: String,
+    },
+    /// Closing an account that still holds money.
+    #[error(
+        "account {name:?} still holds {holdings}: withdraw (or sell) everything before closing it"
+    )]
+    AccountNotEmpty {
+        /// The account.
+        name: String,
+        /// What it holds, e.g. `958.84 TRY, 3.00 DOLLAR`.
+        holdings: String,
+    },
+    /// A rate change beyond the limit asked for (a guard against typos).
+    #[error(
+        "{code}: the {side} rate would move from {old} to {new} ({}.{} %), more than {limit} %; confirm with --yes", .permille / 10, .permille % 10
+    )]
+    RateMove {
+        /// The currency.
+        code: String,
+        /// `buy` or `sell`.
+        side: &'static str,
+        /// The rate now.
+        old: String,
+        /// The rate asked for.
+        new: String,
+        /// How far it would move, in tenths of a percent of the old rate.
+        permille: u64,
+        /// The limit, in percent.
+        limit: u32,
+    },
+    /// An order for an account that was closed after it was looked up
+    /// (by a trade loop that started before the close).
+    #[error("account {name:?} is closed: open it again with `shmex exchange open {name}`")]
+    AccountClosed {
+        /// The account.
+        name: String,
+    },
+    /// Another process truncated the exchange's segment under this one:
+    /// what it reads now is zeros, not the books.
+    #[error(transparent)]
+    Truncated(#[from] shm::Truncated),
+}
+
+fn unknown_account(name: &str, suggestion: Option<&str>) -> String {
+    match suggestion {
+        Some(s) => format!(
+            "no account {name:?}; did you mean {s}? (`shmex exchange open {name}` opens a new one)"
+        ),
+        None => format!("no account {name:?}: open it first with `shmex exchange open {name}`"),
+    }
 }
 
 impl OpError {
@@ -180,10 +262,14 @@ impl OpError {
     }
 
     /// Whether the error ends a session with the exchange rather than one
-    /// order: its segment is corrupted, or its lock cannot be had.
+    /// order: its segment is corrupted or truncated, or its lock cannot be
+    /// had.
     #[must_use]
     pub fn is_fatal(&self) -> bool {
-        matches!(self, OpError::Corrupt { .. } | OpError::Lock { .. })
+        matches!(
+            self,
+            OpError::Corrupt { .. } | OpError::Lock { .. } | OpError::Truncated(_)
+        )
     }
 
     /// The termination signal that cut a wait for the lock short, if that
@@ -196,6 +282,38 @@ impl OpError {
                 ..
             } => Some(*sig),
             _ => None,
+        }
+    }
+
+    /// A stable machine code for the error, for `--json` answers (see the
+    /// README's table).
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            OpError::InsufficientStock { .. } => "insufficient_stock",
+            OpError::InsufficientBalance { .. } => "insufficient_balance",
+            OpError::InsufficientHolding { .. } => "insufficient_holding",
+            OpError::TillShort { .. } => "till_short",
+            OpError::Money(e) => e.code(),
+            OpError::BadRates { .. } => "invalid_rates",
+            OpError::HomeCurrency { .. } => "home_currency",
+            OpError::BadName(_) => "invalid_account_name",
+            OpError::AccountsFull { .. } => "accounts_full",
+            OpError::BadId(_) => "invalid_id",
+            OpError::Lock { source, .. } => match source {
+                LockError::Timeout { .. } => "lock_timeout",
+                LockError::Interrupted(_) => "interrupted",
+                // Its owner word was overwritten while this process held it.
+                LockError::Stolen => "corrupt_exchange",
+                _ => "lock_unusable",
+            },
+            OpError::Corrupt { .. } => "corrupt_exchange",
+            OpError::UnknownAccount { .. } => "unknown_account",
+            OpError::AccountExists { .. } => "account_exists",
+            OpError::AccountNotEmpty { .. } => "account_not_empty",
+            OpError::AccountClosed { .. } => "account_closed",
+            OpError::RateMove { .. } => "confirmation_needed",
+            OpError::Truncated(_) => "truncated",
         }
     }
 }
@@ -321,6 +439,17 @@ pub enum SnapshotError {
     /// Well-formed, but its books do not balance.
     #[error("it fails check: {0}")]
     Check(String),
+}
+
+impl SnapshotError {
+    /// A stable machine code for the error, for `--json` answers.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            SnapshotError::Check(_) => "snapshot_unbalanced",
+            _ => "invalid_snapshot",
+        }
+    }
 }
 
 impl From<TableError> for SnapshotError {

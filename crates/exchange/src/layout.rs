@@ -18,9 +18,10 @@ use shm::sync::{ProcessLock, SeqLock};
 use crate::error::CapacityError;
 
 /// Format of the payload; bumped when the layout changes meaning.
-/// v2: the process lock in place of glibc's robust mutex, the creator's
+/// v2: closed accounts (the top bit of a name's length).
+/// v3: the process lock in place of glibc's robust mutex, the creator's
 /// namespaces, and `committed_seq` in place of `next_seq`.
-pub(crate) const FORMAT: u64 = 0x5845_0002; // "XE" v2
+pub(crate) const FORMAT: u64 = 0x5845_0003; // "XE" v3
 
 /// Most fields one operation changes (a trade changes four).
 pub(crate) const MAX_UNDO: usize = 6;
@@ -105,9 +106,10 @@ shm::shared_struct! {
         pub withdrawals: AtomicI64,
     }
 
-    /// An account's name; written once, before the account count includes it.
+    /// An account's name; written once, before the account count includes it
+    /// (only its closed mark changes later).
     pub(crate) struct AccountName {
-        /// Bytes used.
+        /// Bytes used; the top bit marks the account closed.
         pub len: AtomicU64,
         /// Up to 32 bytes, packed little-endian.
         pub bytes: [AtomicU64; 4],

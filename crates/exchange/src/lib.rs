@@ -10,10 +10,10 @@
 //!   units, rates in millionths, products in 128 bits; a buy's price rounds
 //!   up and a sell's proceeds round down, to the exchange's favour.
 //! * Every mutation ([`Engine::buy`], [`Engine::sell`], [`Engine::deposit`],
-//!   [`Engine::withdraw`], [`Engine::set_rate`], [`Engine::open_account`])
-//!   is atomic under one process-shared lock ([`shm::sync::ProcessLock`]),
-//!   with an undo record that the next lock holder rolls back if the owner
-//!   dies mid-operation.
+//!   [`Engine::withdraw`], [`Engine::set_rate`], [`Engine::open_account`],
+//!   [`Engine::close_account`]) is atomic under one process-shared lock
+//!   ([`shm::sync::ProcessLock`]), with an undo record that the next lock
+//!   holder rolls back if the owner dies mid-operation.
 //! * Everything read from the segment is validated before use: a peer that
 //!   writes into it can make operations fail with [`OpError::Corrupt`] or
 //!   make [`State::check`] report damage, never crash or hang a process.
@@ -42,7 +42,7 @@ mod state;
 mod types;
 
 pub use config::{Config, CurrencySpec};
-pub use engine::{Engine, Exchange, Info, QuoteRow, Receipt, check_rates};
+pub use engine::{Engine, Exchange, Info, QuoteRow, RateChange, Receipt, check_rates};
 pub use error::{
     CapacityError, CodeError, FailpointError, LockTimeoutError, NameError, OpError, OpenError,
     SnapshotError, StateError, TableError,

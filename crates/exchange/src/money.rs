@@ -38,7 +38,7 @@ pub enum MoneyError {
         reason: String,
     },
     /// More fraction digits than the currency (or a rate) has.
-    #[error("invalid {what} {text:?}: at most {max} decimals are allowed")]
+    #[error("invalid {what} {text:?}: {}", decimals_allowed(*.max))]
     TooPrecise {
         /// `amount` or `rate`.
         what: &'static str,
@@ -71,6 +71,36 @@ pub enum MoneyError {
     /// A number of decimals beyond [`MAX_DECIMALS`].
     #[error("a currency may have at most {MAX_DECIMALS} decimals, not {0}")]
     Decimals(u32),
+}
+
+/// What a [`MoneyError::TooPrecise`] says is allowed.
+fn decimals_allowed(max: u32) -> String {
+    match max {
+        0 => "whole numbers only: it has no decimals".to_owned(),
+        1 => "at most 1 decimal is allowed".to_owned(),
+        n => format!("at most {n} decimals are allowed"),
+    }
+}
+
+impl MoneyError {
+    /// A stable machine code for the error, for `--json` answers:
+    /// `invalid_amount`, `invalid_rate`, `invalid_value`, `overflow` or
+    /// `invalid_decimals`.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            MoneyError::Invalid { what, .. }
+            | MoneyError::TooPrecise { what, .. }
+            | MoneyError::Zero { what, .. }
+            | MoneyError::TooLarge { what, .. } => match *what {
+                "rate" => "invalid_rate",
+                "value" => "invalid_value",
+                _ => "invalid_amount",
+            },
+            MoneyError::Overflow(_) => "overflow",
+            MoneyError::Decimals(_) => "invalid_decimals",
+        }
+    }
 }
 
 fn cut(text: &str) -> String {

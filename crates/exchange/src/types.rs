@@ -84,11 +84,13 @@ pub enum Op {
     Open,
     /// A crashed operation was undone.
     Rollback,
+    /// An account closed, at zero balances; its name is free again.
+    Close,
 }
 
 impl Op {
     /// Every kind.
-    pub const ALL: [Op; 7] = [
+    pub const ALL: [Op; 8] = [
         Op::Buy,
         Op::Sell,
         Op::Deposit,
@@ -96,6 +98,7 @@ impl Op {
         Op::SetRate,
         Op::Open,
         Op::Rollback,
+        Op::Close,
     ];
 
     /// The name the journal prints.
@@ -109,6 +112,7 @@ impl Op {
             Op::SetRate => "set-rate",
             Op::Open => "open",
             Op::Rollback => "rollback",
+            Op::Close => "close",
         }
     }
 
@@ -127,6 +131,7 @@ impl Op {
             Op::SetRate => 5,
             Op::Open => 6,
             Op::Rollback => 7,
+            Op::Close => 8,
         }
     }
 

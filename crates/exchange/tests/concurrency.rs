@@ -9,7 +9,7 @@ mod common;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use common::{Backend, create};
-use exchange::{Capacity, CurrencyId, OpError};
+use exchange::{Capacity, CurrencyId};
 
 const PAIRS: [(i64, i64); 2] = [(10_000_000, 11_000_000), (20_000_000, 22_000_000)];
 
@@ -95,12 +95,7 @@ fn concurrent_traders(backend: Backend) {
                         };
                         match r {
                             Ok(_) => n += 1,
-                            Err(
-                                OpError::InsufficientBalance { .. }
-                                | OpError::InsufficientHolding { .. }
-                                | OpError::InsufficientStock { .. }
-                                | OpError::TillShort { .. },
-                            ) => {}
+                            Err(e) if common::short(&e) => {}
                             Err(err) => panic!("{err}"),
                         }
                     }

@@ -2,19 +2,25 @@
 //! a failpoint inside a mutation, holding the process lock; the next
 //! operation from another process rolls it back, journals the rollback and
 //! leaves the books exactly as before. Then traders are SIGKILLed at random
-//! instants while others keep trading, and nobody deadlocks.
+//! instants while others keep trading, until enough kills have landed
+//! inside a mutation: nobody deadlocks, no trader fails on its own, and the
+//! books stay exactly what the journal adds up to, reckoned by the test.
 //!
 //! This test binary has its own `main` (no libtest harness) because it
 //! re-executes itself as the child processes.
 
 mod common;
 
+use std::io::{Read, Write as _};
 use std::os::unix::process::ExitStatusExt as _;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{Backend, Guard, create};
-use exchange::{Capacity, CurrencyId, Exchange, Op, OpError, State};
+use common::{Backend, Guard, create, differences, replay};
+use exchange::{Capacity, CurrencyId, Engine, Exchange, Op, Receipt, State};
 use shm::SegmentId;
 
 const CHILD: &str = "SHMEX_CRASH_TEST_CHILD";
@@ -60,35 +66,83 @@ fn child(what: &str) {
         "open" => {
             e.open_account("newcomer").expect("open");
         }
-        "trade" => {
-            let (me, _) = e
-                .open_account(&format!("t{}", std::process::id() % 8))
-                .expect("account");
-            let mut x = u64::from(std::process::id()) | 1;
-            loop {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                let c = CurrencyId::from_index(1 + (x % 4) as usize);
-                let r = match (x >> 20) % 5 {
-                    0 => e.deposit(me, CurrencyId::HOME, 10_000),
-                    1 | 2 => e.buy(me, c, 1 + (x >> 30) as i64 % 500),
-                    _ => e.sell(me, c, 1 + (x >> 30) as i64 % 500),
-                };
-                match r {
-                    Ok(_)
-                    | Err(
-                        OpError::InsufficientBalance { .. }
-                        | OpError::InsufficientHolding { .. }
-                        | OpError::InsufficientStock { .. }
-                        | OpError::TillShort { .. },
-                    ) => {}
-                    Err(err) => panic!("trader: {err}"),
-                }
-            }
+        "close" => {
+            e.close_account("leaver").expect("close");
         }
+        "trade" => trade(&e),
         other => panic!("unknown child {other}"),
     }
+}
+
+/// How long a trader trades after a `g` on its stdin (an `s` stops it).
+const WINDOW: Duration = Duration::from_millis(1);
+
+/// A trader: for a [`WINDOW`] after each `g` on its stdin, random
+/// deposits, buys and sells; when its stdin closes, a clean exit. Trading
+/// only around the test's kills, rather than all the time, lets the test
+/// read every journal record before the ring wraps; and the chance of a
+/// kill landing inside a mutation depends on how much of its time the
+/// victim spends there, not on how long it traded before. Each operation
+/// it is told succeeded is printed as one line, `seq op currency amount
+/// total`, so the test can hold the journal to every answer given.
+fn trade(e: &Engine<'_>) {
+    let base = Instant::now();
+    let until = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (grant, eof, me_thread) = (until.clone(), stop.clone(), std::thread::current());
+    std::thread::spawn(move || {
+        let mut input = std::io::stdin().lock();
+        let mut b = [0u8; 64];
+        while let Ok(n @ 1..) = input.read(&mut b) {
+            let end = match b[n - 1] {
+                b'g' => (base.elapsed() + WINDOW).as_nanos() as u64,
+                _ => 0,
+            };
+            grant.store(end, Ordering::Release);
+            me_thread.unpark();
+        }
+        eof.store(true, Ordering::Release);
+        me_thread.unpark();
+    });
+    // Buffered, so the loop stays tight: a killed trader loses its last
+    // answers, which only leaves fewer to check.
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let mut ack = |r: &Receipt| {
+        let line = answer_line(r.seq, r.op, r.currency.index(), r.amount, r.total);
+        writeln!(out, "{line}").expect("write an answer");
+    };
+    let (me, opened) = e
+        .open_account(&format!("t{}", std::process::id() % 8))
+        .expect("account");
+    if let Some(r) = opened {
+        ack(&r);
+    }
+    let mut x = u64::from(std::process::id()) | 1;
+    while !stop.load(Ordering::Acquire) {
+        if base.elapsed().as_nanos() as u64 >= until.load(Ordering::Acquire) {
+            std::thread::park_timeout(Duration::from_millis(10));
+            continue;
+        }
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let c = CurrencyId::from_index(1 + (x % 4) as usize);
+        let r = match (x >> 20) % 5 {
+            0 => e.deposit(me, CurrencyId::HOME, 10_000),
+            1 | 2 => e.buy(me, c, 1 + (x >> 30) as i64 % 500),
+            _ => e.sell(me, c, 1 + (x >> 30) as i64 % 500),
+        };
+        match r {
+            Ok(r) => ack(&r),
+            Err(e) if common::short(&e) => {}
+            Err(err) => panic!("trader: {err}"),
+        }
+    }
+}
+
+/// An answer line, or a journal record written as one.
+fn answer_line(seq: u64, op: Op, currency: usize, amount: i64, total: i64) -> String {
+    format!("{seq} {op} {currency} {amount} {total}")
 }
 
 fn spawn(id: &SegmentId, what: &str, failpoint: Option<&str>) -> Child {
@@ -96,8 +150,8 @@ fn spawn(id: &SegmentId, what: &str, failpoint: Option<&str>) -> Child {
     c.env(CHILD, what)
         .env(TARGET, id_to_env(id))
         .env_remove("SHMEX_FAILPOINT")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     if let Some(f) = failpoint {
         c.env("SHMEX_FAILPOINT", f);
@@ -121,6 +175,8 @@ fn crash(id: &SegmentId, what: &str, failpoint: &str) {
 
 /// The signal `std::process::abort` raises.
 const SIGABRT: i32 = 6;
+/// The signal `Child::kill` sends.
+const SIGKILL: i32 = 9;
 
 /// The books with the sequence number left out: a rollback takes one.
 fn books(s: &State) -> State {
@@ -136,6 +192,10 @@ fn setup(backend: Backend, tag: &str) -> (Guard, Exchange) {
     let (victim, _) = e.open_account("victim").unwrap();
     e.deposit(victim, e.currency("DOLLAR").unwrap(), 1_000)
         .unwrap();
+    // An account at zero balances, for the close to close.
+    let (leaver, _) = e.open_account("leaver").unwrap();
+    let opening = e.info().opening;
+    e.withdraw(leaver, CurrencyId::HOME, opening).unwrap();
     (g, ex)
 }
 
@@ -246,49 +306,216 @@ fn a_dead_opening_is_not_found(backend: Backend) {
     let e = ex.engine();
     crash(&g.0, "open", "mid-open");
     assert_eq!(e.account("newcomer").unwrap(), None);
-    let (a, opened, r) = e
-        .order_as(
-            "newcomer",
-            exchange::Order::Buy,
-            e.currency("DOLLAR").unwrap(),
-            100,
-        )
-        .unwrap();
+    let (a, opened) = e.open_account("newcomer").unwrap();
     assert!(opened.is_some(), "opened anew");
+    let r = e.buy(a, e.currency("DOLLAR").unwrap(), 100).unwrap();
     assert_eq!(e.account("newcomer").unwrap(), Some(a));
     assert_eq!(e.balances(a).unwrap()[1], 100);
     assert_eq!(r.balance, 100);
     assert!(e.check().unwrap().is_empty());
 }
 
-/// Traders SIGKILLed at random instants (often holding the lock) while
-/// others trade: everyone left finishes, and the books balance.
+/// A trader process of the chaos test, its output read as it comes so
+/// that no full pipe can stall it.
+struct Trader {
+    child: Child,
+    /// How many times it has been told to trade.
+    age: u32,
+    stdin: Option<ChildStdin>,
+    stdout: JoinHandle<Vec<u8>>,
+    stderr: JoinHandle<Vec<u8>>,
+}
+
+impl Trader {
+    fn spawn(id: &SegmentId) -> Trader {
+        let mut child = spawn(id, "trade", None);
+        let drain = |mut r: Box<dyn Read + Send>| {
+            std::thread::spawn(move || {
+                let mut v = Vec::new();
+                let _ = r.read_to_end(&mut v);
+                v
+            })
+        };
+        Trader {
+            age: 0,
+            stdin: child.stdin.take(),
+            stdout: drain(Box::new(child.stdout.take().expect("stdout"))),
+            stderr: drain(Box::new(child.stderr.take().expect("stderr"))),
+            child,
+        }
+    }
+
+    /// Lets the trader trade for a [`WINDOW`] (`b'g'`), or stops it
+    /// (`b's'`). (One that has died is caught when it is reaped.)
+    fn tell(&mut self, what: u8) {
+        let stdin = self.stdin.as_mut().expect("stdin");
+        let _ = stdin.write_all(&[what]);
+    }
+
+    /// Waits for the trader's end, bounded, and returns its status, its
+    /// stderr, and the answers it completed (a line cut short by a kill
+    /// is no answer).
+    fn finish(mut self, what: &str) -> (ExitStatus, String, Vec<String>) {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(st) = self.child.try_wait().expect("try_wait") {
+                break st;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("{what} still runs after 60 s: the lock is stuck? (killed)");
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        };
+        let out = String::from_utf8(self.stdout.join().expect("stdout")).expect("UTF-8");
+        let err = String::from_utf8_lossy(&self.stderr.join().expect("stderr")).into_owned();
+        let done = out.rfind('\n').map_or("", |end| &out[..end]);
+        (status, err, done.lines().map(str::to_owned).collect())
+    }
+}
+
+/// The least number of kills, the most, and the least number of them that
+/// must land inside a mutation (and be rolled back) before the test stops
+/// killing.
+const MIN_KILLS: usize = 60;
+const MAX_KILLS: usize = 2000;
+const MIN_ROLLBACKS: usize = 10;
+
+/// The books rebuilt from the journal by [`replay`] as the traders run,
+/// and a digest of every record, to hold the traders' answers to.
+struct Audit {
+    books: State,
+    digests: Vec<u64>,
+    rollbacks: usize,
+}
+
+fn digest(line: &str) -> u64 {
+    line.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+impl Audit {
+    /// Brings the books up to a consistent snapshot of the exchange,
+    /// reading only the records below its next sequence number (those are
+    /// final: one above may still become a rollback), and requires them
+    /// equal to the snapshot.
+    fn catch_up(&mut self, e: &Engine<'_>, capacity: usize) {
+        let now = e.state().unwrap();
+        let v = now.check();
+        assert!(v.is_empty(), "a snapshot does not balance: {v:?}");
+        let (from, to) = (self.books.next_seq, now.next_seq);
+        if from == to {
+            return;
+        }
+        // A tail that reaches back to `from`, unless more than `slack`
+        // records were made since `info`: then a longer one.
+        let mut slack = 1024;
+        let records = loop {
+            let tail = (e.info().next_seq - from) as usize + slack;
+            let r = e.journal(Some(tail)).unwrap();
+            if r.first().is_some_and(|r| r.seq <= from) || tail >= capacity {
+                break r;
+            }
+            slack *= 2;
+        };
+        let new: Vec<_> = records
+            .into_iter()
+            .filter(|r| (from..to).contains(&r.seq))
+            .collect();
+        assert!(
+            new.first().is_some_and(|r| r.seq == from),
+            "records from {from} on were overwritten before they were read: raise the journal's capacity"
+        );
+        self.books = replay(&self.books, &new);
+        let d = differences(&self.books, &now);
+        assert!(
+            d.is_empty(),
+            "the books are not what the journal adds up to (journal vs exchange, up to {to}): {d:#?}"
+        );
+        for r in &new {
+            self.rollbacks += usize::from(r.op == Op::Rollback);
+            let line = answer_line(r.seq, r.op, r.currency, r.amount, r.total);
+            self.digests.push(digest(&line));
+        }
+    }
+
+    /// Whether `answer` is the journal's record of its sequence number.
+    fn confirms(&self, answer: &str) -> bool {
+        let seq: usize = answer.split(' ').next().unwrap().parse().expect("seq");
+        self.digests.get(seq - 1) == Some(&digest(answer))
+    }
+}
+
+/// Traders SIGKILLed at random instants while others trade, until enough
+/// kills have landed inside a mutation: nobody deadlocks; no trader fails
+/// on its own; the books are at every pause exactly what the journal adds
+/// up to from the genesis, reckoned here, not by the engine; and every
+/// answer a trader was given is in the journal as given, never rolled back.
 fn chaos(backend: Backend) {
     let cap = Capacity {
-        journal: 1 << 14,
+        // Room for many pauses' worth of trading between two reads.
+        journal: 1 << 16,
         ..Capacity::default()
     };
     let (g, ex) = create(backend, "chaos", cap);
     let e = ex.engine();
-    let mut traders: Vec<Child> = (0..4).map(|_| spawn(&g.0, "trade", None)).collect();
+    let mut audit = Audit {
+        books: common::builtin(cap),
+        digests: Vec::new(),
+        rollbacks: 0,
+    };
+    assert_eq!(
+        audit.books.next_seq, 1,
+        "digests are kept by sequence number"
+    );
+    let spawn = || Trader::spawn(&g.0);
+    let mut traders: Vec<Trader> = (0..4).map(|_| spawn()).collect();
+    let mut answers: Vec<String> = Vec::new();
     let mut x: u64 = 0x2545_f491;
-    let kills = 60;
-    for _ in 0..kills {
+    let mut kills = 0;
+    while kills < MIN_KILLS || (audit.rollbacks < MIN_ROLLBACKS && kills < MAX_KILLS) {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        std::thread::sleep(Duration::from_micros(2_000 + x % 8_000));
-        let i = (x % traders.len() as u64) as usize;
-        traders[i].kill().expect("kill");
-        traders[i].wait().expect("reap");
-        traders[i] = spawn(&g.0, "trade", None);
+        // Every trader trades for a while; a victim that has had time to
+        // start dies within it; then the others pause.
+        let ready: Vec<usize> = (0..traders.len())
+            .filter(|&i| traders[i].age >= 2)
+            .collect();
+        for t in &mut traders {
+            t.tell(b'g');
+            t.age += 1;
+        }
+        std::thread::sleep(Duration::from_micros(100 + x % 800));
+        let Some(&i) = ready.get((x % 4) as usize % ready.len().max(1)) else {
+            continue;
+        };
+        if let Some(st) = traders[i].child.try_wait().expect("try_wait") {
+            let (_, err, _) = traders.swap_remove(i).finish("a trader");
+            panic!("a trader ended on its own, {st}: {err}");
+        }
+        traders[i].child.kill().expect("kill");
+        for t in &mut traders {
+            t.tell(b's');
+        }
+        let (st, err, done) = std::mem::replace(&mut traders[i], spawn()).finish("a killed trader");
+        assert_eq!(st.signal(), Some(SIGKILL), "a trader ended {st}: {err}");
+        assert!(err.is_empty(), "a trader complained before its kill: {err}");
+        answers.extend(done);
+        kills += 1;
         // Readers are never stuck either.
-        assert!(e.state().unwrap().check().is_empty());
+        audit.catch_up(&e, cap.journal);
     }
-    std::thread::sleep(Duration::from_millis(50));
-    for t in &mut traders {
-        let _ = t.kill();
-        let _ = t.wait();
+    for (n, t) in traders.into_iter().enumerate() {
+        let (st, err, done) = t.finish(&format!("surviving trader {n}"));
+        assert!(
+            st.success() && err.is_empty(),
+            "surviving trader {n} ended {st}: {err}"
+        );
+        answers.extend(done);
     }
     let start = Instant::now();
     let (me, _) = e.open_account("survivor").unwrap();
@@ -299,9 +526,31 @@ fn chaos(backend: Backend) {
     );
     let v = e.check().unwrap();
     assert!(v.is_empty(), "{v:?}");
-    let j = e.journal(None).unwrap();
-    for w in j.windows(2) {
-        assert_eq!(w[1].seq, w[0].seq + 1, "a gap in the journal");
+
+    audit.catch_up(&e, cap.journal);
+    let recoveries = e.info().recoveries;
+    eprintln!(
+        "{kills} kills, {} inside a mutation (rolled back), {recoveries} recoveries; {} records, {} answers",
+        audit.rollbacks,
+        audit.digests.len(),
+        answers.len()
+    );
+    assert!(
+        audit.rollbacks >= MIN_ROLLBACKS,
+        "only {} of {kills} kills landed inside a mutation: the test proved little",
+        audit.rollbacks
+    );
+    assert!(recoveries >= audit.rollbacks as u64);
+    let d = differences(&audit.books, &e.state().unwrap());
+    assert!(
+        d.is_empty(),
+        "the books are not what the journal adds up to: {d:#?}"
+    );
+    for a in &answers {
+        assert!(
+            audit.confirms(a),
+            "answer {a:?} differs from the journal's record, or was rolled back"
+        );
     }
 }
 
@@ -322,6 +571,7 @@ fn main() {
             ("set-rate", "mid-set-rate", Op::SetRate),
             ("open", "mid-open", Op::Open),
             ("buy", "after-journal", Op::Buy),
+            ("close", "after-journal", Op::Close),
         ] {
             cases.push((
                 format!("{b}::{what}_at_{fp}_is_rolled_back"),

@@ -2,7 +2,8 @@
 //! System V): any sequence of operations keeps conservation and
 //! non-negativity, moves money exactly as a simple model says, journals
 //! every change with consecutive sequence numbers, and a refused operation
-//! changes nothing at all.
+//! changes nothing at all. Accounts open only explicitly: an order for a
+//! name that is not open is refused.
 
 mod common;
 
@@ -21,6 +22,8 @@ enum Action {
     Deposit(usize, usize, i64),
     Withdraw(usize, usize, i64),
     SetRate(usize, i64, i64),
+    /// Close the account; if `true`, withdraw everything it holds first.
+    Close(usize, bool),
 }
 
 fn amount() -> impl Strategy<Value = i64> {
@@ -52,6 +55,7 @@ fn action() -> impl Strategy<Value = Action> {
         3 => (who.clone(), cur.clone(), amount()).prop_map(|(a, c, x)| Action::Deposit(a, c, x)),
         2 => (who, cur.clone(), amount()).prop_map(|(a, c, x)| Action::Withdraw(a, c, x)),
         1 => (cur, rate(), rate()).prop_map(|(c, b, s)| Action::SetRate(c, b, s)),
+        1 => (0..NAMES.len(), any::<bool>()).prop_map(|(a, d)| Action::Close(a, d)),
     ]
 }
 
@@ -122,28 +126,15 @@ fn model(s: &State, a: usize, c: usize, act: &Action) -> Option<State> {
             s.currencies[c].buy = b;
             s.currencies[c].sell = sl;
         }
-        Action::Open(_) => unreachable!(),
+        Action::Open(_) | Action::Close(..) => unreachable!(),
     }
     s.next_seq += 1;
     Some(s)
 }
 
-/// `before` with account `name` just opened, as the engine opens one; `None`
-/// if there is no room for it.
-fn with_new_account(before: &State, name: &str, room: usize) -> Option<State> {
-    if before.accounts.len() >= room {
-        return None;
-    }
-    let mut s = before.clone();
-    let mut b = vec![0; s.currencies.len()];
-    b[0] = s.opening;
-    s.accounts.push(exchange::AccountState {
-        name: name.into(),
-        balances: b,
-    });
-    s.currencies[0].deposits = s.currencies[0].deposits.checked_add(s.opening)?;
-    s.next_seq += 1;
-    Some(s)
+/// The position of account `name` in the books, if it is open.
+fn position(s: &State, name: &str) -> Option<usize> {
+    s.accounts.iter().position(|a| a.name == name)
 }
 
 fn run(backend: Backend, actions: &[Action]) -> Result<(), TestCaseError> {
@@ -156,6 +147,8 @@ fn run(backend: Backend, actions: &[Action]) -> Result<(), TestCaseError> {
     let (_guard, ex) = create(backend, "props", cap);
     let e = ex.engine();
     let mut ids = vec![None; NAMES.len()];
+    // Slots used: a closed account's slot is not reused.
+    let mut slots = 0;
     for act in actions {
         let before = e.state().expect("state");
         let journal_before = e.journal(None).unwrap();
@@ -166,6 +159,7 @@ fn run(backend: Backend, actions: &[Action]) -> Result<(), TestCaseError> {
                 match &r {
                     Ok((id, Some(_))) => {
                         ids[*a] = Some(*id);
+                        slots += 1;
                         let mut b = vec![0; want.currencies.len()];
                         b[0] = want.opening;
                         want.accounts.push(exchange::AccountState {
@@ -177,7 +171,7 @@ fn run(backend: Backend, actions: &[Action]) -> Result<(), TestCaseError> {
                     }
                     Ok((_, None)) => {}
                     Err(OpError::AccountsFull { .. }) => {
-                        prop_assert_eq!(before.accounts.len(), cap.accounts);
+                        prop_assert_eq!(slots, cap.accounts);
                     }
                     Err(err) => prop_assert!(false, "open failed: {err}"),
                 }
@@ -200,19 +194,66 @@ fn run(backend: Backend, actions: &[Action]) -> Result<(), TestCaseError> {
                 };
                 if let Some(id) = ids[*a] {
                     let r = e.order(order, id, cid, *x);
-                    (r.map(Some), model(&before, id.index(), *c, act))
+                    let at = position(&before, NAMES[*a]).expect("open account in the books");
+                    (r.map(Some), model(&before, at, *c, act))
                 } else {
-                    // A new name: the account opens with the order, and only
-                    // if the order is accepted (and there is room for it).
-                    let want = with_new_account(&before, NAMES[*a], cap.accounts)
-                        .and_then(|opened| model(&opened, opened.accounts.len() - 1, *c, act));
+                    // A name that is not open: refused, and nothing opens.
                     let r = e.order_as(NAMES[*a], order, cid, *x);
-                    if let Ok((id, opened, _)) = &r {
-                        prop_assert!(opened.is_some(), "{} was not new", NAMES[*a]);
-                        ids[*a] = Some(*id);
+                    if let Err(err) = &r
+                        && *c < 5
+                        && *x > 0
+                        && !(matches!(order, Order::Buy | Order::Sell) && *c == 0)
+                    {
+                        prop_assert!(
+                            matches!(err, OpError::UnknownAccount { .. }),
+                            "{act:?}: {err}"
+                        );
                     }
-                    (r.map(|(_, _, rc)| Some(rc)), want)
+                    (r.map(|(_, rc)| Some(rc)), None)
                 }
+            }
+            Action::Close(a, drain) => {
+                let mut want = before.clone();
+                if let (Some(id), true) = (ids[*a], *drain) {
+                    let at = position(&want, NAMES[*a]).expect("open account in the books");
+                    let balances = e.balances(id).expect("balances");
+                    for (c, b) in balances.into_iter().enumerate() {
+                        if b > 0 {
+                            e.withdraw(id, CurrencyId::from_index(c), b)
+                                .expect("withdraw");
+                            want.accounts[at].balances[c] -= b;
+                            want.currencies[c].withdrawals += b;
+                            want.next_seq += 1;
+                        }
+                    }
+                }
+                let at = position(&want, NAMES[*a]);
+                let now = e.state().expect("state");
+                let r = e.close_account(NAMES[*a]);
+                let want = match at {
+                    Some(i) if want.accounts[i].balances.iter().all(|&b| b == 0) => {
+                        want.accounts.remove(i);
+                        want.next_seq += 1;
+                        ids[*a] = None;
+                        Some(want)
+                    }
+                    Some(_) => {
+                        prop_assert!(matches!(r, Err(OpError::AccountNotEmpty { .. })), "{r:?}");
+                        None
+                    }
+                    None => {
+                        prop_assert!(matches!(r, Err(OpError::UnknownAccount { .. })), "{r:?}");
+                        None
+                    }
+                };
+                // A refusal is judged against the books after the drain:
+                // nothing changed, not even the journal.
+                if want.is_none() {
+                    prop_assert_eq!(&e.state().expect("state"), &now);
+                    prop_assert_eq!(e.info().next_seq, now.next_seq);
+                    continue;
+                }
+                (r.map(Some), want)
             }
         };
         let after = e.state().expect("state");

@@ -3,7 +3,7 @@
 //! each operation then reports corruption naming the exchange, or `check`
 //! reports the damage; nothing panics, nothing is applied half.
 //!
-//! Offsets are those of format 2, for the capacities below (the layout's
+//! Offsets are those of format 3, for the capacities below (the layout's
 //! unit test `offsets_the_hostile_tests_write_to` pins the head's).
 
 mod common;
@@ -148,9 +148,9 @@ fn damaged_counts_names_and_books_are_reported() {
         let peer = Peer::attach(&ex);
         for bad in [u64::MAX, 5, 1 << 63] {
             peer.put(N_ACCOUNTS, bad);
-            assert_corrupt(e.state(), &ex, "open accounts");
-            assert_corrupt(e.buy(alice, dollar, 1), &ex, "open accounts");
-            assert_corrupt(e.account("alice"), &ex, "open accounts");
+            assert_corrupt(e.state(), &ex, "account slots in use");
+            assert_corrupt(e.buy(alice, dollar, 1), &ex, "account slots in use");
+            assert_corrupt(e.account("alice"), &ex, "account slots in use");
         }
         // Fewer accounts than the one we hold an id of.
         peer.put(N_ACCOUNTS, 0);

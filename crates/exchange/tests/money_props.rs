@@ -132,17 +132,101 @@ proptest! {
         let _ = Rate(rate).to_string();
     }
 
-    /// Digit strings of any length: a value or a clear refusal, never a panic.
+    /// Digit strings of any length, with up to 8 decimals, for every
+    /// number of decimals: exactly the value or the refusal that the
+    /// digits themselves call for, worked out apart from the parser.
     #[test]
-    fn huge_numbers_are_refused_not_wrapped(digits in "[0-9]{1,60}(\\.[0-9]{1,8})?") {
-        match parse_amount(&digits, 2) {
-            Ok(v) => {
-                prop_assert!(v > 0 && v <= MAX_UNITS * 100);
-                prop_assert_eq!(parse_amount(&Amount::new(v, 2).to_string(), 2), Ok(v));
-            }
-            Err(e) => prop_assert!(!e.to_string().is_empty()),
-        }
+    fn huge_numbers_are_refused_not_wrapped(
+        digits in prop_oneof![
+            "[0-9]{1,60}(\\.[0-9]{1,8})?",
+            "0{0,3}[1-9][0-9]{14,22}(\\.[0-9]{1,8})?",
+        ],
+        d in 0..=MAX_DECIMALS,
+    ) {
+        check_against_digits(&digits, d)?;
     }
+
+    /// Numbers that a parser wrapping modulo 2^32, 2^63 or 2^64 would take
+    /// for small ones: `small + k × 2^bits` whole units.
+    #[test]
+    fn wrapping_values_are_refused(
+        small in 0u128..1_000_000,
+        k in 1u128..1 << 40,
+        bits in prop::sample::select(vec![32u32, 63, 64]),
+        frac in "(\\.[0-9]{1,2})?",
+        d in 0..=MAX_DECIMALS,
+    ) {
+        let text = format!("{}{frac}", small + (k << bits));
+        check_against_digits(&text, d)?;
+    }
+
+    /// Minor-unit values right at and around the largest accepted amount
+    /// for `d` decimals (where an i64 of minor units or `MAX_UNITS` ends),
+    /// spelled with exactly `d` decimals.
+    #[test]
+    fn amounts_at_the_limit(d in 0..=MAX_DECIMALS, k in -3i128..=3, far in 0u32..4) {
+        let limit = i128::from(i64::MAX).min(UNITS_LIMIT * 10i128.pow(d));
+        let minor = (limit + k * 10i128.pow(far)).max(1) as u128;
+        check_against_digits(&spell(minor, d), d)?;
+    }
+}
+
+/// The largest amount in whole units, as the parser's documentation says
+/// (written out here, so the check does not lean on the code's constant).
+const UNITS_LIMIT: i128 = 1_000_000_000_000_000;
+
+/// `minor` units written with exactly `d` decimals.
+fn spell(minor: u128, d: u32) -> String {
+    let p = 10u128.pow(d);
+    if d == 0 {
+        minor.to_string()
+    } else {
+        format!("{}.{:0w$}", minor / p, minor % p, w = d as usize)
+    }
+}
+
+/// What `parse_amount(text, d)` must give for a string of digits with at
+/// most one '.', reckoned on the digits in 128 bits, independently of the
+/// parser: too many decimals is `TooPrecise`; zero is `Zero`; anything
+/// beyond `UNITS_LIMIT` whole units or an i64 of minor units is
+/// `TooLarge`; the rest parses to exactly its value.
+fn check_against_digits(text: &str, d: u32) -> Result<(), TestCaseError> {
+    prop_assert_eq!(i128::from(MAX_UNITS), UNITS_LIMIT);
+    let (int, frac) = text.split_once('.').unwrap_or((text, ""));
+    let got = parse_amount(text, d);
+    if frac.len() > d as usize {
+        prop_assert!(
+            matches!(got, Err(MoneyError::TooPrecise { .. })),
+            "{text} ({d}): {got:?}"
+        );
+        return Ok(());
+    }
+    // Leading zeros do not count. Past 30 significant digits a number is
+    // far beyond any limit; up to there, digits and decimals fit 128 bits.
+    let significant = int.trim_start_matches('0');
+    let value: Option<u128> = if significant.len() > 30 {
+        None
+    } else {
+        let digits = format!("{significant}{frac:0<w$}", w = d as usize);
+        Some(
+            digits
+                .bytes()
+                .fold(0u128, |v, b| v * 10 + u128::from(b - b'0')),
+        )
+    };
+    let limit = (UNITS_LIMIT * 10i128.pow(d)).min(i128::from(i64::MAX)) as u128;
+    match value {
+        Some(0) => prop_assert!(
+            matches!(got, Err(MoneyError::Zero { .. })),
+            "{text} ({d}): {got:?}"
+        ),
+        Some(v) if v <= limit => prop_assert_eq!(got, Ok(v as i64), "{} ({})", text, d),
+        _ => prop_assert!(
+            matches!(got, Err(MoneyError::TooLarge { .. })),
+            "{text} ({d}): {got:?}"
+        ),
+    }
+    Ok(())
 }
 
 #[test]

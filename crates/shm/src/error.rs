@@ -86,6 +86,34 @@ pub enum Error {
         /// view`.
         op: &'static str,
     },
+    /// The segment belongs to another user, whom this process has not
+    /// allowed (see [`allow_owner`](crate::allow_owner)): attaching to it
+    /// would trust that user with this process.
+    #[error(
+        "segment {what} belongs to {owner}, not to you: shmex attaches to another user's segment only if that owner is allowed on purpose"
+    )]
+    OtherOwner {
+        /// The segment.
+        what: String,
+        /// The owner's name (or `uid N`).
+        owner: String,
+        /// The owner's uid.
+        uid: u32,
+    },
+    /// Another process held the segment's file locked exclusively for
+    /// longer than an attach waits.
+    #[error(
+        "segment {what} is locked exclusively by another process (still after {waited_ms} ms): try again"
+    )]
+    Locked {
+        /// The segment.
+        what: String,
+        /// How long the attach waited.
+        waited_ms: u64,
+    },
+    /// The segment shrank under this process.
+    #[error(transparent)]
+    Truncated(#[from] crate::Truncated),
     /// Any other system call failure.
     #[error("{op} on segment {what} failed: {source}")]
     Os {

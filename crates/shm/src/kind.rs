@@ -74,6 +74,19 @@ impl Kind {
         self.code
     }
 
+    /// The kind with its article, for messages: `a bytes segment`,
+    /// `a channel`, `an exchange`, `a segment of kind 7`.
+    #[must_use]
+    pub fn a(self) -> String {
+        let noun = match self.name {
+            Some("bytes") => "bytes segment".to_owned(),
+            Some(name) => name.to_owned(),
+            None => format!("segment of kind {}", self.code),
+        };
+        let vowel = noun.starts_with(['a', 'e', 'i', 'o', 'u']);
+        format!("{} {noun}", if vowel { "an" } else { "a" })
+    }
+
     /// Its name, or `None` for a code nobody registered.
     #[must_use]
     pub const fn name(self) -> Option<&'static str> {
@@ -151,6 +164,14 @@ mod tests {
 
     // The registry is one per process and tests run as threads of one:
     // each test uses codes of its own.
+
+    #[test]
+    fn kinds_take_their_article() {
+        assert_eq!(Kind::BYTES.a(), "a bytes segment");
+        assert_eq!(Kind::new(3001, "exchange").a(), "an exchange");
+        assert_eq!(Kind::new(3002, "channel").a(), "a channel");
+        assert_eq!(Kind::from_code(3003).a(), "a segment of kind 3003");
+    }
 
     #[test]
     fn bytes_is_built_in() {

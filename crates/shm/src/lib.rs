@@ -15,6 +15,13 @@
 //!   their own kinds and programs [`register_kind`] them for listings.
 //! * [`list`], [`inspect`] and [`remove_stale`]: every segment on the
 //!   machine, and clean-up of those whose holders all died.
+//! * [`check_mappings`] and [`Segment::check_intact`]: whether a segment
+//!   shrank under this process. Another process can truncate a POSIX
+//!   segment's file at any moment; this process then reads zeros instead
+//!   of dying of `SIGBUS`, and these say so before anything read is
+//!   trusted.
+//! * [`allow_owner`]: whose existing segments this process attaches to
+//!   (its own user's only, by default).
 //! * [`sync`]: futex wait and wake on shared words, a process-shared lock
 //!   whose holder's death is detected (plain integers in shared memory, no
 //!   pointer), a seqlock, and process liveness.
@@ -52,15 +59,19 @@ mod managed;
 mod os;
 mod segment;
 mod shared;
+mod shrink;
 pub mod sync;
+mod trust;
 
 pub use error::Error;
 pub use header::Lifetime;
 pub use id::SegmentId;
 pub use kind::{Kind, register_kind};
-pub use list::{Backend, SegmentInfo, Status, inspect, list, remove_stale};
+pub use list::{Backend, SegmentInfo, Status, inspect, list, remove_if_stale, remove_stale};
 pub use managed::{DEFAULT_READY_WAIT, Managed, ManagedOptions};
-pub use os::users::user_name;
+pub use os::users::{user_id, user_name};
 pub use os::{eventfd, membarrier, sys, total_memory};
 pub use segment::{Access, Segment};
 pub use shared::Shared;
+pub use shrink::{Truncated, check_mappings, verify_mappings};
+pub use trust::{allow_owner, owner_allowed};

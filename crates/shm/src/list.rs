@@ -1,8 +1,18 @@
-//! Listing segments of both backends, and finding the stale ones.
+//! Listing segments of both backends, and finding and removing the stale
+//! ones.
+//!
+//! A listing never blocks and never trusts a name: it reads the directory
+//! of `/dev/shm` without opening what is not a regular file, opens the
+//! rest without following links, and reads each header through a mapping
+//! that survives the file shrinking. Removing a stale segment removes
+//! exactly the segment judged stale: the same System V id (with the same
+//! key and creation time) or the same POSIX file (device and inode), still
+//! unheld and still owned when it goes.
 
 use crate::header::{HeaderBytes, Lifetime};
 use crate::managed::Managed;
-use crate::os::{posix, sysv};
+use crate::os::posix::{self, FileType};
+use crate::os::sysv;
 use crate::sync::ProcessId;
 use crate::{Error, Kind, Segment, SegmentId, user_name};
 use std::time::{Duration, Instant};
@@ -16,24 +26,31 @@ pub enum Backend {
     Posix,
 }
 
-/// What a listing concludes about a segment.
+/// What a listing concludes about a segment: something its lifetime does
+/// not say already.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Status {
-    /// Managed, owned, and some process holds it.
+    /// Managed, and some process holds it (an owned segment's holders, or
+    /// any process attached to a persistent one).
     Live,
+    /// Managed, persistent, and no process is attached: it waits for its
+    /// users, as it should.
+    Idle,
     /// Managed, owned, and every process that held it is dead:
     /// [`remove_stale`] removes it.
     Stale,
-    /// Managed and persistent: it outlives its creator on purpose.
-    Persistent,
     /// Its creator is still writing it.
     Initializing,
     /// Not made by shmex (or raw): listed for the user to judge.
     Foreign,
-    /// Has a shmex magic but fails validation; the reason.
+    /// Has a shmex magic but fails validation (or shrank while it was
+    /// read); the reason.
     Invalid(String),
     /// This user may not read it.
     Unreadable,
+    /// A file in `/dev/shm` that is no segment: `fifo`, `symlink`,
+    /// `directory`, `socket` or `device`. Never opened.
+    NotAFile(&'static str),
 }
 
 impl Status {
@@ -42,14 +59,30 @@ impl Status {
     pub fn name(&self) -> &'static str {
         match self {
             Status::Live => "live",
+            Status::Idle => "idle",
             Status::Stale => "stale",
-            Status::Persistent => "persistent",
             Status::Initializing => "initializing",
             Status::Foreign => "foreign",
             Status::Invalid(_) => "invalid",
             Status::Unreadable => "unreadable",
+            Status::NotAFile(what) => what,
         }
     }
+}
+
+/// What a listing judged, to remove exactly that segment later.
+#[derive(Clone, Debug, Default)]
+enum Judged {
+    #[default]
+    Nothing,
+    SysV {
+        shmid: i32,
+        ctime: i64,
+    },
+    Posix {
+        dev: u64,
+        ino: u64,
+    },
 }
 
 /// One segment as [`list`] and [`inspect`] describe it.
@@ -63,7 +96,8 @@ pub struct SegmentInfo {
     pub shmid: Option<i32>,
     /// Bytes, header included.
     pub size: u64,
-    /// Bytes after the header, for a managed segment.
+    /// Bytes after the header, for a managed segment: what its creator
+    /// asked for.
     pub payload: Option<u64>,
     /// What a managed segment holds (see [`Kind`] for how it is named);
     /// `None` for foreign ones.
@@ -85,14 +119,20 @@ pub struct SegmentInfo {
     pub attached: Option<u64>,
     /// Creation time, seconds since the Unix epoch.
     pub created: Option<i64>,
-    /// The payload's main type.
+    /// Creation time, nanoseconds since the Unix epoch: the header's for a
+    /// managed segment, the kernel's change time otherwise.
+    pub created_ns: Option<u64>,
+    /// The payload's main type, as its header says (any bytes another
+    /// process wrote there: escape it before printing).
     pub type_name: Option<String>,
     /// The verdict.
     pub status: Status,
+    judged: Judged,
 }
 
 /// Every segment on the machine: shmex's of both backends, and foreign
-/// ones (System V segments and `/dev/shm` files not made by shmex).
+/// ones (System V segments and `/dev/shm` files not made by shmex, and
+/// files there that are no segment at all).
 ///
 /// # Errors
 ///
@@ -108,11 +148,11 @@ pub fn list() -> Result<Vec<SegmentInfo>, Error> {
         out.push(sysv_info(&st));
     }
     let maps = posix_maps();
-    for name in posix::list().unwrap_or_default() {
+    for (name, file_type) in posix::list().unwrap_or_default() {
         let Ok(id) = SegmentId::posix(name.clone()) else {
             continue;
         };
-        out.push(posix_info(&id, &maps));
+        out.push(posix_info(&id, file_type, &maps));
     }
     Ok(out)
 }
@@ -135,12 +175,10 @@ pub fn inspect(id: &SegmentId) -> Result<SegmentInfo, Error> {
             Ok(sysv_info(&st))
         }
         SegmentId::Posix(name) => {
-            if std::fs::symlink_metadata(format!("/dev/shm/{name}")).is_err() {
-                return Err(Error::NotFound {
-                    what: id.to_string(),
-                });
-            }
-            Ok(posix_info(id, &posix_maps()))
+            let st = posix::lstat(name).map_err(|_| Error::NotFound {
+                what: id.to_string(),
+            })?;
+            Ok(posix_info(id, st.file_type, &posix_maps()))
         }
     }
 }
@@ -154,32 +192,75 @@ pub fn inspect(id: &SegmentId) -> Result<SegmentInfo, Error> {
 pub fn remove_stale() -> Result<Vec<SegmentInfo>, Error> {
     let mut removed = Vec::new();
     for info in list()? {
-        if info.status != Status::Stale {
-            continue;
-        }
-        let ok = match &info.id {
-            SegmentId::SysV(_) => {
-                // Re-check by the same shmid, with the count the kernel keeps.
-                let creator_alive = info.creator_alive == Some(true);
-                info.shmid.is_some_and(|shmid| {
-                    sysv::stat(shmid).is_ok_and(|s| sysv_unheld(shmid, s.nattch, creator_alive))
-                        && sysv::remove(shmid).is_ok()
-                })
-            }
-            SegmentId::Posix(name) => {
-                // Hold the exclusive lock while unlinking, so that a process
-                // opening it now finds it gone rather than half-removed.
-                match Segment::open_observer(&info.id) {
-                    Ok(seg) => seg.posix_unheld() == Some(true) && posix::unlink(name).is_ok(),
-                    Err(_) => false,
-                }
-            }
-        };
-        if ok {
+        if info.status == Status::Stale && remove_if_stale(&info).unwrap_or(false) {
             removed.push(info);
         }
     }
     Ok(removed)
+}
+
+/// Removes the segment `info` describes if it is stale and is still that
+/// very segment, still unheld and still owned: the same System V id with
+/// the same key and creation time, or the same POSIX file, locked
+/// exclusively while its header is checked again and its name unlinked.
+/// A segment that took its key or name in the meantime is never touched.
+/// Returns whether it removed it.
+///
+/// # Errors
+///
+/// [`Error::PermissionDenied`] or [`Error::Os`] when the kernel refuses
+/// the removal.
+pub fn remove_if_stale(info: &SegmentInfo) -> Result<bool, Error> {
+    if info.status != Status::Stale {
+        return Ok(false);
+    }
+    match (&info.id, &info.judged) {
+        (SegmentId::SysV(key), Judged::SysV { shmid, ctime }) => {
+            let same = sysv::stat(*shmid).is_ok_and(|s| {
+                s.key == *key && s.ctime == *ctime && sysv_unheld(*shmid, s.nattch, false)
+            });
+            if !same {
+                return Ok(false);
+            }
+            match sysv::remove(*shmid) {
+                Ok(()) => Ok(true),
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EIDRM)) => Ok(false),
+                Err(e) => Err(Error::os("shmctl(IPC_RMID)", &info.id, e)),
+            }
+        }
+        (SegmentId::Posix(name), Judged::Posix { dev, ino }) => {
+            let Ok(seg) = Segment::open_observer(&info.id) else {
+                return Ok(false);
+            };
+            let Some(st) = seg.posix_stat() else {
+                return Ok(false);
+            };
+            // Another file under the name, or the one judged, already gone.
+            if (st.dev, st.ino) != (*dev, *ino) || st.nlink == 0 {
+                return Ok(false);
+            }
+            // From here on this process holds the file locked exclusively:
+            // nobody attaches to it until it is unlinked.
+            if seg.posix_unheld() != Some(true) {
+                return Ok(false);
+            }
+            let m = match Managed::observe(seg) {
+                Ok(m) if m.lifetime() == Some(Lifetime::Owned) && m.check_intact().is_ok() => m,
+                _ => return Ok(false),
+            };
+            if !posix::lstat(name).is_ok_and(|now| now.same_file(&st)) {
+                return Ok(false);
+            }
+            let r = posix::unlink(name);
+            drop(m);
+            match r {
+                Ok(()) => Ok(true),
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+                Err(e) => Err(Error::os("shm_unlink", &info.id, e)),
+            }
+        }
+        _ => Ok(false),
+    }
 }
 
 fn sysv_info(st: &sysv::Stat) -> SegmentInfo {
@@ -205,74 +286,132 @@ fn sysv_info(st: &sysv::Stat) -> SegmentInfo {
         }),
         attached: Some(st.nattch),
         created: Some(st.ctime),
+        created_ns: u64::try_from(st.ctime)
+            .ok()
+            .map(|s| s.saturating_mul(1_000_000_000)),
         type_name: None,
         status: Status::Foreign,
+        judged: Judged::SysV {
+            shmid: st.shmid,
+            ctime: st.ctime,
+        },
     };
     match Segment::open_observer(&id) {
-        Ok(seg) => {
+        // The key may name a newer segment by now: judge only the one
+        // listed.
+        Ok(seg) if seg.sysv_id() == Some(st.shmid) => {
             // Only a segment that begins with our magic is ours; a raw
             // segment (the seed's, or `--raw`) is foreign.
             let (shmid, nattch) = (st.shmid, st.nattch);
-            fill_managed(&mut info, seg, |m, creator_alive| {
+            fill_managed(&mut info, seg, |m, creator_holds| {
                 // Detach first: this observer must not count itself.
                 drop(m);
-                sysv_unheld(shmid, nattch, creator_alive)
+                sysv_unheld(shmid, nattch, creator_holds)
             });
         }
+        Ok(_) => {}
         Err(Error::PermissionDenied { .. }) => info.status = Status::Unreadable,
         Err(_) => {}
     }
     info
 }
 
-fn posix_info(id: &SegmentId, maps: &[(u32, String)]) -> SegmentInfo {
-    use std::os::unix::fs::MetadataExt;
+fn posix_info(id: &SegmentId, file_type: FileType, maps: &[Mapping]) -> SegmentInfo {
     let SegmentId::Posix(name) = id else {
-        unreachable!()
+        unreachable!("a POSIX listing names POSIX segments")
     };
-    let meta = std::fs::metadata(format!("/dev/shm/{name}")).ok();
-    let path = format!("/dev/shm/{name}");
     let me = std::process::id();
-    let mut holders: Vec<u32> = maps
-        .iter()
-        .filter(|(pid, p)| *pid != me && *p == path)
-        .map(|(pid, _)| *pid)
-        .collect();
-    holders.dedup();
     let mut info = SegmentInfo {
         backend: Backend::Posix,
         id: id.clone(),
         shmid: None,
-        size: meta.as_ref().map_or(0, std::fs::Metadata::len),
+        size: 0,
         payload: None,
         kind: None,
         lifetime: None,
-        uid: meta.as_ref().map_or(0, MetadataExt::uid),
-        owner: meta
-            .as_ref()
-            .map_or_else(String::new, |m| user_name(m.uid())),
-        mode: meta.as_ref().map_or(0, |m| m.mode() & 0o777),
+        uid: 0,
+        owner: String::new(),
+        mode: 0,
         creator_pid: None,
         creator_alive: None,
-        attached: Some(holders.len() as u64),
-        created: meta.as_ref().map(MetadataExt::ctime),
+        attached: None,
+        created: None,
+        created_ns: None,
         type_name: None,
         status: Status::Foreign,
+        judged: Judged::Nothing,
     };
+    let describe = |info: &mut SegmentInfo, st: &posix::Stat| {
+        let holders = maps
+            .iter()
+            .filter(|m| m.pid != me && (m.dev, m.ino) == (st.dev, st.ino))
+            .count();
+        info.attached = Some(holders as u64);
+        info.size = st.size;
+        info.uid = st.uid;
+        info.owner = user_name(st.uid);
+        info.mode = st.mode;
+        info.created_ns = u64::try_from(st.ctime_ns).ok();
+        info.created = Some(st.ctime_ns.div_euclid(1_000_000_000));
+        info.judged = Judged::Posix {
+            dev: st.dev,
+            ino: st.ino,
+        };
+    };
+    let not_a_file = |info: &mut SegmentInfo| {
+        // Never opened: a FIFO would block, a link would lead elsewhere.
+        if let Ok(st) = posix::lstat(name) {
+            describe(info, &st);
+            info.status = Status::NotAFile(not_a_file_word(st.file_type));
+        }
+        info.judged = Judged::Nothing;
+        info.attached = None;
+    };
+    if file_type != FileType::Regular {
+        not_a_file(&mut info);
+        return info;
+    }
     match Segment::open_observer(id) {
         Ok(seg) => {
+            if let Some(st) = seg.posix_stat() {
+                describe(&mut info, &st);
+            }
             fill_managed(&mut info, seg, |m, _| {
                 m.segment().posix_unheld() == Some(true)
             });
         }
-        Err(Error::PermissionDenied { .. }) => info.status = Status::Unreadable,
-        Err(_) => {}
+        Err(e) => {
+            let st = posix::lstat(name);
+            if st.as_ref().is_ok_and(|s| s.file_type != FileType::Regular) {
+                // It was replaced since the directory was read.
+                not_a_file(&mut info);
+                return info;
+            }
+            if let Ok(st) = st {
+                describe(&mut info, &st);
+            }
+            if matches!(e, Error::PermissionDenied { .. }) {
+                info.status = Status::Unreadable;
+            }
+        }
     }
     info
 }
 
+/// The status word for a file in `/dev/shm` that is no segment.
+fn not_a_file_word(t: FileType) -> &'static str {
+    match t {
+        FileType::Regular => "file",
+        FileType::Fifo => "fifo",
+        FileType::Symlink => "symlink",
+        FileType::Directory => "directory",
+        FileType::Socket => "socket",
+        FileType::Device => "device",
+    }
+}
+
 /// How long a System V attach count above 0 is watched for a moment at 0
-/// before an owned segment whose creator is dead is believed held.
+/// before a segment nobody is known to hold is believed held.
 const OBSERVER_GRACE: Duration = Duration::from_millis(25);
 
 /// Whether no process holds System V segment `shmid`, whose attach count
@@ -283,16 +422,15 @@ const OBSERVER_GRACE: Duration = Duration::from_millis(25);
 /// microseconds to read the header, and a killed holder's attachment goes
 /// only when its memory is torn down, which a concurrent reader of its
 /// `/proc/PID/maps` delays a little. So a count above 0 is not yet proof of
-/// a holder. While the creator lives the segment is held (a creator of an
-/// owned segment holds it, and removes it when it lets go); once it is
-/// dead, the count is sampled for [`OBSERVER_GRACE`], and a single 0 shows
-/// that nobody holds it. A segment that is gone in the meantime is not
-/// called stale.
-fn sysv_unheld(shmid: i32, nattch: u64, creator_alive: bool) -> bool {
+/// a holder. While the creator of an owned segment lives the segment is
+/// held (it holds it, and removes it when it lets go); otherwise the count
+/// is sampled for [`OBSERVER_GRACE`], and a single 0 shows that nobody
+/// holds it. A segment that is gone in the meantime is not called unheld.
+fn sysv_unheld(shmid: i32, nattch: u64, creator_holds: bool) -> bool {
     if nattch == 0 {
         return true;
     }
-    if creator_alive {
+    if creator_holds {
         return false;
     }
     let deadline = Instant::now() + OBSERVER_GRACE;
@@ -307,11 +445,18 @@ fn sysv_unheld(shmid: i32, nattch: u64, creator_alive: bool) -> bool {
     }
 }
 
-/// Fills in what the header of a managed segment says. `unheld` is asked,
-/// only for an owned segment, whether no process holds it; it gets the
-/// open segment (to drop or to use) and whether its creator is alive.
+/// Fills in what the header of a managed segment says. `unheld` is asked
+/// whether no process holds it; it gets the open segment (to drop or to
+/// use) and whether the creator of an owned segment still runs (it holds
+/// it then).
 fn fill_managed(info: &mut SegmentInfo, seg: Segment, unheld: impl FnOnce(Managed, bool) -> bool) {
-    if HeaderBytes::read(&seg).magic() != crate::header::MAGIC {
+    let magic = HeaderBytes::read(&seg).magic();
+    if seg.check_intact().is_err() {
+        info.status =
+            Status::Invalid("it shrank while it was read: another process truncated it".into());
+        return;
+    }
+    if magic != crate::header::MAGIC {
         // A raw segment (the seed's, or `--raw`), or another program's.
         return;
     }
@@ -324,22 +469,36 @@ fn fill_managed(info: &mut SegmentInfo, seg: Segment, unheld: impl FnOnce(Manage
             let creator_alive = creator.is_alive();
             info.creator_pid = Some(creator.pid);
             info.creator_alive = Some(creator_alive);
+            info.created_ns = Some(m.created_ns());
             info.created = Some((m.created_ns() / 1_000_000_000) as i64);
             info.type_name = Some(m.type_name());
-            info.status = match info.lifetime {
-                Some(Lifetime::Persistent) => Status::Persistent,
-                _ if unheld(m, creator_alive) => Status::Stale,
-                _ => Status::Live,
+            let owned = info.lifetime == Some(Lifetime::Owned);
+            let held = !unheld(m, owned && creator_alive);
+            info.status = match (owned, held) {
+                (_, true) => Status::Live,
+                (true, false) => Status::Stale,
+                (false, false) => Status::Idle,
             };
         }
-        Err((_, Error::NotReady { .. })) => info.status = Status::Initializing,
-        Err((_, e)) => info.status = Status::Invalid(e.to_string()),
+        Err(Error::NotReady { .. }) => info.status = Status::Initializing,
+        Err(e) => info.status = Status::Invalid(e.to_string()),
     }
 }
 
-/// (pid, path) of every `/dev/shm` mapping this user can see in
-/// `/proc/*/maps`.
-fn posix_maps() -> Vec<(u32, String)> {
+/// One process's mapping of a `/dev/shm` file, as `/proc/PID/maps` shows
+/// it: by device and inode, since a path there can be stale (a file
+/// removed and another made under its name) or not the name at all (a
+/// segment made unnamed and named later shows as `/dev/shm/#INODE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Mapping {
+    pid: u32,
+    dev: u64,
+    ino: u64,
+}
+
+/// Every `/dev/shm` mapping this user can see in `/proc/*/maps`, once per
+/// process and file.
+fn posix_maps() -> Vec<Mapping> {
     let mut out = Vec::new();
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return out;
@@ -356,13 +515,29 @@ fn posix_maps() -> Vec<(u32, String)> {
             continue;
         };
         let mut seen = std::collections::BTreeSet::new();
-        for line in text.lines() {
-            if let Some(pos) = line.find("/dev/shm/") {
-                let path = line[pos..].trim_end_matches(" (deleted)").to_owned();
-                seen.insert(path);
-            }
+        for line in text.lines().filter(|l| l.contains(" /dev/shm/")) {
+            // address perms offset dev inode path
+            let mut f = line.split_whitespace().skip(3);
+            let (Some(dev), Some(ino)) = (f.next(), f.next()) else {
+                continue;
+            };
+            let Some((major, minor)) = dev.split_once(':') else {
+                continue;
+            };
+            let (Ok(major), Ok(minor), Ok(ino)) = (
+                u32::from_str_radix(major, 16),
+                u32::from_str_radix(minor, 16),
+                ino.parse::<u64>(),
+            ) else {
+                continue;
+            };
+            seen.insert(Mapping {
+                pid,
+                dev: libc::makedev(major, minor),
+                ino,
+            });
         }
-        out.extend(seen.into_iter().map(|p| (pid, p)));
+        out.extend(seen);
     }
     out
 }

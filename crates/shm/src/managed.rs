@@ -66,8 +66,11 @@ impl Managed {
             .ok_or_else(|| {
                 Error::Invalid(format!("payload size {} is too large", opts.payload_size))
             })?;
-        let seg = Segment::create(id, total, opts.mode)?;
-        let m = Managed { seg };
+        // A POSIX segment gets its name only once it is ready: no other
+        // process ever sees it half made, and a creator that dies first
+        // leaves nothing behind.
+        let seg = Segment::create_unnamed(id, total, opts.mode)?;
+        let mut m = Managed { seg };
         let written = (|| {
             let h = m.header();
             let me = ProcessId::current();
@@ -94,8 +97,10 @@ impl Managed {
             h.magic.store(header::MAGIC, Ordering::Release);
             init(&m)?;
             h.state.store(header::STATE_READY, Ordering::Release);
+            m.check_intact().map_err(Error::from)?;
             Ok::<(), E>(())
-        })();
+        })()
+        .and_then(|()| Ok(m.seg.publish()?));
         match written {
             Ok(()) => Ok(m),
             Err(e) => {
@@ -136,7 +141,10 @@ impl Managed {
         let start = Instant::now();
         loop {
             let attempt = Segment::open(id, access).and_then(|seg| {
-                check(&seg)?;
+                let checked = check(&seg);
+                // Zeros read from a file that shrank say nothing of it.
+                seg.check_intact()?;
+                checked?;
                 Ok(seg)
             });
             match attempt {
@@ -158,11 +166,9 @@ impl Managed {
     }
 
     /// Validates an observer's view (no liveness lock, read-only).
-    pub(crate) fn observe(seg: Segment) -> Result<Managed, (Segment, Error)> {
-        match check(&seg) {
-            Ok(()) => Ok(Managed { seg }),
-            Err(e) => Err((seg, e)),
-        }
+    pub(crate) fn observe(seg: Segment) -> Result<Managed, Error> {
+        check(&seg)?;
+        Ok(Managed { seg })
     }
 
     /// Checks that the segment holds `kind` with payload type `layout`.
@@ -176,10 +182,14 @@ impl Managed {
         if have != kind {
             return Err(Error::Incompatible {
                 what,
-                reason: format!("holds a shmex {have}, not a {kind}"),
+                reason: format!("holds {}, not {}", have.a(), kind.a()),
             });
         }
-        let (name, size, align) = (self.type_name(), self.type_size(), self.type_align());
+        let (name, size, align) = (
+            self.type_name().escape_debug().to_string(),
+            self.type_size(),
+            self.type_align(),
+        );
         if name != layout.type_name || size != layout.size || align != layout.align {
             return Err(Error::Incompatible {
                 what,
@@ -335,6 +345,17 @@ impl Managed {
         }
     }
 
+    /// As [`Segment::check_intact`]: `Err` once the segment shrank under
+    /// this process.
+    ///
+    /// # Errors
+    ///
+    /// [`Truncated`](crate::Truncated).
+    #[inline]
+    pub fn check_intact(&self) -> Result<(), crate::Truncated> {
+        self.seg.check_intact()
+    }
+
     /// Removes the segment (this one, by id). Attached processes keep it
     /// until they detach.
     ///
@@ -350,7 +371,8 @@ impl Managed {
 /// POSIX file is still empty) may be one its creator is writing now.
 fn still_initializing(id: &SegmentId) -> bool {
     match Segment::open_observer(id) {
-        Err(Error::Incompatible { .. }) => true, // empty POSIX file
+        // An empty POSIX file (never anything that is no regular file).
+        Err(Error::Incompatible { .. }) => Segment::posix_empty(id),
         Ok(seg) => {
             // Too short for the state word: a creator may still be sizing it.
             seg.len() < offsets::STATE + std::mem::size_of::<u32>() || {

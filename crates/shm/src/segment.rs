@@ -2,12 +2,14 @@
 #![allow(unsafe_code)]
 
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::os::{posix, sysv};
-use crate::{Error, SegmentId, Shared, user_name};
+use crate::shrink::Watch;
+use crate::{Error, SegmentId, Shared, Truncated, user_name};
 
 /// How a segment is attached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,8 +23,15 @@ pub enum Access {
 
 #[derive(Debug)]
 enum Handle {
-    SysV { shmid: i32 },
-    Posix { fd: OwnedFd },
+    SysV {
+        shmid: i32,
+    },
+    Posix {
+        fd: OwnedFd,
+        /// Until [`Segment::publish`]: the directory the file is to be
+        /// linked into (the file has no name yet).
+        unnamed: Option<OwnedFd>,
+    },
 }
 
 /// A segment attached to this process: System V or POSIX.
@@ -33,7 +42,10 @@ enum Handle {
 ///
 /// A POSIX segment opened through this type holds a shared `flock` on its
 /// file for as long as it is attached, so that [`remove_stale`](crate::remove_stale)
-/// can ask the kernel whether any process still holds it.
+/// can ask the kernel whether any process still holds it. Another process
+/// may also truncate its file: the mapping then reads zeros instead of
+/// killing this process with `SIGBUS`, and [`Segment::check_intact`] says
+/// so.
 #[derive(Debug)]
 pub struct Segment {
     id: SegmentId,
@@ -41,6 +53,8 @@ pub struct Segment {
     len: usize,
     access: Access,
     handle: Handle,
+    /// The POSIX mapping's entry in the `SIGBUS` handler's table.
+    watch: Option<Watch>,
 }
 
 // SAFETY: the mapping is shared memory that stays valid while `self` lives;
@@ -67,6 +81,20 @@ fn no_space(id: &SegmentId, size: u64, reason: impl Into<String>) -> Error {
     }
 }
 
+/// How long an attach waits for a POSIX segment's file to be free of an
+/// exclusive `flock` (which `remove_stale` holds for an instant).
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+
+/// Why an opener attaches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Purpose {
+    /// To use the segment: holds the liveness lock, and only if its owner
+    /// is allowed.
+    Attach,
+    /// To read its header for a listing: no lock, any owner.
+    Observe,
+}
+
 impl Segment {
     /// Creates a new segment of `size` bytes, exclusively, with permission
     /// bits `mode` exactly (the umask does not narrow them), zero-filled, and
@@ -78,6 +106,20 @@ impl Segment {
     /// size 0 or a mode with bits beyond 0777; [`Error::NoSpace`] when the
     /// machine or `/dev/shm` cannot hold it; [`Error::Os`] otherwise.
     pub fn create(id: &SegmentId, size: u64, mode: u32) -> Result<Segment, Error> {
+        Self::create_inner(id, size, mode, false)
+    }
+
+    /// As [`Segment::create`], but a POSIX segment gets its name only when
+    /// [`Segment::publish`] is called: until then no other process can
+    /// find it, and if this one dies first, nothing is left behind. A
+    /// System V segment (whose key cannot be given later), or a POSIX one
+    /// where the kernel cannot make unnamed files, is named at once, and
+    /// `publish` does nothing.
+    pub(crate) fn create_unnamed(id: &SegmentId, size: u64, mode: u32) -> Result<Segment, Error> {
+        Self::create_inner(id, size, mode, true)
+    }
+
+    fn create_inner(id: &SegmentId, size: u64, mode: u32, unnamed: bool) -> Result<Segment, Error> {
         check_mode(mode)?;
         if size == 0 {
             return Err(Error::Invalid(
@@ -119,10 +161,11 @@ impl Segment {
                     len,
                     access: Access::ReadWrite,
                     handle: Handle::SysV { shmid },
+                    watch: None,
                 })
             }
             SegmentId::Posix(name) => {
-                let fd = posix::create(name, size, mode).map_err(|e| match e.raw_os_error() {
+                let create_error = |e: io::Error| match e.raw_os_error() {
                     Some(libc::EEXIST) => Error::Exists {
                         what: id.to_string(),
                         hint: String::new(),
@@ -136,23 +179,24 @@ impl Segment {
                         mode: 0,
                     },
                     _ => Error::os("shm_open", id, e),
-                })?;
-                let setup = (|| {
-                    let ptr = posix::map(&fd, len, false).map_err(|e| Error::os("mmap", id, e))?;
-                    posix::flock(&fd, posix::Lock::Shared)
-                        .map_err(|e| Error::os("flock", id, e))?;
-                    Ok(ptr)
-                })();
-                match setup {
-                    Ok(ptr) => Ok(Segment {
-                        id: id.clone(),
-                        ptr,
-                        len,
-                        access: Access::ReadWrite,
-                        handle: Handle::Posix { fd },
-                    }),
+                };
+                let anonymous = if unnamed {
+                    posix::create_anonymous(size, mode).map_err(create_error)?
+                } else {
+                    None
+                };
+                let (fd, unnamed) = match anonymous {
+                    Some((fd, dir)) => (fd, Some(dir)),
+                    None => (posix::create(name, size, mode).map_err(create_error)?, None),
+                };
+                let named = unnamed.is_none();
+                let handle = Handle::Posix { fd, unnamed };
+                match Self::map_posix(id, handle, len, Access::ReadWrite, Purpose::Attach) {
+                    Ok(seg) => Ok(seg),
                     Err(e) => {
-                        let _ = posix::unlink(name);
+                        if named {
+                            let _ = posix::unlink(name);
+                        }
                         Err(e)
                     }
                 }
@@ -160,22 +204,130 @@ impl Segment {
         }
     }
 
+    /// Maps the POSIX segment open as `handle`, and enters the mapping in
+    /// the `SIGBUS` handler's table.
+    fn map_posix(
+        id: &SegmentId,
+        handle: Handle,
+        len: usize,
+        access: Access,
+        purpose: Purpose,
+    ) -> Result<Segment, Error> {
+        let Handle::Posix { fd, .. } = &handle else {
+            unreachable!("a POSIX segment has a POSIX handle")
+        };
+        let read_only = access == Access::ReadOnly;
+        let ptr = posix::map(fd, len, read_only).map_err(|e| Error::os("mmap", id, e))?;
+        let mut seg = Segment {
+            id: id.clone(),
+            ptr,
+            len,
+            access,
+            watch: None,
+            handle,
+        };
+        // On error, dropping `seg` unmaps it.
+        let Handle::Posix { fd, .. } = &seg.handle else {
+            unreachable!()
+        };
+        seg.watch = Some(Watch::new(
+            id,
+            fd.as_raw_fd(),
+            (ptr.as_ptr() as usize, len),
+            !read_only,
+            purpose == Purpose::Attach,
+        )?);
+        Ok(seg)
+    }
+
+    /// Gives a segment from [`Segment::create_unnamed`] its name,
+    /// exclusively.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Exists`] if another process took the name meanwhile (this
+    /// segment then stays unnamed, and goes away when dropped).
+    pub(crate) fn publish(&mut self) -> Result<(), Error> {
+        let Handle::Posix { fd, unnamed } = &mut self.handle else {
+            return Ok(());
+        };
+        let (Some(dir), SegmentId::Posix(name)) = (unnamed.as_ref(), &self.id) else {
+            return Ok(());
+        };
+        match posix::publish(fd, dir, name) {
+            Ok(()) => {
+                *unnamed = None;
+                Ok(())
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Err(Error::Exists {
+                what: self.id.to_string(),
+                hint: String::new(),
+            }),
+            // Linking refused (no /proc, a stacked mount, a security
+            // module): create the name as before and move the bytes there.
+            Err(_) => self.publish_by_copy(),
+        }
+    }
+
+    /// Gives an unnamed segment its name by creating the name exclusively
+    /// and copying the bytes into it, then mapping that file instead.
+    fn publish_by_copy(&mut self) -> Result<(), Error> {
+        let (Handle::Posix { fd: old, .. }, SegmentId::Posix(name)) = (&self.handle, &self.id)
+        else {
+            return Ok(());
+        };
+        let st = posix::fstat(old).map_err(|e| Error::os("fstat", &self.id, e))?;
+        let fd =
+            posix::create(name, self.len as u64, st.mode).map_err(|e| match e.raw_os_error() {
+                Some(libc::EEXIST) => Error::Exists {
+                    what: self.id.to_string(),
+                    hint: String::new(),
+                },
+                _ => Error::os("shm_open", &self.id, e),
+            })?;
+        let moved = posix::copy_contents(old, &fd, self.len as u64)
+            .map_err(|e| Error::os("copy", &self.id, e))
+            .and_then(|()| {
+                let handle = Handle::Posix { fd, unnamed: None };
+                Self::map_posix(&self.id, handle, self.len, self.access, Purpose::Attach)
+            });
+        match moved {
+            // The old mapping and file go with the old value.
+            Ok(named) => {
+                *self = named;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = posix::unlink(name);
+                Err(e)
+            }
+        }
+    }
+
     /// Opens and attaches an existing segment.
+    ///
+    /// A POSIX segment is opened without following a symbolic link and
+    /// without blocking, and anything but a regular file is refused. A
+    /// segment owned by another user is refused unless that owner was
+    /// allowed with [`allow_owner`](crate::allow_owner).
     ///
     /// # Errors
     ///
     /// [`Error::NotFound`] if there is none; [`Error::PermissionDenied`]
     /// naming the owner and mode if this user may not use it;
-    /// [`Error::Incompatible`] for an empty POSIX segment; [`Error::Os`]
+    /// [`Error::OtherOwner`] for another user's segment;
+    /// [`Error::Incompatible`] for an empty POSIX segment or a file that is
+    /// no segment (a FIFO, a symbolic link, …); [`Error::Locked`] if
+    /// another process keeps its file locked exclusively; [`Error::Os`]
     /// otherwise.
     pub fn open(id: &SegmentId, access: Access) -> Result<Segment, Error> {
-        Self::open_inner(id, access, true)
+        Self::open_inner(id, access, Purpose::Attach)
     }
 
-    /// Opens without the liveness lock: for observers (`ls`, `inspect`) that
-    /// must not count as holders.
+    /// Opens without the liveness lock and whoever owns it: for observers
+    /// (`ls`, `inspect`) that must not count as holders.
     pub(crate) fn open_observer(id: &SegmentId) -> Result<Segment, Error> {
-        Self::open_inner(id, Access::ReadOnly, false)
+        Self::open_inner(id, Access::ReadOnly, Purpose::Observe)
     }
 
     fn denied(id: &SegmentId) -> Error {
@@ -184,11 +336,7 @@ impl Segment {
                 .ok()
                 .and_then(|all| all.into_iter().find(|s| s.key == *key))
                 .map_or((u32::MAX, 0), |s| (s.uid, s.mode)),
-            SegmentId::Posix(name) => {
-                use std::os::unix::fs::MetadataExt;
-                std::fs::metadata(format!("/dev/shm/{name}"))
-                    .map_or((u32::MAX, 0), |m| (m.uid(), m.mode() & 0o777))
-            }
+            SegmentId::Posix(name) => posix::lstat(name).map_or((u32::MAX, 0), |s| (s.uid, s.mode)),
         };
         let owner = if uid == u32::MAX {
             "another user".to_owned()
@@ -203,49 +351,80 @@ impl Segment {
     }
 
     fn map_open_error(id: &SegmentId, op: &'static str, e: io::Error) -> Error {
+        // Whatever the errno (glibc's `shm_open` says EINVAL for a
+        // directory), a name that is no regular file is refused as such.
+        if let SegmentId::Posix(name) = id
+            && let Ok(st) = posix::lstat(name)
+            && let Some(what) = st.file_type.describe()
+        {
+            return not_a_file(id, what);
+        }
         match e.raw_os_error() {
             Some(libc::ENOENT) => Error::NotFound {
                 what: id.to_string(),
             },
             Some(libc::EACCES | libc::EPERM) => Self::denied(id),
+            // O_NOFOLLOW met a symbolic link (that is gone by now).
+            Some(libc::ELOOP) => not_a_file(id, "symbolic link"),
             _ => Error::os(op, id, e),
         }
     }
 
-    fn open_inner(id: &SegmentId, access: Access, lock: bool) -> Result<Segment, Error> {
+    /// Refuses a segment whose owner this process has not allowed.
+    fn check_owner(id: &SegmentId, uid: u32) -> Result<(), Error> {
+        if crate::owner_allowed(uid) {
+            return Ok(());
+        }
+        let name = user_name(uid);
+        let owner = if name.starts_with("uid ") {
+            name
+        } else {
+            format!("user {name} (uid {uid})")
+        };
+        Err(Error::OtherOwner {
+            what: id.to_string(),
+            owner,
+            uid,
+        })
+    }
+
+    fn open_inner(id: &SegmentId, access: Access, purpose: Purpose) -> Result<Segment, Error> {
         let read_only = access == Access::ReadOnly;
         match id {
             SegmentId::SysV(key) => {
                 let shmid =
                     sysv::get(*key, 0, 0).map_err(|e| Self::map_open_error(id, "shmget", e))?;
+                let st = sysv::stat(shmid)
+                    .map_err(|e| Self::map_open_error(id, "shmctl(IPC_STAT)", e))?;
+                if purpose == Purpose::Attach {
+                    Self::check_owner(id, st.uid)?;
+                }
                 let ptr = sysv::attach(shmid, read_only)
                     .map_err(|e| Self::map_open_error(id, "shmat", e))?;
-                let len = match sysv::stat(shmid) {
-                    Ok(st) => st.size as usize,
-                    Err(e) => {
-                        // SAFETY: `ptr` was just attached and is not used again.
-                        unsafe { sysv::detach(ptr) };
-                        return Err(Self::map_open_error(id, "shmctl(IPC_STAT)", e));
-                    }
-                };
                 Ok(Segment {
                     id: id.clone(),
                     ptr,
-                    len,
+                    len: st.size as usize,
                     access,
                     handle: Handle::SysV { shmid },
+                    watch: None,
                 })
             }
             SegmentId::Posix(name) => {
                 let fd = posix::open(name, read_only)
                     .map_err(|e| Self::map_open_error(id, "shm_open", e))?;
-                if lock {
-                    // Waits only while `rm --stale` holds the exclusive lock
-                    // for the instant it takes to unlink.
-                    posix::flock(&fd, posix::Lock::Shared)
-                        .map_err(|e| Error::os("flock", id, e))?;
-                }
                 let st = posix::fstat(&fd).map_err(|e| Error::os("fstat", id, e))?;
+                if let Some(what) = st.file_type.describe() {
+                    return Err(not_a_file(id, what));
+                }
+                let st = if purpose == Purpose::Attach {
+                    Self::check_owner(id, st.uid)?;
+                    lock_shared(id, &fd)?;
+                    // It may have been removed while this waited for the lock.
+                    posix::fstat(&fd).map_err(|e| Error::os("fstat", id, e))?
+                } else {
+                    st
+                };
                 if st.nlink == 0 {
                     return Err(Error::NotFound {
                         what: id.to_string(),
@@ -261,14 +440,8 @@ impl Segment {
                 }
                 let len = usize::try_from(st.size)
                     .map_err(|_| Error::Invalid("segment too large".into()))?;
-                let ptr = posix::map(&fd, len, read_only).map_err(|e| Error::os("mmap", id, e))?;
-                Ok(Segment {
-                    id: id.clone(),
-                    ptr,
-                    len,
-                    access,
-                    handle: Handle::Posix { fd },
-                })
+                let handle = Handle::Posix { fd, unnamed: None };
+                Self::map_posix(id, handle, len, access, purpose)
             }
         }
     }
@@ -293,9 +466,50 @@ impl Segment {
         }
     }
 
+    /// The key of the System V segment with id `shmid` (0 for one made
+    /// `IPC_PRIVATE`), as `ipcs -m` lists them.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] if no segment has that id;
+    /// [`Error::PermissionDenied`] if this user may not read it.
+    pub fn sysv_key_of(shmid: i32) -> Result<i32, Error> {
+        sysv::stat(shmid)
+            .map(|s| s.key)
+            .map_err(|e| Self::shmid_error(shmid, "shmctl(IPC_STAT)", e))
+    }
+
+    /// Removes the System V segment with id `shmid`, as `ipcrm -m` does
+    /// (also one made `IPC_PRIVATE`, which no key names).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] if no segment has that id;
+    /// [`Error::PermissionDenied`] if this user may not remove it.
+    pub fn remove_sysv_id(shmid: i32) -> Result<(), Error> {
+        sysv::remove(shmid).map_err(|e| Self::shmid_error(shmid, "shmctl(IPC_RMID)", e))
+    }
+
+    fn shmid_error(shmid: i32, op: &'static str, e: io::Error) -> Error {
+        let what = format!("with shmid {shmid}");
+        match e.raw_os_error() {
+            Some(libc::EINVAL | libc::EIDRM) => Error::NotFound { what },
+            Some(libc::EACCES | libc::EPERM) => Error::PermissionDenied {
+                what,
+                owner: sysv::list()
+                    .ok()
+                    .and_then(|all| all.into_iter().find(|s| s.shmid == shmid))
+                    .map_or_else(|| "another user".into(), |s| user_name(s.uid)),
+                mode: 0,
+            },
+            _ => Error::os(op, what, e),
+        }
+    }
+
     /// Removes this very segment (by its System V id, not its key, so a
-    /// newer segment that reuses the key is never hit). Idempotent: a segment
-    /// already removed is not an error.
+    /// newer segment that reuses the key is never hit; for POSIX, only if
+    /// its name still refers to this file). Idempotent: a segment already
+    /// removed is not an error.
     ///
     /// # Errors
     ///
@@ -303,18 +517,16 @@ impl Segment {
     pub fn remove_this(&self) -> Result<(), Error> {
         let r = match &self.handle {
             Handle::SysV { shmid } => sysv::remove(*shmid),
-            Handle::Posix { fd } => {
-                // Unlink only if the name still refers to our file.
+            Handle::Posix {
+                unnamed: Some(_), ..
+            } => return Ok(()),
+            Handle::Posix { fd, unnamed: None } => {
                 let SegmentId::Posix(name) = &self.id else {
-                    unreachable!()
+                    unreachable!("a POSIX handle has a POSIX name")
                 };
-                match (
-                    posix::fstat(fd),
-                    std::fs::metadata(format!("/dev/shm/{name}")),
-                ) {
-                    (Ok(st), Ok(_)) if st.nlink == 0 => return Ok(()),
-                    (_, Err(_)) => return Ok(()),
-                    _ => posix::unlink(name),
+                match (posix::fstat(fd), posix::lstat(name)) {
+                    (Ok(mine), Ok(named)) if mine.same_file(&named) => posix::unlink(name),
+                    _ => return Ok(()),
                 }
             }
         };
@@ -329,6 +541,80 @@ impl Segment {
                 Ok(())
             }
             Err(e) => Err(Self::map_open_error(&self.id, "remove", e)),
+        }
+    }
+
+    /// Whether this segment has been removed (its name unlinked, or its
+    /// System V id marked for destruction) while this process is still
+    /// attached to it: whatever is written to it now reaches nobody who
+    /// opens it by name later. One system call.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Os`] if the kernel cannot say.
+    pub fn is_removed(&self) -> Result<bool, Error> {
+        match &self.handle {
+            // Once IPC_RMID marks it for destruction the kernel sets its
+            // key to IPC_PRIVATE; a segment already gone is removed too.
+            Handle::SysV { shmid } => match sysv::stat(*shmid) {
+                Ok(st) => Ok(st.key == libc::IPC_PRIVATE),
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EIDRM | libc::EINVAL)) => Ok(true),
+                Err(e) => Err(Error::os("shmctl(IPC_STAT)", &self.id, e)),
+            },
+            Handle::Posix { fd, .. } => posix::fstat(fd)
+                .map(|st| st.nlink == 0)
+                .map_err(|e| Error::os("fstat", &self.id, e)),
+        }
+    }
+
+    /// Whether this segment still has all the bytes it was mapped with:
+    /// `Err` once another process truncated its file under this process
+    /// (the mapping then reads zeros). One atomic load; System V segments
+    /// cannot shrink.
+    ///
+    /// # Errors
+    ///
+    /// [`Truncated`] naming the segment and its size now.
+    #[inline]
+    pub fn check_intact(&self) -> Result<(), Truncated> {
+        match &self.watch {
+            Some(w) => w.check(),
+            None => Ok(()),
+        }
+    }
+
+    /// As [`Segment::check_intact`], after asking the kernel the file's
+    /// size (one `fstat`): finds a truncation before any access faults on
+    /// it, for a side that waits and touches only the pages that are left.
+    ///
+    /// # Errors
+    ///
+    /// [`Truncated`] naming the segment and its size now.
+    pub fn verify_intact(&self) -> Result<(), Truncated> {
+        let (Some(w), Handle::Posix { fd, .. }) = (&self.watch, &self.handle) else {
+            return Ok(());
+        };
+        if posix::fstat(fd).is_ok_and(|s| s.size < self.len as u64) {
+            w.mark_lost();
+        }
+        w.check()
+    }
+
+    /// Whether `id` names an empty regular POSIX file (one whose creator
+    /// has not sized it yet, or died first).
+    pub(crate) fn posix_empty(id: &SegmentId) -> bool {
+        match id {
+            SegmentId::Posix(name) => posix::lstat(name)
+                .is_ok_and(|s| s.file_type == posix::FileType::Regular && s.size == 0),
+            SegmentId::SysV(_) => false,
+        }
+    }
+
+    /// The POSIX file's identity and state now, as `fstat` gives them.
+    pub(crate) fn posix_stat(&self) -> Option<posix::Stat> {
+        match &self.handle {
+            Handle::Posix { fd, .. } => posix::fstat(fd).ok(),
+            Handle::SysV { .. } => None,
         }
     }
 
@@ -361,7 +647,7 @@ impl Segment {
     /// handle is itself a holder.
     pub(crate) fn posix_unheld(&self) -> Option<bool> {
         match &self.handle {
-            Handle::Posix { fd } => posix::flock(fd, posix::Lock::ExclusiveNonBlocking).ok(),
+            Handle::Posix { fd, .. } => posix::flock(fd, posix::Lock::Exclusive).ok(),
             Handle::SysV { .. } => None,
         }
     }
@@ -490,6 +776,9 @@ impl Segment {
 
 impl Drop for Segment {
     fn drop(&mut self) {
+        // Out of the SIGBUS handler's table before the range is unmapped
+        // (and could be mapped again by something else).
+        drop(self.watch.take());
         match &self.handle {
             // SAFETY: `ptr` came from shmat in `create`/`open` and no borrow
             // of the mapping outlives `self`.
@@ -498,5 +787,82 @@ impl Drop for Segment {
             // mapping outlives `self`. The fd (and its flock) closes after.
             Handle::Posix { .. } => unsafe { posix::unmap(self.ptr, self.len) },
         }
+    }
+}
+
+/// A file under a segment's name that is no segment (a FIFO, a symbolic
+/// link, …): refused before anything could block on it.
+fn not_a_file(id: &SegmentId, what: &str) -> Error {
+    Error::Incompatible {
+        what: id.to_string(),
+        reason: format!(
+            "is a {what}, not a shared-memory file: some process put it in /dev/shm; remove it if it should not be there"
+        ),
+    }
+}
+
+/// Takes the shared liveness lock on a POSIX segment's file, waiting at
+/// most [`LOCK_WAIT`] while another process holds it exclusively.
+fn lock_shared(id: &SegmentId, fd: &OwnedFd) -> Result<(), Error> {
+    let start = Instant::now();
+    loop {
+        if posix::flock(fd, posix::Lock::Shared).map_err(|e| Error::os("flock", id, e))? {
+            return Ok(());
+        }
+        if start.elapsed() >= LOCK_WAIT {
+            return Err(Error::Locked {
+                what: id.to_string(),
+                waited_ms: start.elapsed().as_millis() as u64,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Where linking an unnamed file is refused, it is named by copying:
+    /// the bytes written before are there, and the mapping is the named
+    /// file's from then on.
+    #[test]
+    fn an_unnamed_segment_can_be_named_by_copying() {
+        let name = format!("shmex-unit-copy-{}", std::process::id());
+        let id = SegmentId::posix(name.clone()).unwrap();
+        let mut seg = Segment::create_unnamed(&id, 8192, 0o640).unwrap();
+        if matches!(seg.handle, Handle::Posix { unnamed: None, .. }) {
+            // No unnamed files here: it was named at once.
+            Segment::remove(&id).unwrap();
+            return;
+        }
+        seg.write_at(5000, b"moved").unwrap();
+        assert!(
+            Segment::open(&id, Access::ReadOnly)
+                .unwrap_err()
+                .is_not_found()
+        );
+
+        let taken = Segment::create(&id, 64, 0o600).unwrap();
+        assert!(matches!(seg.publish_by_copy(), Err(Error::Exists { .. })));
+        assert_eq!(
+            posix::lstat(&name).unwrap().size,
+            64,
+            "the other one is kept"
+        );
+        drop(taken);
+        Segment::remove(&id).unwrap();
+
+        seg.publish_by_copy().unwrap();
+        let other = Segment::open(&id, Access::ReadWrite).unwrap();
+        let mut b = [0u8; 5];
+        other.read_at(5000, &mut b).unwrap();
+        assert_eq!(&b, b"moved");
+        seg.write_at(0, b"x").unwrap();
+        other.read_at(0, &mut b[..1]).unwrap();
+        assert_eq!(&b[..1], b"x", "both map the named file");
+        assert_eq!(posix::lstat(&name).unwrap().mode, 0o640);
+        assert!(seg.check_intact().is_ok());
+        Segment::remove(&id).unwrap();
     }
 }

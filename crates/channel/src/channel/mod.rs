@@ -39,13 +39,13 @@ mod rendezvous;
 mod sender;
 mod waiting;
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::error::Side;
+use crate::error::{Corruption, Side};
 use crate::layout::{ChannelHeader, EndWords};
 use crate::raw::Mapped;
-use crate::ring::{self, Control};
+use crate::ring::{self, Control, Parker};
 use crate::wait::Wait;
 
 pub use receiver::{Message, Receiver};
@@ -95,6 +95,8 @@ struct End {
     cpus: u64,
     /// This process takes part in heavy barriers (so may run them).
     barrier: bool,
+    /// How this side parks, across its waits.
+    parker: Parker,
 }
 
 impl End {
@@ -102,19 +104,24 @@ impl End {
         self.mapped.header()
     }
 
-    /// This side's park word.
-    fn own_park(&self) -> &AtomicU32 {
-        self.ctl().park(self.side)
-    }
-
     /// The peer's setup and liveness words.
     fn peer(&self) -> &EndWords {
         self.ctl().end(self.side.other())
     }
 
-    /// Whether the peer has not closed its end (yet).
+    /// Whether the peer has not closed its end (yet): a quick look, for
+    /// the decision to park ([`End::peer_state`] validates).
     fn peer_open(&self) -> bool {
         self.ctl().state(self.side.other()).load(Ordering::Acquire) == ring::OPEN
+    }
+
+    /// The peer's state.
+    ///
+    /// # Errors
+    ///
+    /// [`Corruption::State`] if its word holds no state.
+    fn peer_state(&self) -> Result<u32, Corruption> {
+        ring::state(self.ctl(), self.side.other())
     }
 
     /// The largest message the ring takes.

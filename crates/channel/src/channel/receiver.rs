@@ -55,7 +55,7 @@ impl Receiver {
     /// As [`Sender::open`](crate::Sender::open).
     pub fn open(id: &SegmentId, opts: &Options) -> Result<Receiver, OpenError> {
         let end = attach(id, Side::Receiver, opts)?;
-        let core = Consumer::new(end.ctl(), end.size);
+        let core = Consumer::new(end.size);
         Ok(Receiver {
             end,
             core,
@@ -77,7 +77,12 @@ impl Receiver {
         loop {
             let end = &self.end;
             let channel = || end.name.clone();
-            match self.core.try_peek(end.ctl(), &end.mapped) {
+            let peek = self.core.try_peek(end.ctl(), &end.mapped);
+            if !matches!(peek, Ok(Peek::Message { .. } | Peek::Empty)) {
+                // Zeros read from a segment that shrank end nothing.
+                end.mapped.managed().check_intact()?;
+            }
+            match peek {
                 Ok(Peek::Message { off, len }) => {
                     if let Some(b) = &backoff {
                         self.end.done(b);
@@ -87,13 +92,7 @@ impl Receiver {
                 Ok(Peek::Ended(ring::CLOSED)) => return Ok(None),
                 Ok(Peek::Ended(_)) => return Err(RecvError::Aborted { channel: channel() }),
                 Ok(Peek::Empty) => {}
-                Err(c) => {
-                    return Err(RecvError::Corrupt {
-                        channel: channel(),
-                        offset: c.offset,
-                        value: c.value,
-                    });
-                }
+                Err(what) => return Err(end.corrupted(what)),
             }
             let limit = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             if limit.is_some_and(|l| l.is_zero()) {
@@ -109,15 +108,14 @@ impl Receiver {
             let core = &self.core;
             let ctl = end.ctl();
             let backoff = backoff.get_or_insert_with(|| end.backoff());
-            if backoff.snooze(
-                ctl,
-                end.own_park(),
-                || core.has_news(ctl, &end.mapped),
-                limit,
-            ) == Snooze::Waited
+            if backoff.snooze(ctl, &end.parker, || core.has_news(ctl, &end.mapped), limit)
+                == Snooze::Waited
             {
-                // Whatever a dead sender committed is still delivered.
                 let core = &self.core;
+                if let Err(what) = core.check(self.end.ctl()) {
+                    return Err(self.end.corrupted(what));
+                }
+                // Whatever a dead sender committed is still delivered.
                 self.end
                     .after_wait::<RecvError>(|end| core.has_news(end.ctl(), &end.mapped))?;
             }
@@ -129,15 +127,16 @@ impl Receiver {
     }
 
     /// Waits for the next message and lends it; `Ok(None)` is the end of
-    /// the stream (the sender closed, or was dropped, after its last
-    /// message).
+    /// the stream (the sender closed after its last message).
     ///
     /// # Errors
     ///
     /// [`RecvError::PeerGone`] (within about 100 ms of the sender's death,
-    /// after the messages it committed), [`RecvError::Aborted`],
-    /// [`RecvError::Interrupted`] on a termination signal,
-    /// [`RecvError::Corrupt`].
+    /// after the messages it committed), [`RecvError::Aborted`] (the sender
+    /// aborted, or was dropped without closing), [`RecvError::Interrupted`]
+    /// on a termination signal, [`RecvError::Corrupted`] if the channel's
+    /// shared state is impossible (found at once while it waits, within a
+    /// park slice).
     #[inline]
     pub fn recv(&mut self) -> Result<Option<Message<'_>>, RecvError> {
         let end = &self.end;

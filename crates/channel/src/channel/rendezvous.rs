@@ -2,7 +2,9 @@
 #![forbid(unsafe_code)]
 
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
+use shm::header::Layout;
 use shm::sync::ProcessId;
 use shm::{Access, Lifetime, Managed, ManagedOptions, SegmentId};
 
@@ -10,7 +12,7 @@ use super::{End, Options};
 use crate::error::{OpenError, Side};
 use crate::layout::{ChannelHeader, EndWords, FLAG_BARRIER};
 use crate::raw::Mapped;
-use crate::ring;
+use crate::ring::{self, Parker};
 use crate::wait;
 
 /// Largest capacity accepted.
@@ -36,6 +38,37 @@ fn describe_self(mine: &EndWords, cpus: u64, barrier: bool) {
     mine.flags.store(flags, Ordering::Release);
 }
 
+/// Opens the channel's segment, waiting at most `ready_wait` for its
+/// creator to finish it. The segment layer's wait can end early, with a
+/// segment "not ready" or empty, when the creator finishes between two of
+/// its looks; looking again then finds it ready. So "not ready" ends the
+/// wait only when `ready_wait` is over, and any other refusal only when it
+/// is found twice.
+fn open_ready(
+    id: &SegmentId,
+    layout: &Layout,
+    ready_wait: Duration,
+) -> Result<Managed, shm::Error> {
+    let start = Instant::now();
+    let mut second_look = false;
+    loop {
+        let wait = ready_wait.saturating_sub(start.elapsed());
+        match Managed::open(id, Access::ReadWrite, crate::KIND, layout, wait) {
+            Err(shm::Error::NotReady { .. }) if !wait.is_zero() => {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            Err(shm::Error::NotReady { what, .. }) => {
+                let waited_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+                return Err(shm::Error::NotReady { what, waited_ms });
+            }
+            Err(shm::Error::Incompatible { .. } | shm::Error::Foreign { .. }) if !second_look => {
+                second_look = true;
+            }
+            opened => return opened,
+        }
+    }
+}
+
 /// Creates the channel, or opens it if it exists (waiting for its creator to
 /// finish), and claims `side` of it.
 pub(super) fn attach(id: &SegmentId, side: Side, opts: &Options) -> Result<End, OpenError> {
@@ -58,6 +91,7 @@ pub(super) fn attach(id: &SegmentId, side: Side, opts: &Options) -> Result<End, 
             last_check: None,
             cpus,
             barrier,
+            parker: Parker::new(side),
         })
     };
     for _ in 0..ATTACH_TRIES {
@@ -82,7 +116,7 @@ pub(super) fn attach(id: &SegmentId, side: Side, opts: &Options) -> Result<End, 
             Err(shm::Error::Exists { .. }) => {}
             Err(e) => return Err(e.into()),
         }
-        let m = match Managed::open(id, Access::ReadWrite, crate::KIND, &layout, opts.ready_wait) {
+        let m = match open_ready(id, &layout, opts.ready_wait) {
             Ok(m) => m,
             Err(e) if e.is_not_found() => continue,
             Err(e) => return Err(e.into()),

@@ -2,7 +2,6 @@
 //! ring for one message.
 #![forbid(unsafe_code)]
 
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use shm::SegmentId;
@@ -11,7 +10,7 @@ use super::End;
 use super::Options;
 use super::rendezvous::attach;
 use crate::error::{OpenError, SendError, Side};
-use crate::ring::{self, Producer};
+use crate::ring::{self, NoRoom, Producer};
 use crate::wait::Snooze;
 
 /// The producing end of a channel.
@@ -31,7 +30,7 @@ use crate::wait::Snooze;
 ///     grant.copy_from_slice(b"world");
 ///     grant.commit();
 /// }
-/// tx.close();
+/// tx.close(); // dropped without `close`, the stream would end as aborted
 /// assert_eq!(&*rx.recv()?.unwrap(), b"hello");
 /// assert_eq!(&*rx.recv()?.unwrap(), b"world");
 /// assert!(rx.recv()?.is_none()); // end of stream
@@ -102,7 +101,7 @@ impl Sender {
     /// layer's refusals (a foreign segment by that name, permissions, …).
     pub fn open(id: &SegmentId, opts: &Options) -> Result<Sender, OpenError> {
         let end = attach(id, Side::Sender, opts)?;
-        let core = Producer::new(end.ctl(), end.size);
+        let core = Producer::new(end.size);
         Ok(Sender {
             end,
             core,
@@ -136,14 +135,16 @@ impl Sender {
         let mut backoff = self.end.backoff();
         loop {
             let end = &self.end;
-            if let Ok(off) = self.core.try_reserve(end.ctl(), &end.mapped, len) {
-                self.end.done(&backoff);
-                return Ok(off);
+            match self.core.try_reserve(end.ctl(), &end.mapped, len) {
+                Ok(off) => {
+                    end.done(&backoff);
+                    return Ok(off);
+                }
+                Err(NoRoom::Corrupt(what)) => return Err(end.corrupted(what)),
+                Err(NoRoom::Full) => {}
             }
+            self.receiver_open()?;
             let channel = || end.name.clone();
-            if !end.peer_open() {
-                return Err(SendError::ReceiverClosed { channel: channel() });
-            }
             let limit = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             if limit.is_some_and(|l| l.is_zero()) {
                 return Err(if timeout.is_zero() {
@@ -159,7 +160,7 @@ impl Sender {
             let ctl = end.ctl();
             let snooze = backoff.snooze(
                 ctl,
-                end.own_park(),
+                &end.parker,
                 || core.has_room(ctl, len) || !end.peer_open(),
                 limit,
             );
@@ -176,6 +177,37 @@ impl Sender {
         self.end.after_wait(|end| !end.peer_open())
     }
 
+    /// `Ok` while the receiver's end is open (or not attached yet).
+    fn receiver_open(&self) -> Result<(), SendError> {
+        match self.end.peer_state() {
+            Ok(ring::OPEN) => Ok(()),
+            Ok(_) => Err(SendError::ReceiverClosed {
+                channel: self.end.name.clone(),
+            }),
+            Err(what) => Err(self.end.corrupted(what)),
+        }
+    }
+
+    /// Looks at the receiver without waiting for anything: whether it
+    /// closed its end or died, and whether the shared state it writes is
+    /// possible. A sender that waits for something else (its own input)
+    /// calls this now and then, to stop as soon as nothing it sends would be
+    /// read, as a pipe's writer gets `EPIPE`. Before the receiver attached,
+    /// there is nothing to report.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::ReceiverClosed`], [`SendError::PeerGone`],
+    /// [`SendError::Corrupted`], and [`SendError::Interrupted`] if a
+    /// termination signal has arrived (see [`shm::sys::catch_termination`]).
+    pub fn check(&mut self) -> Result<(), SendError> {
+        if let Err(what) = self.core.drained(self.end.ctl()) {
+            return Err(self.end.corrupted(what));
+        }
+        self.receiver_open()?;
+        self.after_wait()
+    }
+
     /// Reserves `len` bytes for one message, waiting for room.
     ///
     /// # Errors
@@ -183,7 +215,8 @@ impl Sender {
     /// [`SendError::TooLarge`], [`SendError::ReceiverClosed`],
     /// [`SendError::PeerGone`] (within about 100 ms of the receiver's
     /// death), [`SendError::Interrupted`] on a termination signal (see
-    /// [`shm::sys::catch_termination`]).
+    /// [`shm::sys::catch_termination`]), [`SendError::Corrupted`] if the
+    /// receiver's position is impossible.
     pub fn reserve(&mut self, len: usize) -> Result<Grant<'_>, SendError> {
         let off = self.room(len, None, Duration::ZERO)?;
         Ok(Grant { tx: self, off, len })
@@ -282,30 +315,32 @@ impl Sender {
     ///
     /// [`SendError::ReceiverClosed`] if it closed with messages left,
     /// [`SendError::PeerGone`], [`SendError::Interrupted`],
-    /// [`SendError::Timeout`].
+    /// [`SendError::Timeout`], [`SendError::Corrupted`].
     pub fn flush(&mut self, timeout: Option<Duration>) -> Result<(), SendError> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut backoff = self.end.backoff();
         loop {
-            let ctl = self.end.ctl();
-            let head = self.core.position();
-            let drained = || ctl.tail.pos.load(Ordering::Acquire) == head;
-            if drained() {
-                self.end.done(&backoff);
-                return Ok(());
+            let (end, core) = (&self.end, &self.core);
+            let ctl = end.ctl();
+            match core.drained(ctl) {
+                Ok(true) => {
+                    end.done(&backoff);
+                    return Ok(());
+                }
+                Ok(false) => {}
+                Err(what) => return Err(end.corrupted(what)),
             }
-            let channel = || self.end.name.clone();
-            if !self.end.peer_open() {
-                return Err(SendError::ReceiverClosed { channel: channel() });
-            }
+            self.receiver_open()?;
             let limit = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             if limit.is_some_and(|l| l.is_zero()) {
                 return Err(SendError::Timeout {
-                    channel: channel(),
+                    channel: end.name.clone(),
                     after: timeout.unwrap_or_default(),
                 });
             }
-            if backoff.snooze(ctl, self.end.own_park(), drained, limit) == Snooze::Waited {
+            // A receiver that closes is news as much as one that drains.
+            let news = || core.drained(ctl) != Ok(false) || !end.peer_open();
+            if backoff.snooze(ctl, &end.parker, news, limit) == Snooze::Waited {
                 self.after_wait()?;
             }
         }
@@ -320,13 +355,17 @@ impl Sender {
     }
 
     /// Ends the stream: the receiver gets every message sent, then the end
-    /// of the stream. Dropping the sender does the same.
+    /// of the stream. Only this ends a stream cleanly: a sender dropped
+    /// without it aborts the stream.
     pub fn close(mut self) {
         self.finish(ring::CLOSED);
     }
 
     /// Ends the stream as incomplete: the receiver gets every message sent,
-    /// then [`RecvError::Aborted`](crate::RecvError::Aborted) (for a sender that was interrupted).
+    /// then [`RecvError::Aborted`](crate::RecvError::Aborted) (for a sender
+    /// that was interrupted or failed). Dropping the sender without
+    /// [`Sender::close`] does the same, so that a sender that returns early
+    /// on an error, or panics, never looks like a complete stream.
     pub fn abort(mut self) {
         self.finish(ring::ABORTED);
     }
@@ -334,6 +373,6 @@ impl Sender {
 
 impl Drop for Sender {
     fn drop(&mut self) {
-        self.finish(ring::CLOSED);
+        self.finish(ring::ABORTED);
     }
 }

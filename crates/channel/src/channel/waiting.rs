@@ -8,17 +8,19 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::End;
-use crate::error::{RecvError, SendError};
+use crate::error::{Corruption, RecvError, SendError};
 use crate::layout::FLAG_BARRIER;
 use crate::wait::{self, Backoff, PARK_SLICE};
 
-/// The error of an operation that waits for the peer, for the two reasons
-/// any such wait ends early.
-pub(super) trait WaitError {
+/// The error of an operation that waits for the peer, for the reasons any
+/// such wait ends early.
+pub(super) trait WaitError: From<shm::Truncated> {
     /// A termination signal arrived while waiting on `channel`.
     fn interrupted(channel: String, signal: i32) -> Self;
     /// The peer, process `pid`, died.
     fn peer_gone(channel: String, pid: u32) -> Self;
+    /// The channel's shared state is impossible.
+    fn corrupted(channel: String, what: Corruption) -> Self;
 }
 
 impl WaitError for SendError {
@@ -28,6 +30,9 @@ impl WaitError for SendError {
     fn peer_gone(channel: String, pid: u32) -> Self {
         SendError::PeerGone { channel, pid }
     }
+    fn corrupted(channel: String, what: Corruption) -> Self {
+        SendError::Corrupted { channel, what }
+    }
 }
 
 impl WaitError for RecvError {
@@ -36,6 +41,9 @@ impl WaitError for RecvError {
     }
     fn peer_gone(channel: String, pid: u32) -> Self {
         RecvError::PeerGone { channel, pid }
+    }
+    fn corrupted(channel: String, what: Corruption) -> Self {
+        RecvError::Corrupted { channel, what }
     }
 }
 
@@ -48,13 +56,15 @@ impl End {
 
     /// Ends a wait: lets the peer skip its fences while this side keeps
     /// finding what it waits for without parking.
-    pub(super) fn done(&mut self, backoff: &Backoff) {
-        if backoff.no_barrier {
-            self.barrier = false;
-        }
+    pub(super) fn done(&self, backoff: &Backoff) {
         let peer = self.peer().flags.load(Ordering::Acquire);
         let covered = self.barrier && peer & FLAG_BARRIER != 0;
-        backoff.done(self.own_park(), covered);
+        backoff.done(self.ctl(), &self.parker, covered);
+    }
+
+    /// `what`, as the error of an operation on this channel.
+    pub(super) fn corrupted<E: WaitError>(&self, what: Corruption) -> E {
+        E::corrupted(self.name.clone(), what)
     }
 
     /// The checks after a wait that took time ([`wait::Snooze::Waited`]):
@@ -64,7 +74,8 @@ impl End {
     ///
     /// # Errors
     ///
-    /// [`WaitError::interrupted`], [`WaitError::peer_gone`].
+    /// [`shm::Truncated`], [`WaitError::interrupted`],
+    /// [`WaitError::peer_gone`].
     pub(super) fn after_wait<E: WaitError>(
         &mut self,
         excused: impl FnOnce(&End) -> bool,
@@ -72,7 +83,10 @@ impl End {
         if let Some(signal) = shm::sys::termination_signal() {
             return Err(E::interrupted(self.name.clone(), signal));
         }
-        if let Some(pid) = self.dead_peer(Instant::now())
+        let dead = self.dead_peer(Instant::now());
+        // A segment that shrank reads zeros: no peer state to trust.
+        self.mapped.managed().check_intact()?;
+        if let Some(pid) = dead
             && !excused(self)
         {
             return Err(E::peer_gone(self.name.clone(), pid));
@@ -81,7 +95,8 @@ impl End {
     }
 
     /// The peer's pid if it attached and has died since (checked at most
-    /// every park slice, since reading `/proc` costs microseconds).
+    /// every park slice, since reading `/proc` costs microseconds), and
+    /// whether the segment kept its size.
     fn dead_peer(&mut self, now: Instant) -> Option<u32> {
         if self
             .last_check
@@ -90,6 +105,9 @@ impl End {
             return None;
         }
         self.last_check = Some(now);
+        // Also asks the kernel whether the segment shrank: a waiting side
+        // may touch only pages that are left, and never fault.
+        let _ = self.mapped.managed().segment().verify_intact();
         let peer = self.peer().holder();
         (peer.pid != 0 && !peer.is_alive()).then_some(peer.pid)
     }

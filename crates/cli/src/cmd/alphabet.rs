@@ -14,6 +14,7 @@ use clap::Subcommand;
 use shm::{Access, Segment, SegmentId};
 
 use crate::support::error::BadInput;
+use crate::support::owners::AllowOwner;
 use crate::support::parse::{parse_mode, parse_seconds};
 
 /// The seed's segment size: 26 letters and room for a terminator.
@@ -51,6 +52,8 @@ pub enum Cmd {
         /// Give up if the whole alphabet is not there within this many seconds.
         #[arg(long, value_name = "SECONDS", default_value = "10")]
         timeout: String,
+        #[command(flatten)]
+        owners: AllowOwner,
     },
 }
 
@@ -62,8 +65,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let mode = parse_mode(&mode)?;
             produce(&id, timeout, mode, &mut std::io::stdout())
         }
-        Cmd::Consume { key, timeout } => {
+        Cmd::Consume {
+            key,
+            timeout,
+            owners,
+        } => {
             let id = SegmentId::parse_key(&key)?;
+            owners.apply()?;
             let timeout = parse_seconds(&timeout)?;
             consume(&id, timeout, &mut std::io::stdout())
         }

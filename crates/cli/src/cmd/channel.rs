@@ -1,20 +1,24 @@
 //! `shmex send` and `shmex recv`: stdin → channel → stdout.
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, IsTerminal, Read, Write};
 use std::os::fd::AsFd;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use channel::{OpenError, Options, Receiver, RecvError, SendError, Sender};
 use shm::SegmentId;
 
 use crate::support::error::BadInput;
+use crate::support::owners::AllowOwner;
 use crate::support::parse::{parse_mode, parse_seconds, parse_size};
 
 /// Bytes read from stdin per message.
 const CHUNK: usize = 64 * 1024;
+
+/// How long `send` waits for a receiver before it says so (on a terminal).
+const NOTICE_AFTER: Duration = Duration::from_millis(500);
 
 /// Flags of `shmex send`.
 #[derive(Debug, clap::Args)]
@@ -33,6 +37,8 @@ pub struct SendArgs {
     /// Permission bits, if this end creates the channel.
     #[arg(long, value_name = "OCTAL", default_value = "0600")]
     pub mode: String,
+    #[command(flatten)]
+    pub owners: AllowOwner,
 }
 
 /// Flags of `shmex recv`.
@@ -51,6 +57,8 @@ pub struct RecvArgs {
     /// Permission bits, if this end creates the channel.
     #[arg(long, value_name = "OCTAL", default_value = "0600")]
     pub mode: String,
+    #[command(flatten)]
+    pub owners: AllowOwner,
 }
 
 /// The options of `--capacity` and `--mode`. The channel judges the
@@ -86,15 +94,10 @@ fn channel_id(name: &str) -> anyhow::Result<SegmentId> {
     Ok(SegmentId::posix(name)?)
 }
 
-/// Reads into `buf`, retrying reads that a non-terminating signal
-/// interrupted.
+/// Reads into `buf` (once [`wait_input`] found data there), retrying reads
+/// that a non-terminating signal interrupted.
 fn read_some(input: &mut File, buf: &mut [u8]) -> io::Result<usize> {
     loop {
-        // Only read once data (or the end) is there: a read entered just
-        // after Ctrl-C would otherwise wait for input that never comes.
-        if !ready(input, false)? {
-            continue;
-        }
         match input.read(buf) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {
                 if shm::sys::termination_signal().is_some() {
@@ -155,58 +158,187 @@ fn interrupted(signal: i32) -> anyhow::Error {
 #[error("interrupted by signal {0}")]
 struct Interrupted(i32);
 
-pub fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
-    let id = channel_id(&args.name)?;
-    let opts = options(args.capacity.as_deref(), &args.mode)?;
-    let timeout = timeout(args.timeout.as_deref())?;
-    shm::sys::catch_termination();
-    let mut input = raw_stdin().context("cannot use stdin")?;
-    let mut tx = Sender::open(&id, &opts).map_err(|e| open_error(e, args.capacity.as_deref()))?;
+/// Says once, on a terminal, that `send` waits for a receiver, if none has
+/// come [`NOTICE_AFTER`] after it started. Not elsewhere: a script that
+/// starts the receiver a moment later needs no news on stderr.
+struct Notice {
+    due: Option<Instant>,
+    run: String,
+}
+
+impl Notice {
+    fn new(tx: &Sender, name: &str) -> Notice {
+        let due = (io::stderr().is_terminal() && !tx.peer_attached())
+            .then(|| Instant::now() + NOTICE_AFTER);
+        Notice {
+            due,
+            run: format!("shmex recv {name}"),
+        }
+    }
+
+    /// How long until the notice is due, while it is pending.
+    fn due_in(&self) -> Option<Duration> {
+        self.due
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    /// Says it if it is due and the receiver still has not come.
+    fn tick(&mut self, tx: &Sender) {
+        let Some(due) = self.due else { return };
+        if tx.peer_attached() {
+            self.due = None;
+        } else if Instant::now() >= due {
+            eprintln!(
+                "shmex: waiting for a receiver on channel {} (run `{}`)",
+                tx.name(),
+                self.run
+            );
+            self.due = None;
+        }
+    }
+}
+
+/// Waits until stdin has data (or its end), looking at the receiver before
+/// every poll: one that closed its end, died or corrupted the channel ends
+/// the wait with its error, as `EPIPE` stops a pipe's writer.
+fn wait_input(tx: &mut Sender, input: &File, notice: &mut Notice) -> anyhow::Result<()> {
+    loop {
+        tx.check()?;
+        notice.tick(tx);
+        if ready(input, false)? {
+            return Ok(());
+        }
+    }
+}
+
+/// One wait of `send` for its receiver: `timeout` from its start, waited
+/// in slices while the notice is pending, to give the notice its turn.
+struct Bound {
+    deadline: Option<Instant>,
+    timeout: Option<Duration>,
+}
+
+impl Bound {
+    fn new(timeout: Option<Duration>) -> Bound {
+        Bound {
+            deadline: timeout.map(|t| Instant::now() + t),
+            timeout,
+        }
+    }
+
+    /// How long the next slice may wait (`None`: for ever).
+    fn slice(&self, notice: &Notice) -> Option<Duration> {
+        let left = self
+            .deadline
+            .map(|d| d.saturating_duration_since(Instant::now()));
+        match (left, notice.due_in()) {
+            (Some(l), Some(n)) => Some(l.min(n)),
+            (l, n) => l.or(n),
+        }
+    }
+
+    /// After a slice timed out on `channel`: the timeout of the whole wait
+    /// once it has passed.
+    fn expired(&self, channel: String) -> Result<(), SendError> {
+        match self.deadline {
+            Some(d) if Instant::now() >= d => Err(SendError::Timeout {
+                channel,
+                after: self.timeout.unwrap_or_default(),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Sends stdin, a chunk per message, until its end; `timeout` bounds each
+/// wait for room.
+fn stream(
+    tx: &mut Sender,
+    input: &mut File,
+    timeout: Option<Duration>,
+    notice: &mut Notice,
+) -> anyhow::Result<()> {
     let chunk = CHUNK.min(tx.capacity());
     loop {
-        let reserved = match timeout {
-            Some(t) => tx.reserve_timeout(chunk, t),
-            None => tx.reserve(chunk),
+        wait_input(tx, input, notice)?;
+        let bound = Bound::new(timeout);
+        let read = loop {
+            let reserved = match bound.slice(notice) {
+                Some(s) => tx.reserve_timeout(chunk, s),
+                None => tx.reserve(chunk),
+            };
+            match reserved {
+                Ok(mut grant) => {
+                    let n = read_some(input, &mut grant).context("cannot read stdin")?;
+                    grant.commit_len(n);
+                    break n;
+                }
+                Err(SendError::Timeout { channel, .. }) => {
+                    bound.expired(channel)?;
+                    notice.tick(tx);
+                }
+                Err(e) => return Err(e.into()),
+            }
         };
-        let mut grant = match reserved {
-            Ok(g) => g,
-            Err(SendError::Interrupted { signal, .. }) => {
-                tx.abort();
-                return Err(interrupted(signal));
+        if read == 0 {
+            break;
+        }
+    }
+    let bound = Bound::new(timeout);
+    loop {
+        match tx.flush(bound.slice(notice)) {
+            Ok(()) => return Ok(()),
+            Err(SendError::Timeout { channel, .. }) => {
+                bound.expired(channel)?;
+                notice.tick(tx);
             }
             Err(e) => return Err(e.into()),
-        };
-        match read_some(&mut input, &mut grant) {
-            Ok(0) => break,
-            Ok(n) => grant.commit_len(n),
-            Err(e) => {
-                if let Some(signal) = shm::sys::termination_signal() {
-                    tx.abort();
-                    return Err(interrupted(signal));
-                }
-                return Err(anyhow::Error::new(e).context("cannot read stdin"));
-            }
         }
     }
-    match tx.flush(timeout) {
-        Ok(()) => {}
-        Err(SendError::Interrupted { signal, .. }) => {
-            tx.abort();
-            return Err(interrupted(signal));
+}
+
+/// What either end takes from its flags (the channel, how to open it, the
+/// timeout), with termination signals caught from then on.
+fn prepare(
+    name: &str,
+    capacity: Option<&str>,
+    mode: &str,
+    timeout_text: Option<&str>,
+) -> anyhow::Result<(SegmentId, Options, Option<Duration>)> {
+    let id = channel_id(name)?;
+    let opts = options(capacity, mode)?;
+    let timeout = timeout(timeout_text)?;
+    shm::sys::catch_termination();
+    Ok((id, opts, timeout))
+}
+
+pub fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
+    let capacity = args.capacity.as_deref();
+    let (id, opts, timeout) = prepare(&args.name, capacity, &args.mode, args.timeout.as_deref())?;
+    args.owners.apply()?;
+    let mut input = raw_stdin().context("cannot use stdin")?;
+    let mut tx = Sender::open(&id, &opts).map_err(|e| open_error(e, capacity))?;
+    let mut notice = Notice::new(&tx, &args.name);
+    match stream(&mut tx, &mut input, timeout, &mut notice) {
+        Ok(()) => {
+            tx.close();
+            Ok(ExitCode::SUCCESS)
         }
-        Err(e) => return Err(e.into()),
+        // Dropped without `close`, `tx` ends the stream as aborted, so the
+        // receiver never takes what came before for the whole input.
+        Err(e) => match shm::sys::termination_signal() {
+            Some(signal) => Err(interrupted(signal)),
+            None => Err(e),
+        },
     }
-    tx.close();
-    Ok(ExitCode::SUCCESS)
 }
 
 pub fn recv(args: RecvArgs) -> anyhow::Result<ExitCode> {
-    let id = channel_id(&args.name)?;
-    let opts = options(args.capacity.as_deref(), &args.mode)?;
-    let timeout = timeout(args.timeout.as_deref())?;
-    shm::sys::catch_termination();
+    let capacity = args.capacity.as_deref();
+    let (id, opts, timeout) = prepare(&args.name, capacity, &args.mode, args.timeout.as_deref())?;
+    args.owners.apply()?;
     let mut out = raw_stdout().context("cannot use stdout")?;
-    let mut rx = Receiver::open(&id, &opts).map_err(|e| open_error(e, args.capacity.as_deref()))?;
+    let mut rx = Receiver::open(&id, &opts).map_err(|e| open_error(e, capacity))?;
     loop {
         let next = match timeout {
             Some(t) => rx.recv_timeout(t),
@@ -218,11 +350,16 @@ pub fn recv(args: RecvArgs) -> anyhow::Result<ExitCode> {
             Err(RecvError::Interrupted { signal, .. }) => return Err(interrupted(signal)),
             Err(e) => return Err(e.into()),
         };
+        // Zeros read from a channel that shrank are no message.
+        shm::check_mappings()?;
         match write_all(&mut out, &msg) {
             Ok(()) => {}
             // The reader of stdout is gone (`| head`): done, quietly.
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
             Err(e) => {
+                // The kernel reading a message from a file truncated under
+                // it fails with EFAULT, without any SIGBUS.
+                shm::verify_mappings()?;
                 if let Some(signal) = shm::sys::termination_signal() {
                     return Err(interrupted(signal));
                 }

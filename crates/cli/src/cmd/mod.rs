@@ -5,7 +5,7 @@ pub mod channel;
 pub mod exchange;
 pub mod segment;
 
-use crate::support::error::BadInput;
+use crate::support::error::{BadInput, Interrupted};
 
 /// The exit status for an error of any subcommand: 0 success, 1 the
 /// operation failed or was refused, 2 bad usage or bad input, 128 + N a
@@ -14,6 +14,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
         if cause.is::<BadInput>() {
             return 2;
+        }
+        if let Some(i) = cause.downcast_ref::<Interrupted>() {
+            return i.exit_code();
         }
         let code = segment::exit_code_for(cause)
             .or_else(|| exchange::exit_code_for(cause))

@@ -7,8 +7,10 @@ use std::process::Stdio;
 use anyhow::bail;
 use exchange::{Config, Exchange, OpenError};
 
+use super::Names;
 use super::step::step;
 use crate::cmd::exchange::show;
+use crate::support::plural::plural;
 use crate::support::scratch::Scratch;
 use crate::support::trader::TraderArgs;
 use crate::support::{exe, time};
@@ -32,12 +34,12 @@ fn crash(id: &shm::SegmentId, e: &exchange::Engine<'_>) -> anyhow::Result<()> {
         if let Some(f) = failpoint {
             cmd.env("SHMEX_FAILPOINT", f);
         }
-        Ok(cmd.status()?)
+        exe::status(&mut cmd)
     };
     println!(
-        "5. kill a trader in the middle of a trade: with SHMEX_FAILPOINT=mid-trade, `buy --account eve DOLLAR 10` aborts while it holds the lock, after changing the stock and before the till and eve's balances"
+        "5. kill a trader in the middle of a trade: `open eve` opens an account, then with SHMEX_FAILPOINT=mid-trade, `buy --account eve DOLLAR 10` aborts while it holds the lock, after changing the stock and before the till and eve's balances"
     );
-    let opened = shmex(&["deposit", "--account", "eve", "TRY", "1"], None)?;
+    let opened = shmex(&["open", "eve"], None)?;
     anyhow::ensure!(opened.success(), "opening eve's account failed");
     let before = e.state()?;
     let died = shmex(
@@ -79,21 +81,19 @@ fn indent(text: &str) -> String {
     text.lines().map(|l| format!("     {l}\n")).collect()
 }
 
-/// The exchange's part of `shmex demo`.
-pub fn run() -> anyhow::Result<()> {
+/// The exchange's part of `shmex demo`. With `--keep`, returns the
+/// exchange, for the demo to keep once it has ended well.
+pub fn run(names: &Names) -> anyhow::Result<Option<Scratch>> {
     step(
         "The currency exchange: trader processes buy and sell at once against one table in shared memory.",
     );
-    // Ctrl-C kills the traders, which fails the demo, which destroys its
-    // exchange on the way out.
-    shm::sys::catch_termination();
     let (config, notes) = Config::builtin();
     // The scratch exchange is destroyed and its traders killed when it is
     // dropped, whether the demo ends well or not.
-    let (mut scratch, ex) = Scratch::new("demo-exchange", config)?;
+    let (mut scratch, ex) = Scratch::at(names.exchange.clone(), config)?;
     let id = scratch.id.clone();
     println!(
-        "1. create a fresh exchange {id} in shared memory from the seed's table (home currency TRY, till 100000.00)"
+        "1. create a fresh exchange {id} in shared memory from the built-in table (home currency TRY, till 100000.00)"
     );
     for n in &notes {
         println!("   note: {n}");
@@ -128,8 +128,11 @@ pub fn run() -> anyhow::Result<()> {
     let (mut done, mut refused) = (0u64, 0u64);
     for r in &reports {
         println!(
-            "     {:<6} {:>10} done ({} of them deposits) {:>10} refused",
-            r.account, r.trades, r.deposits, r.refused
+            "     {:<6} {:>10} done ({} among them) {:>10} refused",
+            r.account,
+            r.trades,
+            plural(r.deposits, "deposit", "deposits"),
+            r.refused
         );
         done += r.trades;
         refused += r.refused;
@@ -160,6 +163,10 @@ pub fn run() -> anyhow::Result<()> {
 
     crash(&id, &e)?;
 
+    if names.keep {
+        println!("6. with --keep, the exchange stays for you to explore once the demo ends");
+        return Ok(Some(scratch));
+    }
     println!("6. destroy the exchange: nothing is left behind");
     drop(e);
     ex.remove()?;
@@ -169,5 +176,5 @@ pub fn run() -> anyhow::Result<()> {
         Err(OpenError::Missing { .. }) => println!("     {id} is gone"),
         _ => bail!("exchange {id} is still there after the demo"),
     }
-    Ok(())
+    Ok(None)
 }

@@ -15,11 +15,14 @@ pub fn step(text: &str) {
 /// indenting its output.
 pub fn shmex(args: &[&str]) -> anyhow::Result<String> {
     println!("    $ shmex {}", args.join(" "));
-    let out = exe::command()?
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("running shmex {}", args.join(" ")))?;
+    let out = exe::output(
+        exe::command()?
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .with_context(|| format!("running shmex {}", args.join(" ")))?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     for line in text.lines() {
         println!("      {line}");

@@ -1,10 +1,51 @@
-//! The binary's own error: bad input from the user (exit status 2), and
-//! how any error prints on one line.
+//! The binary's own errors: bad input from the user (exit status 2), a
+//! termination signal (exit status 128 + N), and how any error prints on
+//! one line.
+
+use crate::support::owners;
+use crate::support::text::escape;
 
 /// Bad input from the user: exit status 2.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct BadInput(pub String);
+
+/// A termination signal (SIGINT, SIGTERM, SIGHUP) caught by
+/// [`shm::sys::catch_termination`] stopped `what`: exit status 128 + N.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} was interrupted by signal {signal}")]
+pub struct Interrupted {
+    /// What stopped, as the message starts: `the demo`.
+    pub what: &'static str,
+    pub signal: i32,
+}
+
+impl Interrupted {
+    /// Fails once a termination signal has come.
+    pub fn check(what: &'static str) -> Result<(), Interrupted> {
+        match shm::sys::termination_signal() {
+            Some(signal) => Err(Interrupted { what, signal }),
+            None => Ok(()),
+        }
+    }
+
+    /// `result`, or, once a termination signal has come, the signal in
+    /// place of the error it caused (a killed child, an interrupted wait).
+    pub fn or_signal<T>(what: &'static str, result: anyhow::Result<T>) -> anyhow::Result<T> {
+        match result {
+            Err(err) => match Interrupted::check(what) {
+                Err(signal) => Err(signal.into()),
+                Ok(()) => Err(err),
+            },
+            ok => ok,
+        }
+    }
+
+    /// The exit status: 128 + the signal.
+    pub fn exit_code(&self) -> u8 {
+        128u8.saturating_add(u8::try_from(self.signal).unwrap_or(0))
+    }
+}
 
 /// The error and its causes on one line, with the command that helps.
 pub fn one_line(err: &anyhow::Error) -> String {
@@ -17,20 +58,70 @@ pub fn one_line(err: &anyhow::Error) -> String {
         }
     }
     if let Some(hint) = segment_hint(err)
-        && !out.contains(hint)
+        && !out.contains(&hint)
     {
         out.push_str("; ");
-        out.push_str(hint);
+        out.push_str(&hint);
     }
-    out.replace('\n', " ")
+    // Messages quote names and bytes that came from segments and users.
+    escape(&out.replace('\n', " ")).into_owned()
+}
+
+/// A stable machine code for a segment-layer error, for `--json` answers.
+pub fn segment_code(e: &shm::Error) -> &'static str {
+    match e {
+        shm::Error::NotFound { .. } => "not_found",
+        shm::Error::Exists { .. } => "segment_exists",
+        shm::Error::PermissionDenied { .. } => "permission_denied",
+        shm::Error::Invalid(_) => "invalid_input",
+        shm::Error::NoSpace { .. } => "no_space",
+        shm::Error::Incompatible { .. } => "incompatible",
+        shm::Error::Foreign { .. } => "foreign_segment",
+        shm::Error::NotReady { .. } => "not_ready",
+        shm::Error::OutOfBounds(_) => "out_of_bounds",
+        shm::Error::ReadOnly { .. } => "read_only",
+        shm::Error::OtherOwner { .. } => "other_owner",
+        shm::Error::Locked { .. } => "locked",
+        shm::Error::Truncated(_) => "truncated",
+        _ => "segment_error",
+    }
+}
+
+/// The machine code of an error this layer knows: bad input, a signal,
+/// the segment layer's errors (also inside a channel's), a channel's, a
+/// file's.
+pub fn code(cause: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    if cause.is::<BadInput>() {
+        return Some("invalid_input");
+    }
+    if cause.is::<Interrupted>() {
+        return Some("interrupted");
+    }
+    if let Some(e) = segment_error(cause) {
+        return Some(segment_code(e));
+    }
+    if cause.is::<shm::Truncated>() {
+        return Some("truncated");
+    }
+    if cause.is::<channel::OpenError>()
+        || cause.is::<channel::SendError>()
+        || cause.is::<channel::RecvError>()
+    {
+        return Some("channel_error");
+    }
+    if cause.is::<std::io::Error>() {
+        return Some("io_error");
+    }
+    None
 }
 
 /// The `shmex` command that helps with a segment-layer error: the library
 /// says what is wrong, and only the binary knows its own commands.
-fn segment_hint(err: &anyhow::Error) -> Option<&'static str> {
+fn segment_hint(err: &anyhow::Error) -> Option<String> {
     err.chain().find_map(|cause| match segment_error(cause)? {
-        shm::Error::NotReady { .. } => Some("remove it with `shmex segment rm`"),
-        shm::Error::Foreign { .. } => Some("read it as raw bytes with `shmex segment read`"),
+        shm::Error::NotReady { .. } => Some("remove it with `shmex segment rm`".into()),
+        shm::Error::Foreign { .. } => Some("read it as raw bytes with `shmex segment read`".into()),
+        shm::Error::OtherOwner { uid, .. } => Some(owners::hint(*uid)),
         _ => None,
     })
 }

@@ -4,7 +4,11 @@
 
 pub mod error;
 pub mod exe;
+pub mod owners;
 pub mod parse;
+pub mod pipe;
+pub mod plural;
 pub mod scratch;
+pub mod text;
 pub mod time;
 pub mod trader;

@@ -3,7 +3,6 @@
 //! removed when the run ends, however it ends.
 
 use std::path::PathBuf;
-use std::process::Child;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use anyhow::{Context as _, bail};
@@ -11,6 +10,7 @@ use exchange::{Config, Exchange};
 use serde_json::Value;
 use shm::SegmentId;
 
+use super::exe::Process;
 use super::trader::{Report, TraderArgs};
 
 /// `shmex-TAG-PID`: a name for something this process makes once.
@@ -55,6 +55,12 @@ impl Guard {
     pub fn file(&mut self, path: PathBuf) {
         self.files.push(path);
     }
+
+    /// Leaves the segments and files in place after all.
+    pub fn keep(mut self) {
+        self.segments.clear();
+        self.files.clear();
+    }
 }
 
 impl Drop for Guard {
@@ -74,14 +80,18 @@ impl Drop for Guard {
 #[derive(Debug)]
 pub struct Scratch {
     pub id: SegmentId,
-    children: Vec<Child>,
+    children: Vec<Process>,
     guard: Guard,
 }
 
 impl Scratch {
     /// A fresh exchange under a unique name, created from `config`.
     pub fn new(tag: &str, config: Config) -> anyhow::Result<(Scratch, Exchange)> {
-        let id = SegmentId::posix(unique_name(tag))?;
+        Scratch::at(SegmentId::posix(unique_name(tag))?, config)
+    }
+
+    /// A fresh exchange `id`, created from `config`.
+    pub fn at(id: SegmentId, config: Config) -> anyhow::Result<(Scratch, Exchange)> {
         let s = Scratch {
             guard: Guard::segment(id.clone()),
             id,
@@ -106,10 +116,8 @@ impl Scratch {
 
     /// Starts a trader process; returns its index.
     pub fn spawn_trader(&mut self, t: &TraderArgs) -> anyhow::Result<usize> {
-        let child = t
-            .command(&self.name())?
-            .spawn()
-            .context("cannot start a trader process")?;
+        let child =
+            Process::spawn(&mut t.command(&self.name())?).context("cannot start a trader")?;
         self.children.push(child);
         Ok(self.children.len() - 1)
     }
@@ -118,7 +126,7 @@ impl Scratch {
     pub fn reports(&mut self) -> anyhow::Result<Vec<Report>> {
         let mut out = Vec::new();
         for child in std::mem::take(&mut self.children) {
-            let o = child.wait_with_output()?;
+            let o = child.output()?;
             if !o.status.success() {
                 bail!(
                     "a trader process failed ({}): {}",
@@ -134,12 +142,17 @@ impl Scratch {
     }
 }
 
+impl Scratch {
+    /// Leaves the exchange (and files) in place; the traders are stopped.
+    pub fn keep(mut self) {
+        self.children.clear();
+        std::mem::take(&mut self.guard).keep();
+    }
+}
+
 impl Drop for Scratch {
     fn drop(&mut self) {
-        // Before the guard removes the exchange they trade on.
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        // Killed before the guard removes the exchange they trade on.
+        self.children.clear();
     }
 }

@@ -4,9 +4,11 @@
 //! exists is asked in one way, of the kernel.
 
 pub mod alphabet;
+pub mod channel;
 pub mod exchange;
 pub mod process;
 pub mod segment;
+pub mod traces;
 
 use std::path::PathBuf;
 use std::process::Child;
@@ -70,19 +72,38 @@ pub fn exists(id: &SegmentId) -> bool {
     }
 }
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
+static NAMES: AtomicU32 = AtomicU32::new(0);
+static KEYS: AtomicU32 = AtomicU32::new(0);
+
+// Ids carry the whole pid, so no other live process makes the same ones:
+// an id that exists was left by a crashed run of a process with this pid,
+// and is skipped, never removed.
 
 /// A POSIX name no other test (or test process) uses.
 fn unique_name(tag: &str) -> String {
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("shmex-test-{tag}-{}-{n}", std::process::id())
+    let pid = std::process::id();
+    loop {
+        let n = NAMES.fetch_add(1, Ordering::Relaxed);
+        let name = format!("shmex-test-{tag}-{pid}-{n}");
+        if !exists(&SegmentId::Posix(name.clone())) {
+            return name;
+        }
+    }
 }
 
-/// A System V key no other test (or test process) uses: the pid and a
-/// counter, in a range (0x5E00_0000..) that nothing else here uses.
+/// A System V key no other test (or test process) uses: 0x4000_0000 | the
+/// whole pid (22 bits: Linux's highest `pid_max`) << 8 | a counter (so up
+/// to 256 keys of this process exist at once).
 fn unique_key() -> i32 {
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    0x5E00_0000 | (((std::process::id() & 0x3_FFFF) << 6) as i32) | (n & 0x3F) as i32
+    let pid = std::process::id();
+    assert!(pid < 1 << 22, "pid {pid} does not fit the test keys");
+    loop {
+        let n = KEYS.fetch_add(1, Ordering::Relaxed);
+        let key = (0x4000_0000 | pid << 8 | (n & 0xFF)) as i32;
+        if !exists(&SegmentId::SysV(key)) {
+            return key;
+        }
+    }
 }
 
 /// Removes the segments it names when dropped (also while a failing test

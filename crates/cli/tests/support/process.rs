@@ -164,10 +164,40 @@ pub fn signal(pid: u32, sig: &str) {
     assert!(st.success(), "kill -s {sig} {pid} failed");
 }
 
-/// Runs `shmex ARGS` and returns its output and its pid, so that a test can
-/// check that the failed command created nothing anywhere.
+/// The calls in which a process waits for another process or for time.
+const WAITING_CALLS: &[libc::c_long] = &[
+    libc::SYS_futex,
+    libc::SYS_nanosleep,
+    libc::SYS_clock_nanosleep,
+    libc::SYS_ppoll,
+    libc::SYS_pselect6,
+    libc::SYS_epoll_pwait,
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_poll,
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_select,
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_epoll_wait,
+];
+
+/// Whether process `pid` is parked: asleep (state `S` in `/proc/PID/stat`)
+/// inside a call that waits for another process or for time (a futex, a
+/// sleep, a poll; `/proc/PID/syscall`), not blocked on a pipe or still
+/// starting up. False once it has ended.
+pub fn parked(pid: u32) -> bool {
+    let dir = std::path::PathBuf::from(format!("/proc/{pid}"));
+    let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
+    let state = stat
+        .rsplit_once(") ")
+        .and_then(|(_, rest)| rest.chars().next());
+    let call = std::fs::read_to_string(dir.join("syscall")).unwrap_or_default();
+    let nr = call.split_whitespace().next().and_then(|n| n.parse().ok());
+    state == Some('S') && nr.is_some_and(|nr| WAITING_CALLS.contains(&nr))
+}
+
+/// Runs `shmex ARGS` and returns its output and its pid.
 #[track_caller]
-pub fn run_tracked(args: &[String]) -> (Output, u32) {
+pub fn run_with_pid(args: &[String]) -> (Output, u32) {
     let mut child = start(args, Stdio::null());
     let pid = child.id();
     // Bounded: a command that should have been refused may instead wait

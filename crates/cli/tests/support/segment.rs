@@ -3,6 +3,7 @@
 //! views, and checks that a segment is gone or that a command created
 //! nothing.
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
@@ -11,7 +12,7 @@ use std::thread::JoinHandle;
 use serde_json::Value;
 
 use super::process::{
-    assert_ok, assert_refused, finish, finish_after_kill, run, run_args, run_tracked, show, start,
+    assert_ok, assert_refused, finish, finish_after_kill, run, run_args, run_with_pid, show, start,
     stderr, stdout,
 };
 use super::{Cleanup, PATIENCE, SegmentId, exists};
@@ -107,7 +108,7 @@ pub fn remove(id: &SegmentId) {
 /// print nothing on stdout, and create nothing anywhere.
 #[track_caller]
 pub fn refused(args: &[String], code: i32, needle: &str) {
-    let (out, pid) = run_tracked(args);
+    let (out, tracked) = run_tracked(args);
     assert_eq!(
         out.status.code(),
         Some(code),
@@ -122,26 +123,88 @@ pub fn refused(args: &[String], code: i32, needle: &str) {
         args.join(" "),
         show(&out)
     );
-    assert_created_nothing(pid);
+    assert_created_nothing(tracked);
 }
 
-/// Asserts that no segment on the machine was created by process `pid`
-/// (System V records the creator's pid; managed POSIX segments do too).
+/// A command run by [`run_tracked`], and what it could have created.
+#[derive(Debug)]
+pub struct Tracked {
+    pid: u32,
+    args: Vec<String>,
+    /// Every segment its arguments could name, and whether it existed
+    /// before the command ran.
+    named: Vec<(SegmentId, bool)>,
+    /// The test process's own POSIX names (`shmex-test-…-PID-…`) there
+    /// before the command ran.
+    ours: BTreeSet<String>,
+}
+
+/// The POSIX names in `/dev/shm` that this test process hands out.
+fn our_names() -> BTreeSet<String> {
+    let mark = format!("-{}-", std::process::id());
+    std::fs::read_dir("/dev/shm")
+        .expect("read /dev/shm")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("shmex-test-") && n.contains(&mark))
+        .collect()
+}
+
+/// Runs `shmex ARGS`, noting first what exists of what it could create,
+/// so that [`assert_created_nothing`] can tell what it did create.
 #[track_caller]
-pub fn assert_created_nothing(pid: u32) {
-    let all = shm::list().expect("list segments");
-    let made: Vec<_> = all
+pub fn run_tracked(args: &[String]) -> (Output, Tracked) {
+    // Any argument may be a name or a key the command acts on.
+    let named = args
         .iter()
-        .filter(|s| s.creator_pid == Some(pid))
-        .map(|s| s.id.to_string())
+        .flat_map(|a| [SegmentId::posix(a).ok(), SegmentId::parse_key(a).ok()])
+        .flatten()
+        .map(|id| {
+            let there = exists(&id);
+            (id, there)
+        })
         .collect();
+    let ours = our_names();
+    let (out, pid) = run_with_pid(args);
+    let tracked = Tracked {
+        pid,
+        args: args.to_vec(),
+        named,
+        ours,
+    };
+    (out, tracked)
+}
+
+/// Asserts that the command created no segment, compared with what was
+/// there before it ran. Tests run in parallel, so only segments it can be
+/// told apart by are compared: those its arguments name (raw POSIX ones
+/// included, which record no creator), this test process's own names,
+/// and any segment that records the command's pid as its creator (System
+/// V ones all do; managed POSIX ones too).
+#[track_caller]
+pub fn assert_created_nothing(t: Tracked) {
+    let mut made: Vec<String> = t
+        .named
+        .iter()
+        .filter(|(id, there)| !there && exists(id))
+        .map(|(id, _)| id.to_string())
+        .collect();
+    made.extend(our_names().difference(&t.ours).cloned());
+    made.extend(
+        shm::list()
+            .expect("list segments")
+            .iter()
+            .filter(|s| s.creator_pid == Some(t.pid))
+            .map(|s| s.id.to_string()),
+    );
     assert!(
         made.is_empty(),
-        "process {pid} left segments behind: {made:?}"
+        "`shmex {}` left segments behind: {made:?}",
+        t.args.join(" ")
     );
 }
 
 /// `shmex segment inspect … --json`, parsed; panics on failure.
+#[track_caller]
 pub fn inspect_json(id: &SegmentId) -> Value {
     let out = run_args(&cmd(&["segment", "inspect"], id, &["--json"]));
     let text = assert_ok(&out);
@@ -150,6 +213,7 @@ pub fn inspect_json(id: &SegmentId) -> Value {
 }
 
 /// `shmex segment ls --json`, parsed; panics on failure.
+#[track_caller]
 pub fn ls_json() -> Vec<Value> {
     let out = run(&["segment", "ls", "--json"], b"");
     let text = assert_ok(&out);
@@ -171,6 +235,7 @@ pub fn is_entry_of(v: &Value, id: &SegmentId) -> bool {
 }
 
 /// The `ls --json` entry of `id`, if listed.
+#[track_caller]
 pub fn ls_entry(id: &SegmentId) -> Option<Value> {
     ls_json().into_iter().find(|v| is_entry_of(v, id))
 }
@@ -238,6 +303,7 @@ pub fn spawn_holder(cleanup: &mut Cleanup, args: &[String]) -> Holder {
 impl Holder {
     /// Waits for the holder to exit; returns its status, the stdout after
     /// the `holding` line, and its stderr.
+    #[track_caller]
     pub fn finish(mut self, cleanup: &mut Cleanup) -> (ExitStatus, String, String) {
         let out = finish(cleanup, self.index);
         let rest = self

@@ -3,7 +3,6 @@
 
 use std::sync::atomic::AtomicI64;
 
-use super::checks::Who;
 use super::journal::Pending;
 use super::undo::Field;
 use super::{Engine, R, Receipt};
@@ -58,7 +57,7 @@ impl<'a> Engine<'a> {
         amount: i64,
         bal: i64,
         total: i64,
-        who: Who<'_>,
+        ai: usize,
     ) -> Result<(i64, i64), OpError> {
         let code = &self.ex.codes[ci];
         self.sane(bal, || format!("an account's balance of {code}"))?;
@@ -69,7 +68,7 @@ impl<'a> Engine<'a> {
         } else {
             if bal < amount {
                 return Err(OpError::InsufficientHolding {
-                    account: self.who(who),
+                    account: self.name_at(ai)?,
                     code: self.ex.codes[ci].to_string(),
                     have: self.show(ci, bal),
                     want: self.show(ci, amount),
@@ -106,7 +105,7 @@ impl<'a> Engine<'a> {
             Field::Withdrawals(ci)
         };
         let total = total_cell.load(R);
-        let (new_bal, new_total) = self.plan_cash(op, ci, amount, bal, total, Who::Slot(ai))?;
+        let (new_bal, new_total) = self.plan_cash(op, ci, amount, bal, total, ai)?;
         let seq = self.next_seq()?;
         self.begin(
             seq,

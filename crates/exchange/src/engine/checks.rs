@@ -7,13 +7,6 @@ use crate::error::OpError;
 use crate::money::{Amount, MoneyError, Rate};
 use crate::types::{AccountId, CurrencyId, Order};
 
-/// The account a refusal names: an open one, or one not opened yet.
-#[derive(Clone, Copy)]
-pub(super) enum Who<'n> {
-    Slot(usize),
-    Named(&'n str),
-}
-
 impl<'a> Engine<'a> {
     /// Refuses a currency that `order` cannot be placed in, as the order
     /// itself would: the home currency for a buy or a sell, or a currency
@@ -94,14 +87,6 @@ impl<'a> Engine<'a> {
 
     pub(super) fn overflow(what: &'static str) -> OpError {
         OpError::Money(MoneyError::Overflow(what))
-    }
-
-    /// The name of the account a refusal is about.
-    pub(super) fn who(&self, who: Who<'_>) -> String {
-        match who {
-            Who::Slot(i) => self.account_name(AccountId(i as u32)),
-            Who::Named(name) => name.to_owned(),
-        }
     }
 
     /// `v`, read from the books as `what`, if it is not negative: no

@@ -179,6 +179,11 @@ impl<'a> Engine<'a> {
     #[inline]
     pub(super) fn locked<T>(&self, f: impl FnOnce() -> Result<T, OpError>) -> Result<T, OpError> {
         let g = self.lock()?;
+        // Books that shrank under this process read zeros: no mutation
+        // starts on them, and none that ran into them is acknowledged.
+        if let Err(e) = self.ex.m.check_intact() {
+            return self.unlock(g, Err(e.into()));
+        }
         let start = match &self.probe {
             Some(p) => {
                 let n = p.n.get().wrapping_add(1);
@@ -192,6 +197,8 @@ impl<'a> Engine<'a> {
             let ns = t.elapsed().as_nanos().min(u128::from(u32::MAX)) as u32;
             p.samples.borrow_mut().push(ns);
         }
-        self.unlock(g, r)
+        let r = self.unlock(g, r);
+        self.ex.m.check_intact()?;
+        r
     }
 }

@@ -3,10 +3,11 @@
 
 use std::sync::atomic::Ordering;
 
-use super::accounts::packed;
+use super::accounts::{CLOSED, packed};
 use super::{Engine, Info, R};
 use crate::error::OpError;
 use crate::layout::unpack_name;
+use crate::state::Entry;
 use crate::types::{AccountId, Code, CurrencyId};
 
 impl<'a> Engine<'a> {
@@ -54,20 +55,21 @@ impl<'a> Engine<'a> {
         self.ex.codes[0]
     }
 
-    /// The number of open accounts.
+    /// Slots in use: open accounts and closed ones (whose slots are never
+    /// reused).
     ///
     /// # Errors
     ///
     /// [`OpError::Corrupt`] if the count is negative or exceeds the
     /// capacity.
-    pub(super) fn accounts_open(&self) -> Result<usize, OpError> {
+    pub(super) fn slots_used(&self) -> Result<usize, OpError> {
         let n = self.head.n_accounts.load(Ordering::Acquire);
         usize::try_from(n)
             .ok()
             .filter(|&n| n <= self.names.len())
             .ok_or_else(|| {
                 self.corrupt(format!(
-                    "it counts {n} open accounts, but has room for {}",
+                    "it counts {n} account slots in use, but has room for {}",
                     self.names.len()
                 ))
             })
@@ -75,29 +77,44 @@ impl<'a> Engine<'a> {
 
     /// `ai` if it is an open account: the check every operation makes with
     /// the lock held (an account may be counted before its opening commits,
-    /// and a count may be damaged). Accounts are found by lookups that see
-    /// only committed ones, and no account closes, so one that is not open
-    /// now means the count was changed behind the exchange's back.
+    /// it may have been closed since it was looked up, and a count may be
+    /// damaged). Accounts are found by lookups that see only committed
+    /// ones, and slots are never reused, so a slot beyond the count means
+    /// the count was changed behind the exchange's back.
     ///
     /// # Errors
     ///
-    /// [`OpError::Corrupt`] if no account `ai` is open, or as
-    /// [`Engine::accounts_open`].
+    /// [`OpError::AccountClosed`] if the account in slot `ai` was closed;
+    /// [`OpError::Corrupt`] if slot `ai` is not in use, or as
+    /// [`Engine::slots_used`].
     pub(super) fn open_index(&self, ai: usize) -> Result<usize, OpError> {
-        let n = self.accounts_open()?;
-        if ai < n {
-            Ok(ai)
-        } else {
-            Err(self.corrupt(format!(
-                "account {ai} was found, but it counts only {n} open accounts"
-            )))
+        let n = self.slots_used()?;
+        if ai >= n {
+            return Err(self.corrupt(format!(
+                "account {ai} was found, but it counts only {n} account slots in use"
+            )));
         }
+        if !self.slot_open(ai) {
+            return Err(OpError::AccountClosed {
+                name: self.name_at(ai)?,
+            });
+        }
+        Ok(ai)
     }
 
-    /// Account `i`'s name as stored: its length and its packed words.
+    /// Account `i`'s name as stored: its length (without the closed
+    /// mark) and its packed words.
     pub(super) fn name_words(&self, i: usize) -> (u64, [u64; 4]) {
         let n = &self.names[i];
-        (n.len.load(R), std::array::from_fn(|k| n.bytes[k].load(R)))
+        (
+            n.len.load(R) & !CLOSED,
+            std::array::from_fn(|k| n.bytes[k].load(R)),
+        )
+    }
+
+    /// Whether slot `i` holds an open account.
+    pub(super) fn slot_open(&self, i: usize) -> bool {
+        self.names[i].len.load(R) & CLOSED == 0
     }
 
     /// Account `i`'s name.
@@ -140,15 +157,39 @@ impl<'a> Engine<'a> {
         }
     }
 
-    /// Figures about the exchange, read without a snapshot (the account
-    /// count is clamped to the capacity).
+    /// The journal records from sequence number `first` on, oldest first,
+    /// as far as the ring still holds them and up to the last committed
+    /// operation: the first one returned comes after `first` if the ring
+    /// has overwritten those before it. For a follower that reads what was
+    /// added since it last looked.
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::journal`].
+    pub fn journal_from(&self, first: u64) -> Result<Vec<Entry>, OpError> {
+        let last = self.head.committed_seq.load(Ordering::Acquire);
+        let cap = self.journal.len() as u64;
+        let first = first.max(last.saturating_sub(cap - 1)).max(1);
+        let mut out = Vec::new();
+        for seq in first..=last {
+            if let Some(e) = self.read_entry(seq)? {
+                out.push(e);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Figures about the exchange, read without a snapshot (the slot count
+    /// is clamped to the capacity).
     #[must_use]
     pub fn info(&self) -> Info {
         let n = self.head.n_accounts.load(Ordering::Acquire);
+        let slots = usize::try_from(n).unwrap_or(0).min(self.names.len());
         Info {
             capacity: self.ex.capacity(),
             currencies: self.rows.len(),
-            accounts: usize::try_from(n).unwrap_or(0).min(self.names.len()),
+            accounts: (0..slots).filter(|&i| self.slot_open(i)).count(),
+            slots,
             next_seq: self
                 .head
                 .committed_seq

@@ -34,11 +34,11 @@
 //! Any process that can write the segment can change any byte at any time.
 //! So every count, index and value read from it is checked before use:
 //! capacities against the segment's size, counts against capacities,
-//! account indexes against the number of open accounts (under the lock),
-//! names, codes, rates, the undo record and journal records. What cannot
-//! be is [`OpError::Corrupt`](crate::OpError::Corrupt) (or, for values
-//! such as balances that may be anything, a violation `check` reports);
-//! never a panic, a hang, or a wrong answer.
+//! account indexes against the slots in use and their closed marks (under
+//! the lock), names, codes, rates, the undo record and journal records.
+//! What cannot be is [`OpError::Corrupt`](crate::OpError::Corrupt) (or,
+//! for values such as balances that may be anything, a violation `check`
+//! reports); never a panic, a hang, or a wrong answer.
 //!
 //! # Where each step lives
 //!
@@ -72,13 +72,14 @@ use std::time::Duration;
 
 use shm::Managed;
 
+use crate::error::OpenError;
 use crate::failpoint::Failpoint;
 use crate::layout::{AccountName, CurrencyRow, Geometry, Head, Record};
 use crate::state::Capacity;
 use crate::types::{Code, CurrencyId, Op};
 use lock::Probe;
 
-pub use rates::check_rates;
+pub use rates::{RateChange, check_rates};
 
 const R: Ordering = Ordering::Relaxed;
 
@@ -160,8 +161,11 @@ pub struct Info {
     pub capacity: Capacity,
     /// Currencies in use, home included.
     pub currencies: usize,
-    /// Accounts open.
+    /// Accounts open (closed ones not counted).
     pub accounts: usize,
+    /// Account slots used, closed accounts' included: a closed account's
+    /// slot is not reused, so `capacity.accounts - slots` more can open.
+    pub slots: usize,
     /// Sequence number of the next operation.
     pub next_seq: u64,
     /// Crashed operations rolled back so far.
@@ -193,5 +197,20 @@ impl std::fmt::Debug for Engine<'_> {
         f.debug_struct("Engine")
             .field("exchange", self.ex.id())
             .finish_non_exhaustive()
+    }
+}
+
+impl Exchange {
+    /// Whether this exchange's segment was removed (`destroy`, or `init
+    /// --force` replacing it) while this process is attached: nobody else
+    /// will see what is done to it from now on, so a long-running process
+    /// (a trade loop, a board) should stop. One system call: a caller in a
+    /// loop asks every so often, not at every operation.
+    ///
+    /// # Errors
+    ///
+    /// The segment layer's, if the kernel cannot say.
+    pub fn is_removed(&self) -> Result<bool, OpenError> {
+        Ok(self.m.segment().is_removed()?)
     }
 }

@@ -22,11 +22,15 @@ impl<'a> Engine<'a> {
     /// after it returns.
     pub(super) fn consistent<T>(&self, mut read: impl FnMut() -> T) -> Result<T, OpError> {
         if let Some(v) = self.head.seq.read(READ_PATIENCE, &mut read) {
+            // Zeros read from a segment that shrank are not the books.
+            self.ex.m.check_intact()?;
             return Ok(v);
         }
         let g = self.lock()?;
         let v = read();
-        self.unlock(g, Ok(v))
+        let r = self.unlock(g, Ok(v));
+        self.ex.m.check_intact()?;
+        r
     }
 
     /// The quote (home row first, its holding is the till) into `out`,
@@ -83,11 +87,12 @@ impl<'a> Engine<'a> {
     }
 
     /// The books, read directly: inside a snapshot, or with the lock held.
+    /// Closed slots are not accounts of the books.
     fn read_state(&self) -> Result<State, OpError> {
-        let n_acc = self.accounts_open()?;
+        let n_acc = self.slots_used()?;
         let n = self.rows.len();
         let mut accounts = Vec::with_capacity(n_acc);
-        for i in 0..n_acc {
+        for i in (0..n_acc).filter(|&i| self.slot_open(i)) {
             accounts.push(AccountState {
                 name: self.name_at(i)?,
                 balances: self.balances[i * self.slots..i * self.slots + n]
@@ -145,7 +150,11 @@ impl<'a> Engine<'a> {
     ///
     /// As [`Engine::quote_into`].
     pub fn check(&self) -> Result<Vec<String>, OpError> {
-        Ok(self.state()?.check())
+        let (state, closed) =
+            self.consistent(|| Ok::<_, OpError>((self.read_state()?, self.closed_violations()?)))??;
+        let mut v = state.check();
+        v.extend(closed);
+        Ok(v)
     }
 
     /// The journal, oldest first: the last `tail` records, or all those

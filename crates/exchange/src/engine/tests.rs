@@ -3,7 +3,7 @@
 use shm::SegmentId;
 
 use crate::error::{CapacityError, NameError, OpError, OpenError, StateError};
-use crate::{Config, CurrencyId, Exchange, Order, State};
+use crate::{Config, CurrencyId, Exchange, Op, Order, State};
 
 /// Removes its segment when dropped, also when the test fails.
 struct Guard(SegmentId);
@@ -79,5 +79,91 @@ fn create_refuses_an_unfit_state() {
     assert!(
         matches!(&r, Err(OpenError::Invalid(StateError::Books(v))) if !v.is_empty()),
         "{r:?}"
+    );
+}
+
+#[test]
+fn accounts_open_explicitly_and_close_at_zero() {
+    let g = guard("close");
+    let ex = Exchange::create(&g.0, &builtin(), &[], 0o600).unwrap();
+    let e = ex.engine();
+    let dollar = e.currency("DOLLAR").unwrap();
+    let (alice, _) = e.open_account("alice").unwrap();
+    let before = e.state().unwrap();
+    // An order never opens an account; a near name is suggested.
+    let typo = e
+        .order_as("alcie", Order::Withdraw, CurrencyId::HOME, 100)
+        .unwrap_err();
+    assert_eq!(
+        typo,
+        OpError::UnknownAccount {
+            name: "alcie".into(),
+            suggestion: Some("alice".into())
+        }
+    );
+    assert_eq!(typo.code(), "unknown_account");
+    assert!(!typo.is_bad_input());
+    assert!(typo.to_string().contains("did you mean alice?"), "{typo}");
+    let far = e.lookup_account("zed").unwrap_err();
+    assert_eq!(
+        far,
+        OpError::UnknownAccount {
+            name: "zed".into(),
+            suggestion: None
+        }
+    );
+    assert_eq!(e.state().unwrap(), before);
+    // Closing needs zero balances.
+    let full = e.close_account("alice").unwrap_err();
+    assert!(
+        matches!(&full, OpError::AccountNotEmpty { holdings, .. } if holdings == "1000.00 TRY"),
+        "{full:?}"
+    );
+    assert_eq!(e.state().unwrap(), before);
+    e.withdraw(alice, CurrencyId::HOME, 100_000).unwrap();
+    let r = e.close_account("alice").unwrap();
+    assert_eq!(r.op, Op::Close);
+    assert!(!e.is_open(alice));
+    assert!(e.state().unwrap().accounts.is_empty());
+    assert_eq!(e.info().accounts, 0);
+    assert_eq!(e.info().slots, 1);
+    assert!(e.check().unwrap().is_empty());
+    // A process that looked the account up before the close is refused.
+    assert_eq!(
+        e.buy(alice, dollar, 1),
+        Err(OpError::AccountClosed {
+            name: "alice".into()
+        })
+    );
+    assert_eq!(
+        e.deposit(alice, CurrencyId::HOME, 1).unwrap_err().code(),
+        "account_closed"
+    );
+    let j = e.journal(Some(1)).unwrap();
+    assert_eq!((j[0].op, j[0].account.as_str()), (Op::Close, "alice"));
+    // The name is free again: a new account, in a new slot.
+    let (again, opened) = e.open_account("alice").unwrap();
+    assert!(opened.is_some());
+    assert_ne!(again, alice);
+    assert_eq!(e.info().slots, 2);
+    assert!(e.check().unwrap().is_empty());
+}
+
+#[test]
+fn check_flags_a_closed_account_that_holds_money() {
+    let g = guard("closed-check");
+    let ex = Exchange::create(&g.0, &builtin(), &[], 0o600).unwrap();
+    let e = ex.engine();
+    let (bob, _) = e.open_account("bob").unwrap();
+    e.withdraw(bob, CurrencyId::HOME, 100_000).unwrap();
+    e.close_account("bob").unwrap();
+    assert!(e.check().unwrap().is_empty());
+    // Only a damaged segment can do this: money in a closed slot.
+    e.balances[bob.index() * e.slots + 1].store(5, std::sync::atomic::Ordering::Relaxed);
+    let v = e.check().unwrap();
+    assert!(
+        v.iter()
+            .any(|l| l == "closed account bob (slot 0) holds 0.05 DOLLAR"),
+        "{v:?}"
     );
 }

@@ -1,7 +1,6 @@
 //! Buying and selling foreign currency: one path for both sides, planned
 //! against the books, then applied under the undo record.
 
-use super::checks::Who;
 use super::journal::Pending;
 use super::undo::Field;
 use super::{Engine, R, Receipt};
@@ -65,7 +64,7 @@ impl<'a> Engine<'a> {
         ci: usize,
         amount: i64,
         cells: [i64; 4],
-        who: Who<'_>,
+        ai: usize,
     ) -> Result<(i64, i64, [i64; 4]), OpError> {
         let [stock, till, bh, bc] = cells;
         let code = &self.ex.codes[ci];
@@ -87,7 +86,7 @@ impl<'a> Engine<'a> {
             let price = money::convert(amount, dec, rate, self.ex.decimals[0], Round::Up)?;
             if bh < price {
                 return Err(OpError::InsufficientBalance {
-                    account: self.who(who),
+                    account: self.name_at(ai)?,
                     home: self.home().to_string(),
                     have: self.show(0, bh),
                     want: self.show(0, price),
@@ -103,7 +102,7 @@ impl<'a> Engine<'a> {
         } else {
             if bc < amount {
                 return Err(OpError::InsufficientHolding {
-                    account: self.who(who),
+                    account: self.name_at(ai)?,
                     code: self.ex.codes[ci].to_string(),
                     have: self.show(ci, bc),
                     want: self.show(ci, amount),
@@ -152,8 +151,7 @@ impl<'a> Engine<'a> {
         let till = home.holding.load(R);
         let bh = bh_cell.load(R);
         let bc = bc_cell.load(R);
-        let (rate, total, new) =
-            self.plan_trade::<BUY>(ci, amount, [stock, till, bh, bc], Who::Slot(ai))?;
+        let (rate, total, new) = self.plan_trade::<BUY>(ci, amount, [stock, till, bh, bc], ai)?;
         (p.rate, p.total) = (rate, total);
         let seq = self.next_seq()?;
         self.begin(

@@ -3,15 +3,16 @@
 //! next lock holder applies after a holder died, once it has checked that
 //! the record is one an operation could have written.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use shm::sync::{LockGuard, SeqWriteGuard};
 
+use super::accounts::CLOSED;
 use super::journal::{Meta, Pending, now_ns, read_pending, write_record};
 use super::{Engine, R};
 use crate::error::OpError;
 use crate::failpoint::{self, Failpoint};
-use crate::layout::{MAX_UNDO, Undo, unpack_name};
+use crate::layout::{MAX_UNDO, NAME_MAX, Undo, unpack_name};
 use crate::types::Op;
 
 /// A field an operation may change, as the undo record names it.
@@ -24,6 +25,8 @@ pub(super) enum Field {
     Buy(usize),
     Sell(usize),
     Accounts,
+    /// An account slot's name length, whose top bit marks it closed.
+    NameLen(usize),
 }
 
 impl Field {
@@ -36,6 +39,7 @@ impl Field {
             Field::Buy(i) => (5, i),
             Field::Sell(i) => (6, i),
             Field::Accounts => (7, 0),
+            Field::NameLen(i) => (8, i),
         };
         (k << 56) | i as u64
     }
@@ -50,15 +54,44 @@ impl Field {
             5 => Field::Buy(i),
             6 => Field::Sell(i),
             7 => Field::Accounts,
+            8 => Field::NameLen(i),
             _ => return None,
         })
+    }
+}
+
+/// A cell an undo record names: a signed one, or an account slot's name
+/// length.
+#[derive(Clone, Copy)]
+enum Cell<'c> {
+    Signed(&'c AtomicI64),
+    NameLen(&'c AtomicU64),
+}
+
+impl Cell<'_> {
+    /// Stores `old` back, as the undo record keeps it.
+    fn restore(self, old: i64) {
+        match self {
+            Cell::Signed(c) => c.store(old, R),
+            Cell::NameLen(c) => c.store(old as u64, R),
+        }
+    }
+
+    /// Whether `old` is a value an operation could have found there: any
+    /// for a signed cell; for a name length, one of a name (with or
+    /// without the closed mark).
+    fn holds(self, old: i64) -> bool {
+        match self {
+            Cell::Signed(_) => true,
+            Cell::NameLen(_) => (1..=NAME_MAX as u64).contains(&(old as u64 & !CLOSED)),
+        }
     }
 }
 
 /// An undo record found valid: the cells to restore with their old values,
 /// and the journal record of the operation it undoes.
 struct Rollback<'c> {
-    cells: Vec<(&'c AtomicI64, i64)>,
+    cells: Vec<(Cell<'c>, i64)>,
     pending: Pending,
     undone: Meta,
 }
@@ -110,8 +143,8 @@ impl<'a> Engine<'a> {
         // The sequence is odd if the dead writer was mid-write; a write
         // keeps it odd until the rollback is complete either way.
         let w = self.head.seq.write();
-        for (i, (cell, old)) in r.cells.iter().enumerate() {
-            cell.store(*old, R);
+        for (i, &(cell, old)) in r.cells.iter().enumerate() {
+            cell.restore(old);
             if i == 0 {
                 failpoint::hit(self.fp, Failpoint::MidRollback);
             }
@@ -154,7 +187,13 @@ impl<'a> Engine<'a> {
             let cell = Field::decode(w)
                 .and_then(|f| self.cell(f))
                 .ok_or_else(|| bad(format!("field {i} ({w:#x}) names no cell")))?;
-            cells.push((cell, u.olds[i].load(R)));
+            let old = u.olds[i].load(R);
+            if !cell.holds(old) {
+                return Err(bad(format!(
+                    "field {i} ({w:#x}) would get {old:#x}, which is no name length"
+                )));
+            }
+            cells.push((cell, old));
         }
         let pending = read_pending(&u.pending);
         let undone = Meta::unpack(pending.meta);
@@ -175,9 +214,9 @@ impl<'a> Engine<'a> {
         })
     }
 
-    fn cell(&self, f: Field) -> Option<&'a AtomicI64> {
+    fn cell(&self, f: Field) -> Option<Cell<'a>> {
         let rows = self.rows;
-        match f {
+        let signed = match f {
             Field::Holding(i) => rows.get(i).map(|r| &r.holding),
             Field::Balance(i) => self.balances.get(i),
             Field::Deposits(i) => rows.get(i).map(|r| &r.deposits),
@@ -185,7 +224,9 @@ impl<'a> Engine<'a> {
             Field::Buy(i) => rows.get(i).map(|r| &r.buy),
             Field::Sell(i) => rows.get(i).map(|r| &r.sell),
             Field::Accounts => Some(&self.head.n_accounts),
-        }
+            Field::NameLen(i) => return self.names.get(i).map(|n| Cell::NameLen(&n.len)),
+        };
+        signed.map(Cell::Signed)
     }
 
     /// The sequence number the next operation gets.

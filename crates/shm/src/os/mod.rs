@@ -7,6 +7,7 @@
 pub mod eventfd;
 pub mod membarrier;
 pub(crate) mod posix;
+pub(crate) mod sigbus;
 pub mod sys;
 pub(crate) mod sysv;
 pub(crate) mod task;

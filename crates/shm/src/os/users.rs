@@ -15,3 +15,17 @@ pub fn user_name(uid: u32) -> String {
         })
         .unwrap_or_else(|| format!("uid {uid}"))
 }
+
+/// The uid of user `name` from `/etc/passwd`, or of a plain number.
+#[must_use]
+pub fn user_id(name: &str) -> Option<u32> {
+    if let Ok(uid) = name.parse::<u32>() {
+        return Some(uid);
+    }
+    let text = std::fs::read_to_string("/etc/passwd").ok()?;
+    text.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        (fields.next()? == name).then_some(())?;
+        fields.nth(1)?.parse().ok()
+    })
+}

@@ -102,18 +102,59 @@ mod tests {
         assert!(t.elapsed() >= Duration::from_millis(15));
     }
 
+    /// The calling thread's `/proc` directory.
+    fn this_thread() -> std::path::PathBuf {
+        let link = std::fs::read_link("/proc/thread-self").expect("/proc/thread-self");
+        std::path::Path::new("/proc").join(link)
+    }
+
+    /// Whether the thread at `dir` sleeps in a futex wait on `word`: its
+    /// state is `S` and it is inside `futex(2)` with `word`'s address as
+    /// the first argument.
+    fn waits_on(dir: &std::path::Path, word: &AtomicU32) -> bool {
+        let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
+        let state = stat.rsplit_once(") ").and_then(|(_, r)| r.chars().next());
+        let call = std::fs::read_to_string(dir.join("syscall")).unwrap_or_default();
+        let mut f = call.split_whitespace();
+        let nr = f.next().and_then(|n| n.parse::<libc::c_long>().ok());
+        let arg0 = f
+            .next()
+            .and_then(|a| usize::from_str_radix(a.trim_start_matches("0x"), 16).ok());
+        state == Some('S') && nr == Some(libc::SYS_futex) && arg0 == Some(word.as_ptr() as usize)
+    }
+
+    /// The waiter is asleep in the kernel on the word before the wake is
+    /// sent; the wake reaches it (it returns `Woken`, not after its
+    /// timeout), and the wake counts it.
     #[test]
     fn wake_reaches_a_waiter() {
+        const TIMEOUT: Duration = Duration::from_secs(30);
         let w = std::sync::Arc::new(AtomicU32::new(0));
         let w2 = w.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
         let h = std::thread::spawn(move || {
-            while w2.load(Ordering::Acquire) == 0 {
-                let _ = wait(&w2, 0, Some(Duration::from_secs(5)));
-            }
+            tx.send(this_thread()).unwrap();
+            let t = Instant::now();
+            let r = wait(&w2, 0, Some(TIMEOUT));
+            tx.send(std::path::PathBuf::new()).unwrap();
+            (r, t.elapsed())
         });
-        std::thread::sleep(Duration::from_millis(10));
+        let dir = rx.recv().unwrap();
+        let asleep = Instant::now();
+        while !waits_on(&dir, &w) {
+            assert!(
+                asleep.elapsed() < Duration::from_secs(10),
+                "the waiter never slept in futex(2) on the word"
+            );
+            std::thread::sleep(Duration::from_micros(200));
+        }
         w.store(1, Ordering::Release);
-        wake_all(&w);
-        h.join().unwrap();
+        assert_eq!(wake_all(&w), 1, "the wake found no waiter");
+        // Bounded: a lost wake fails here, long before the waiter's timeout.
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("the waiter did not return within 10 s of the wake");
+        let (r, took) = h.join().unwrap();
+        assert_eq!(r, Wake::Woken);
+        assert!(took < TIMEOUT / 2, "{took:?}");
     }
 }

@@ -178,7 +178,7 @@ fn wrong_format_version_is_incompatible(make: Maker) {
     );
     assert_eq!(
         msg,
-        format!("segment {id} holds a shmex bytes, not a queue")
+        format!("segment {id} holds a bytes segment, not a queue")
     );
 
     patch_u32(seg, offsets::KIND, Kind::BYTES.code(), 0);
@@ -191,14 +191,15 @@ fn wrong_format_version_is_incompatible(make: Maker) {
     let msg = incompatible(open_payload(&id, Duration::ZERO), &id);
     assert_eq!(
         msg,
-        format!("segment {id} holds a shmex kind 99, not a bytes")
+        format!("segment {id} holds a segment of kind 99, not a bytes segment")
     );
     let any = Managed::open_any(&id, Access::ReadOnly, Duration::ZERO).expect("any kind");
     assert_eq!(any.kind().code(), 99);
     drop(any);
     let info = shm::inspect(&id).expect("inspect");
     assert_eq!(info.kind.map(|k| k.to_string()), Some("kind 99".into()));
-    assert_eq!(info.status, Status::Persistent);
+    // Persistent, and this process holds it.
+    assert_eq!(info.status, Status::Live);
     patch_u32(seg, offsets::KIND, 99, Kind::BYTES.code());
 
     patch_u32(seg, offsets::LIFETIME, Lifetime::Persistent.code(), 7);

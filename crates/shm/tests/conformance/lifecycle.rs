@@ -57,7 +57,8 @@ fn managed_write_and_read_across_processes(make: Maker) {
     assert_eq!(info.mode, 0o600);
     assert_eq!(info.creator_pid, Some(std::process::id()));
     assert_eq!(info.creator_alive, Some(true));
-    assert_eq!(info.status, Status::Persistent);
+    // Persistent, and this process holds it.
+    assert_eq!(info.status, Status::Live);
 
     let msg = format!("ping from {}", std::process::id());
     m.write_payload(MSG_AT, msg.as_bytes()).expect("write");
@@ -169,10 +170,12 @@ fn failed_init_removes_the_segment(make: Maker) {
     assert!(err.is_not_found(), "{err:?}");
 }
 
-/// Ready-wait: an opener of a segment whose creator is still in `init`
-/// gets `NotReady` after its bound; a patient opener gets the segment once
-/// the creator marks it ready; an all-zero segment (a creator that died
-/// before writing the header) is `NotReady` too.
+/// Ready-wait: while a creator is still in `init`, a System V opener gets
+/// `NotReady` after its bound and the listing says `initializing`; a POSIX
+/// segment has no name yet at all (it gets one only once ready), so it is
+/// not found and not listed. A patient opener gets the segment once the
+/// creator marks it ready; an all-zero segment (a System V creator that
+/// died before writing the header, or a raw one) is `NotReady` too.
 fn ready_wait_is_bounded(make: Maker) {
     let mut g = Cleanup::new();
     let id = g.id(make);
@@ -194,28 +197,46 @@ fn ready_wait_is_bounded(make: Maker) {
         entered_rx.recv().expect("creator entered init");
 
         let err = open_payload(&id, Duration::from_millis(150)).expect_err("still initializing");
-        match &err {
-            Error::NotReady { what, waited_ms } => {
+        match (&id, &err) {
+            (SegmentId::SysV(_), Error::NotReady { what, waited_ms }) => {
                 assert_eq!(what, &id.to_string());
                 assert!(*waited_ms >= 150, "gave up after {waited_ms} ms");
+                let msg = err.to_string();
+                assert!(
+                    msg.starts_with(&format!("segment {id} is not ready after ")),
+                    "{msg}"
+                );
+                assert!(
+                    msg.ends_with(": its creator may have died while creating it"),
+                    "{msg}"
+                );
+                assert_eq!(
+                    shm::inspect(&id).expect("inspect").status,
+                    Status::Initializing
+                );
             }
-            other => panic!("expected NotReady, got {other:?}"),
+            (SegmentId::Posix(name), Error::NotFound { .. }) => {
+                assert!(shm::inspect(&id).expect_err("unnamed").is_not_found());
+                assert!(
+                    !std::path::Path::new("/dev/shm").join(name).exists(),
+                    "a POSIX segment is named only once ready"
+                );
+            }
+            (_, other) => panic!("{id} while its creator is in init: {other:?}"),
         }
-        let msg = err.to_string();
-        assert!(
-            msg.starts_with(&format!("segment {id} is not ready after ")),
-            "{msg}"
-        );
-        assert!(
-            msg.ends_with(": its creator may have died while creating it"),
-            "{msg}"
-        );
-        assert_eq!(
-            shm::inspect(&id).expect("inspect").status,
-            Status::Initializing
-        );
 
-        let opener = s.spawn(|| open_payload(&id, Duration::from_secs(20)));
+        let opener = s.spawn(|| {
+            // A POSIX opener keeps trying until the name appears.
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                match open_payload(&id, Duration::from_secs(20)) {
+                    Err(e) if e.is_not_found() && Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    r => return r,
+                }
+            }
+        });
         std::thread::sleep(Duration::from_millis(50));
         go_tx.send(()).expect("release the creator");
         let created = creator.join().expect("creator thread").expect("created");

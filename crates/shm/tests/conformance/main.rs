@@ -44,6 +44,7 @@ macro_rules! both_backends {
 
 mod access;
 mod header;
+mod hostile;
 mod lifecycle;
 mod stale;
 mod support;
@@ -87,6 +88,9 @@ fn child_process_entry() {
             let _ = std::io::stdin().read_to_end(&mut Vec::new());
             m.remove().expect("holder removes its segment");
         }
+        "shrink" => hostile::shrink_child(&id),
+        "stray-sigbus" => hostile::stray_sigbus_child(&id),
+        "create-forever" => hostile::create_forever_child(&id),
         other => panic!("unknown child role {other:?}"),
     }
 }

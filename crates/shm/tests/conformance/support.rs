@@ -53,18 +53,38 @@ pub(crate) const READY: &str = "shmex-conformance-child-ready";
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
-fn next() -> u32 {
-    COUNTER.fetch_add(1, Ordering::Relaxed)
+/// Whether no segment has this id.
+fn free(id: &SegmentId) -> bool {
+    matches!(shm::inspect(id), Err(e) if e.is_not_found())
 }
 
-/// Keys 0x5D00_0000 | pid (12 bits) | counter (12 bits).
+// Ids carry the whole pid, so no other live process makes the same ones:
+// an id that exists was left by a crashed run of a process with this pid,
+// and is skipped, never removed.
+
+/// Keys 0x4000_0000 | pid (22 bits: Linux's highest `pid_max`) << 8 |
+/// counter (8 bits, so up to 256 keys of this process exist at once).
 pub(crate) fn sysv_id() -> SegmentId {
-    let key = 0x5D00_0000 | ((std::process::id() & 0xFFF) << 12) | (next() & 0xFFF);
-    SegmentId::sysv(key as i32).expect("non-zero key")
+    let pid = std::process::id();
+    assert!(pid < 1 << 22, "pid {pid} does not fit the test keys");
+    loop {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let id = SegmentId::sysv((0x4000_0000 | pid << 8 | (n & 0xFF)) as i32).expect("non-zero");
+        if free(&id) {
+            return id;
+        }
+    }
 }
 
 pub(crate) fn posix_id() -> SegmentId {
-    SegmentId::posix(format!("shmex-conf-{}-{}", std::process::id(), next())).expect("valid name")
+    let pid = std::process::id();
+    loop {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let id = SegmentId::posix(format!("shmex-conf-{pid}-{n}")).expect("valid name");
+        if free(&id) {
+            return id;
+        }
+    }
 }
 
 pub(crate) type Maker = fn() -> SegmentId;

@@ -22,6 +22,7 @@ use anyhow::{Context as _, anyhow};
 use channel::Wait;
 
 use crate::bench::args::Args;
+use crate::bench::progress::Progress;
 use crate::bench::stats::median;
 use harness::{Lat, PING, Placement, STREAM_MSG, Sizes, median_lat};
 use latency::{lat_channel, lat_eventfd, lat_floor, lat_pipe, lat_socket};
@@ -38,12 +39,12 @@ fn interleave(
     runs: u32,
     what: &str,
     paths: &[(&'static str, &'static str, RateFn<'_>)],
-    progress: &dyn Fn(&str),
+    progress: &Progress,
 ) -> anyhow::Result<Vec<(&'static str, &'static str, f64)>> {
     let mut all: Vec<Vec<f64>> = vec![Vec::new(); paths.len()];
     for run in 1..=runs {
         for ((_, label, f), v) in paths.iter().zip(&mut all) {
-            progress(&format!("{what} {label} (run {run} of {runs})"));
+            progress.step(&format!("{what} {label} (run {run} of {runs})"))?;
             v.push(f().with_context(|| format!("{what} {label}"))?);
         }
     }
@@ -60,11 +61,7 @@ fn measure(args: &Args, sizes: &Sizes, place: &Placement) -> anyhow::Result<Figu
         shm::sys::pin_to_cpu(cpu).with_context(|| format!("cannot pin to CPU {cpu}"))?;
     }
     let runs = args.runs;
-    let progress = |what: &str| {
-        if !args.json {
-            eprint!("\r\x1b[K  measuring {what}…");
-        }
-    };
+    let progress = Progress::new("bench channel");
     type LatFn = fn(&Sizes, &Placement) -> anyhow::Result<Lat>;
     #[cfg_attr(not(feature = "peers"), allow(unused_mut))]
     let mut lat_paths: Vec<(&str, &str, LatFn)> = vec![
@@ -95,7 +92,7 @@ fn measure(args: &Args, sizes: &Sizes, place: &Placement) -> anyhow::Result<Figu
     let mut lat_runs: Vec<Vec<Lat>> = vec![Vec::new(); lat_paths.len()];
     for run in 1..=runs {
         for ((_, label, f), all) in lat_paths.iter().zip(&mut lat_runs) {
-            progress(&format!("{label} (run {run} of {runs})"));
+            progress.step(&format!("latency of {label} (run {run} of {runs})"))?;
             all.push(f(sizes, place).with_context(|| format!("latency of {label}"))?);
         }
     }
@@ -150,16 +147,12 @@ fn measure(args: &Args, sizes: &Sizes, place: &Placement) -> anyhow::Result<Figu
         ),
     ];
     let msgs = interleave(runs, "8-byte messages through", &msg_paths, &progress)?;
-    if !args.json {
-        eprint!("\r\x1b[K");
-    }
     Ok(Figures { lat, stream, msgs })
 }
 
 /// Runs the benchmark; prints its table unless `args.json`; returns the
 /// figures as JSON.
 pub fn run(args: &Args) -> anyhow::Result<serde_json::Value> {
-    shm::sys::catch_termination();
     let sizes = Sizes::new(args.quick);
     let place = Placement::choose();
     // Pinning applies to the measuring thread only, so that whatever the

@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use super::harness::{Lat, Placement, Sizes};
 use crate::bench::args::Args;
+use crate::support::plural::plural;
 
 /// The medians of every path, by key and label.
 pub(super) struct Figures {
@@ -148,10 +149,15 @@ pub(super) fn print_table(
     runs: u32,
 ) {
     println!("shmex bench channel");
-    println!("  machine: {} CPUs, {}", nproc(), cpu_model());
+    println!(
+        "  machine: {}, {}",
+        plural(nproc() as u64, "CPU", "CPUs"),
+        cpu_model()
+    );
     println!("  {}", place.describe());
     println!(
-        "  every figure is the median of {runs} run(s), each run in fresh processes, the paths of a table measured in turn within each run"
+        "  every figure is the median of {}, each run in fresh processes, the paths of a table measured in turn within each run",
+        plural(u64::from(runs), "run", "runs")
     );
     println!();
     println!(

@@ -13,6 +13,7 @@ use channel::{Options, Sender};
 use shm::SegmentId;
 
 use super::harness::{Placement, STREAM_MSG, WorkerProc, await_worker, unique_name};
+use crate::support::plural::plural;
 
 /// What a sink worker measured: seconds from its first message to the end,
 /// and the bytes and messages after the first.
@@ -55,10 +56,9 @@ pub(super) fn tput_channel(
     let after_first = count.saturating_sub(1);
     if report.2 as u64 != after_first || report.1 as u64 != after_first * len as u64 {
         bail!(
-            "the channel sink got {} messages ({} bytes) after the first, not {}",
-            report.2,
-            report.1,
-            after_first
+            "the channel sink got {} ({}) after the first, not {after_first}",
+            plural(report.2 as u64, "message", "messages"),
+            plural(report.1 as u64, "byte", "bytes"),
         );
     }
     Ok(report)

@@ -78,6 +78,7 @@ fn w_chan_echo(ping: &str, pong: &str, wait: &str) -> anyhow::Result<()> {
         drop(m);
         tx.send(&buf)?;
     }
+    tx.close();
     Ok(())
 }
 

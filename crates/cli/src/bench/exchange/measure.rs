@@ -183,12 +183,12 @@ pub(super) fn lines_run(lines: usize, json: bool) -> anyhow::Result<f64> {
     }
     let input = std::fs::File::open(&path)?;
     let t = Instant::now();
-    let o = cmd
-        .stdin(input)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .context("cannot run the trade loop")?;
+    let o = exe::output(
+        cmd.stdin(input)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    )
+    .context("cannot run the trade loop")?;
     let secs = t.elapsed().as_secs_f64();
     if !o.status.success() {
         bail!(

@@ -12,37 +12,22 @@ mod measure;
 mod report;
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal as _, Write as _};
 use std::time::Duration;
 
-use anyhow::bail;
-
 use crate::bench::args::Args;
+use crate::bench::progress::Progress;
 use crate::bench::stats::median;
+use crate::support::plural::plural;
 use measure::{lines_run, lock_run, quote_run, trade_run};
 use report::Figures;
 
 /// Trader counts measured.
 const TRADERS: [usize; 5] = [1, 2, 4, 8, 16];
 
-/// Shows what runs now on a terminal; fails once a termination signal came.
-fn progress(what: &str) -> anyhow::Result<()> {
-    if let Some(sig) = shm::sys::termination_signal() {
-        bail!("bench exchange interrupted by signal {sig}");
-    }
-    if std::io::stderr().is_terminal() {
-        eprint!("\r\x1b[Kbench exchange: {what}");
-        let _ = std::io::stderr().flush();
-    }
-    Ok(())
-}
-
 /// Runs the benchmark; prints its table unless `args.json`; returns the
 /// figures as JSON.
 pub fn run(args: &Args) -> anyhow::Result<serde_json::Value> {
-    // Ctrl-C stops the benchmark between steps (and kills the traders,
-    // which fail the step), so that its exchanges are always destroyed.
-    shm::sys::catch_termination();
+    let progress = Progress::new("bench exchange");
     let runs = args.runs as usize;
     let dur = if args.quick {
         Duration::from_millis(300)
@@ -57,7 +42,8 @@ pub fn run(args: &Args) -> anyhow::Result<serde_json::Value> {
     let (mut text_lines, mut json_lines) = (Vec::new(), Vec::new());
     for run in 1..=runs {
         for n in TRADERS {
-            progress(&format!("run {run}/{runs}: {n} trader processes"))?;
+            let traders = plural(n as u64, "trader process", "trader processes");
+            progress.step(&format!("run {run} of {runs}: {traders}"))?;
             let r = trade_run(n, dur)?;
             if n == 2 {
                 hold_mean.push(r.hold.mean());
@@ -65,20 +51,17 @@ pub fn run(args: &Args) -> anyhow::Result<serde_json::Value> {
             }
             trades.entry(n).or_default().push(r.per_sec);
         }
-        progress(&format!("run {run}/{runs}: lock and unlock"))?;
+        progress.step(&format!("run {run} of {runs}: lock and unlock"))?;
         lock.push(lock_run(dur / 4)?);
-        progress(&format!("run {run}/{runs}: quote snapshots"))?;
+        progress.step(&format!("run {run} of {runs}: quote snapshots"))?;
         let (p50, p99) = quote_run(dur)?;
         q50.push(p50);
         q99.push(p99);
-        progress(&format!("run {run}/{runs}: the trade loop"))?;
+        progress.step(&format!("run {run} of {runs}: the trade loop"))?;
         text_lines.push(lines_run(lines, false)?);
         json_lines.push(lines_run(lines, true)?);
     }
-    progress("")?;
-    if std::io::stderr().is_terminal() {
-        eprint!("\r\x1b[K");
-    }
+    drop(progress);
     let figures = Figures {
         trades: trades.iter_mut().map(|(n, v)| (*n, median(v))).collect(),
         hold_mean: median(&mut hold_mean),

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::support::plural::plural;
+
 /// Goals: trades per second with 1 and 2 traders, the share of the
 /// 2-trader rate 16 traders keep, a quote's p99, trade-loop lines per second.
 const GOAL_TRADES_1: f64 = 5e6;
@@ -55,8 +57,8 @@ impl Figures {
                 ),
                 _ => (String::new(), String::new()),
             };
-            let who = if n == 1 { "process" } else { "processes" };
-            rows.push((format!("trades/s, {n} trader {who}"), mega(v), goal, ratio));
+            let who = plural(n as u64, "trader process", "trader processes");
+            rows.push((format!("trades/s, {who}"), mega(v), goal, ratio));
         }
         rows.push((
             "lock held, mean (2 traders)".into(),
@@ -101,10 +103,10 @@ impl Figures {
             format!("{:.2}", self.lines_json / GOAL_LINES),
         ));
         let mut s = format!(
-            "exchange: median of {runs} run{} of {:.1} s, {} CPUs\n",
-            if runs == 1 { "" } else { "s" },
+            "exchange: median of {} of {:.1} s, {}\n",
+            plural(runs as u64, "run", "runs"),
             dur.as_secs_f64(),
-            shm::sys::allowed_cpus().len()
+            plural(shm::sys::allowed_cpus().len() as u64, "CPU", "CPUs")
         );
         s.push_str(&format!(
             "{:<36} {:>11}  {:<22} {:>5}\n",

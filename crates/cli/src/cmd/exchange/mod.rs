@@ -4,6 +4,11 @@
 //! `SHMEX_EXCHANGE`, default `shmex-exchange`) or a System V one
 //! (`--key K`).
 
+mod codes;
+mod files;
+mod holders;
+mod journal;
+mod refusal;
 pub mod show;
 mod trade;
 mod watch;
@@ -21,8 +26,12 @@ use exchange::{
 use shm::SegmentId;
 
 use crate::support::error::BadInput;
+use crate::support::owners::AllowOwner;
 use crate::support::parse::{exchange_id, parse_mode};
-use crate::support::time::now_ns;
+use crate::support::plural::plural;
+use files::{FileArg, RestoreArgs};
+use journal::JournalArgs;
+use refusal::Refusal;
 use show::describe;
 use trade::{InputError, parse_order};
 use watch::WatchArgs;
@@ -30,7 +39,7 @@ use watch::WatchArgs;
 /// Flags of `shmex exchange`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "A customer buys CODE at the exchange's sell rate (the price rounds up) and sells at its buy rate (the proceeds round down); quotes always satisfy 0 < buy <= sell. Amounts are plain decimals with at most the currency's decimals (2 unless configured).\n\nExit status: 0 ok, 1 refused (insufficient stock, balance, holding or till; missing or corrupted exchange; lock held past SHMEX_LOCK_TIMEOUT), 2 bad input, 128 + N a wait for the lock ended by signal N."
+    after_help = "A customer buys CODE at the exchange's sell rate (the price rounds up) and sells at its buy rate (the proceeds round down); quotes always satisfy 0 < buy <= sell. Amounts are plain decimals with at most the currency's decimals (2 unless configured).\n\nAccounts are opened with `open NAME` (or `trade --account NAME --open`), never by an order: an order for a name that is not open is refused.\n\nWith --json, every outcome is one JSON object on stdout, a failure too: {\"ok\":false,\"code\":\"insufficient_holding\",\"error\":\"...\"} (the README lists the codes).\n\nExit status: 0 ok, 1 refused (insufficient stock, balance, holding or till; unknown account; missing or corrupted exchange; lock held past SHMEX_LOCK_TIMEOUT), 2 bad input, 128 + N a wait for the lock ended by signal N."
 )]
 pub struct Args {
     /// POSIX name of the exchange's segment [env: SHMEX_EXCHANGE] [default: shmex-exchange].
@@ -39,6 +48,8 @@ pub struct Args {
     /// Put the exchange in the System V segment with this key instead (5678, 0x162e).
     #[arg(long, global = true, value_name = "K", allow_hyphen_values = true)]
     pub key: Option<String>,
+    #[command(flatten)]
+    pub owners: AllowOwner,
     #[command(subcommand)]
     pub command: Sub,
 }
@@ -65,6 +76,10 @@ pub enum Sub {
     ///     decimals = 2
     #[command(verbatim_doc_comment)]
     Init(InitArgs),
+    /// Open account NAME with the opening balance (journalled as an `open`).
+    Open(AccountArgs),
+    /// Close account NAME, which must hold nothing; its name is free again.
+    Close(AccountArgs),
     /// Print the quotes, the stock and the till.
     Quote(JsonFlag),
     /// Trade from stdin, one command a line: buy|sell|deposit|withdraw CODE AMOUNT, quote, balance, help, quit.
@@ -72,8 +87,9 @@ pub enum Sub {
     /// Every line gets one answer line; a refused or malformed line gets an error line, changes
     /// nothing, and the loop goes on. With --json every answer is one object:
     /// {"ok":true,"op":"buy","account":"alice","code":"DOLLAR","amount":"100.00","rate":"13.72",
-    /// "total":"1372.00","seq":17}, or {"ok":false,"error":"..."}. Lines longer than 1024 bytes
-    /// or not UTF-8 are refused. A new account opens, with the opening balance, when the loop starts.
+    /// "total":"1372.00","seq":17}, or {"ok":false,"code":"...","error":"..."}. Lines longer than
+    /// 1024 bytes or not UTF-8 are refused. The account must be open, or --open opens it when the
+    /// loop starts. The loop stops (exit 1) if the exchange is removed.
     Trade(TradeArgs),
     /// Buy AMOUNT of CODE at the exchange's sell rate.
     Buy(OneShot),
@@ -83,22 +99,39 @@ pub enum Sub {
     Deposit(OneShot),
     /// Take AMOUNT of CODE out of the account.
     Withdraw(OneShot),
-    /// Set the rates of CODE (0 < buy <= sell).
+    /// Set the rates of CODE, one side or both (0 < buy <= sell); prints old -> new.
     SetRate(SetRateArgs),
     /// List the accounts and their balances.
     Accounts(JsonFlag),
-    /// Print the journal (the newest records the ring still holds).
+    /// Print the journal (the newest records the ring still holds); --follow for new ones.
     Journal(JournalArgs),
     /// Verify conservation for every currency, non-negativity and the quotes; exit 1 on any violation.
     Check(JsonFlag),
-    /// A live board in the terminal (q or Ctrl-C quits); one plain snapshot when stdout is not a terminal.
+    /// A live board in the terminal (q or Ctrl-C quits); one plain snapshot when stdout is not a
+    /// terminal; --json prints one snapshot a line.
     Watch(WatchArgs),
-    /// Write the whole exchange to FILE (versioned TOML).
+    /// Write the whole exchange to FILE (versioned TOML, mode 0600); `-` is stdout.
     Snapshot(FileArg),
-    /// Recreate the exchange from a snapshot FILE; refuses a file that fails validation or check.
+    /// Recreate the exchange from a snapshot FILE (`-` is stdin); refuses a file that fails validation or check.
     Restore(RestoreArgs),
-    /// Remove the exchange.
-    Destroy,
+    /// Remove the exchange; refused while processes are attached, unless --force.
+    Destroy(DestroyArgs),
+}
+
+impl Sub {
+    /// Whether the command answers in JSON, its failures too.
+    fn json(&self) -> bool {
+        match self {
+            Sub::Open(a) | Sub::Close(a) => a.json,
+            Sub::Quote(a) | Sub::Accounts(a) | Sub::Check(a) => a.json,
+            Sub::Trade(a) => a.json,
+            Sub::Buy(a) | Sub::Sell(a) | Sub::Deposit(a) | Sub::Withdraw(a) => a.json,
+            Sub::SetRate(a) => a.json,
+            Sub::Journal(a) => a.json,
+            Sub::Watch(a) => a.json,
+            Sub::Init(_) | Sub::Snapshot(_) | Sub::Restore(_) | Sub::Destroy(_) => false,
+        }
+    }
 }
 
 /// `--json`.
@@ -138,12 +171,25 @@ pub struct InitArgs {
     pub force: bool,
 }
 
+/// Flags of `open` and `close`.
+#[derive(Debug, clap::Args)]
+pub struct AccountArgs {
+    /// The account: 1 to 32 characters from A-Z, a-z, 0-9, '_', '.' and '-'.
+    pub name: String,
+    /// Print the answer as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Flags of `trade`.
 #[derive(Debug, clap::Args)]
 pub struct TradeArgs {
-    /// The account to trade for (opened when the loop starts, if new).
+    /// The account to trade for; it must be open (see --open).
     #[arg(long, value_name = "NAME")]
     pub account: String,
+    /// Open the account when the loop starts, if it is not open yet.
+    #[arg(long)]
+    pub open: bool,
     /// Answer every line with one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -152,8 +198,7 @@ pub struct TradeArgs {
 /// Flags of `buy`, `sell`, `deposit` and `withdraw`.
 #[derive(Debug, clap::Args)]
 pub struct OneShot {
-    /// The account. A new one opens with the opening balance, but only
-    /// if the order is accepted: a refused order opens nothing.
+    /// The account, which must be open (`shmex exchange open NAME`).
     #[arg(long, value_name = "NAME")]
     pub account: String,
     /// Currency code.
@@ -166,71 +211,68 @@ pub struct OneShot {
     pub json: bool,
 }
 
+/// How far a rate may move before `set-rate` asks for `--yes`, in percent.
+const RATE_MOVE_LIMIT: u32 = 10;
+
 /// Flags of `set-rate`.
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("side").required(true).multiple(true).args(["buy", "sell"])))]
 pub struct SetRateArgs {
     /// Currency code.
     pub code: String,
-    /// Rate at which the exchange buys CODE (home per unit, up to 6 decimals).
+    /// Rate at which the exchange buys CODE (home per unit, up to 6 decimals); kept if not given.
     #[arg(long, value_name = "RATE", allow_hyphen_values = true)]
-    pub buy: String,
-    /// Rate at which the exchange sells CODE.
+    pub buy: Option<String>,
+    /// Rate at which the exchange sells CODE; kept if not given.
     #[arg(long, value_name = "RATE", allow_hyphen_values = true)]
-    pub sell: String,
+    pub sell: Option<String>,
+    /// Allow a rate to move by more than 10 % (refused otherwise, exit 1).
+    #[arg(long)]
+    pub yes: bool,
     /// Print the answer as JSON.
     #[arg(long)]
     pub json: bool,
 }
 
-/// Flags of `journal`.
+/// Flags of `destroy`.
 #[derive(Debug, clap::Args)]
-pub struct JournalArgs {
-    /// Only the last N records.
-    #[arg(long, value_name = "N")]
-    pub tail: Option<usize>,
-    /// Print JSON.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// A file argument.
-#[derive(Debug, clap::Args)]
-pub struct FileArg {
-    /// The file.
-    pub file: PathBuf,
-}
-
-/// Flags of `restore`.
-#[derive(Debug, clap::Args)]
-pub struct RestoreArgs {
-    /// The snapshot file.
-    pub file: PathBuf,
-    /// Replace an existing exchange.
+pub struct DestroyArgs {
+    /// Remove it even while processes are attached; they notice and stop.
     #[arg(long)]
     pub force: bool,
-    /// Permission bits of the segment.
-    #[arg(long, value_name = "MODE", default_value = "0600")]
-    pub mode: String,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let id = exchange_id(args.exchange.as_deref(), args.key.as_deref())?;
-    match args.command {
+    args.owners.apply()?;
+    let json = args.command.json();
+    let r = run_sub(&id, args.command);
+    if json && let Err(err) = &r {
+        codes::print_failure(err);
+    }
+    r
+}
+
+fn run_sub(id: &SegmentId, command: Sub) -> anyhow::Result<ExitCode> {
+    let id = id.clone();
+    match command {
         Sub::Init(a) => init(&id, &a),
+        Sub::Open(a) => open(&id, &a),
+        Sub::Close(a) => close(&id, &a),
         Sub::Quote(a) => quote(&id, a.json),
-        Sub::Trade(a) => trade::run(&id, &a.account, a.json),
+        Sub::Trade(a) => trade::run(&id, &a.account, a.open, a.json),
         Sub::Buy(a) => one_shot(&id, Order::Buy, &a),
         Sub::Sell(a) => one_shot(&id, Order::Sell, &a),
         Sub::Deposit(a) => one_shot(&id, Order::Deposit, &a),
         Sub::Withdraw(a) => one_shot(&id, Order::Withdraw, &a),
         Sub::SetRate(a) => set_rate(&id, &a),
         Sub::Accounts(a) => accounts(&id, a.json),
-        Sub::Journal(a) => journal(&id, a.tail, a.json),
+        Sub::Journal(a) => journal::run(&id, &a),
         Sub::Check(a) => check(&id, a.json),
         Sub::Watch(a) => watch::run(&id, &a),
-        Sub::Snapshot(a) => snapshot(&id, &a.file),
-        Sub::Restore(a) => restore(&id, &a),
-        Sub::Destroy => destroy(&id),
+        Sub::Snapshot(a) => files::snapshot(&id, &a),
+        Sub::Restore(a) => files::restore(&id, &a),
+        Sub::Destroy(a) => destroy(&id, a.force),
     }
 }
 
@@ -248,6 +290,9 @@ pub fn exit_code_for(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
             OpenError::Segment(shm::Error::Invalid(_) | shm::Error::OutOfBounds(_)) => 2,
             _ => 1,
         });
+    }
+    if cause.is::<Refusal>() {
+        return Some(1);
     }
     if cause.is::<InputError>()
         || cause.is::<TableError>()
@@ -297,15 +342,19 @@ fn init(id: &SegmentId, a: &InitArgs) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "created exchange {}: home currency {}, till {}, opening balance {}, {} foreign currencies; room for {} accounts, {} currencies, {} journal records",
+        "created exchange {}: home currency {}, till {}, opening balance {}, {}; room for {}, {}, {}",
         describe(id),
         home.code,
         home.amount(home.holding),
         home.amount(state.opening),
-        state.currencies.len() - 1,
-        cap.accounts,
-        cap.currencies,
-        cap.journal
+        plural(
+            state.currencies.len() as u64 - 1,
+            "foreign currency",
+            "foreign currencies"
+        ),
+        plural(cap.accounts as u64, "account", "accounts"),
+        plural(cap.currencies as u64, "currency", "currencies"),
+        plural(cap.journal as u64, "journal record", "journal records"),
     )?;
     for n in notes {
         writeln!(out, "note: {n}")?;
@@ -324,21 +373,67 @@ fn quote(id: &SegmentId, json: bool) -> anyhow::Result<ExitCode> {
     } else {
         show::quote_text(&describe(id), &rows)
     };
+    shm::check_mappings()?;
     std::io::stdout().lock().write_all(text.as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
 
 fn one_shot(id: &SegmentId, order: Order, a: &OneShot) -> anyhow::Result<ExitCode> {
-    // The exchange judges the account name and the order before anything
-    // changes, and opens a new account only if the order is accepted: a
-    // bad or refused order changes nothing.
+    // The exchange judges the order, then the account name, before
+    // anything changes: a bad or refused order, or a name that is not
+    // open, changes nothing.
     let ex = Exchange::open(id)?;
     let e = ex.engine();
     let request = parse_order(order, &a.code, &a.amount, &e.currencies())?;
     let r = request.apply_as(&e, &a.account)?;
     let mut line = String::new();
     trade::answer(&mut line, &e, &a.account, &r, a.json);
+    shm::check_mappings()?;
     std::io::stdout().lock().write_all(line.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn open(id: &SegmentId, a: &AccountArgs) -> anyhow::Result<ExitCode> {
+    let ex = Exchange::open(id)?;
+    let e = ex.engine();
+    let (_, opened) = e.open_account(&a.name)?;
+    let Some(r) = opened else {
+        return Err(OpError::AccountExists {
+            name: a.name.clone(),
+        }
+        .into());
+    };
+    let home = e.home();
+    let amount = money::Amount::new(r.amount, e.decimals(CurrencyId::HOME));
+    let text = if a.json {
+        format!(
+            "{{\"ok\":true,\"op\":\"open\",\"account\":{},\"code\":\"{home}\",\"amount\":\"{amount}\",\"seq\":{}}}\n",
+            show::js(&a.name),
+            r.seq
+        )
+    } else {
+        format!(
+            "opened account {} with {amount} {home} (seq {})\n",
+            a.name, r.seq
+        )
+    };
+    std::io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn close(id: &SegmentId, a: &AccountArgs) -> anyhow::Result<ExitCode> {
+    let ex = Exchange::open(id)?;
+    let r = ex.engine().close_account(&a.name)?;
+    let text = if a.json {
+        format!(
+            "{{\"ok\":true,\"op\":\"close\",\"account\":{},\"seq\":{}}}\n",
+            show::js(&a.name),
+            r.seq
+        )
+    } else {
+        format!("closed account {} (seq {})\n", a.name, r.seq)
+    };
+    std::io::stdout().lock().write_all(text.as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -346,25 +441,40 @@ fn set_rate(id: &SegmentId, a: &SetRateArgs) -> anyhow::Result<ExitCode> {
     let ex = Exchange::open(id)?;
     let e = ex.engine();
     let c = currency(&e, &a.code)?;
-    let buy = money::parse_rate(&a.buy).map_err(|err| BadInput(format!("--buy: {err}")))?;
-    let sell = money::parse_rate(&a.sell).map_err(|err| BadInput(format!("--sell: {err}")))?;
-    let r = e.set_rate(c, buy, sell)?;
+    let rate = |flag: &str, text: &Option<String>| {
+        text.as_deref()
+            .map(|t| money::parse_rate(t).with_context(|| format!("--{flag}")))
+            .transpose()
+    };
+    let (buy, sell) = (rate("buy", &a.buy)?, rate("sell", &a.sell)?);
+    let limit = (!a.yes).then_some(RATE_MOVE_LIMIT);
+    let ch = e.change_rates(c, buy, sell, limit)?;
     let code = e.code(c);
     let text = if a.json {
         format!(
-            "{{\"ok\":true,\"op\":\"set-rate\",\"code\":\"{code}\",\"buy\":\"{}\",\"sell\":\"{}\",\"seq\":{}}}\n",
-            Rate(buy),
-            Rate(sell),
-            r.seq
+            "{{\"ok\":true,\"op\":\"set-rate\",\"code\":\"{code}\",\"buy\":\"{}\",\"sell\":\"{}\",\"old_buy\":\"{}\",\"old_sell\":\"{}\",\"seq\":{}}}\n",
+            Rate(ch.buy),
+            Rate(ch.sell),
+            Rate(ch.old_buy),
+            Rate(ch.old_sell),
+            ch.receipt.seq
         )
     } else {
+        let side = |old: i64, new: i64| {
+            if old == new {
+                format!("{} (unchanged)", Rate(new))
+            } else {
+                format!("{} → {}", Rate(old), Rate(new))
+            }
+        };
         format!(
-            "{code}: the exchange now buys at {} and sells at {} (seq {})\n",
-            Rate(buy),
-            Rate(sell),
-            r.seq
+            "{code}: the exchange buys at {} and sells at {} (seq {})\n",
+            side(ch.old_buy, ch.buy),
+            side(ch.old_sell, ch.sell),
+            ch.receipt.seq
         )
     };
+    shm::check_mappings()?;
     std::io::stdout().lock().write_all(text.as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
@@ -383,133 +493,60 @@ fn accounts(id: &SegmentId, json: bool) -> anyhow::Result<ExitCode> {
     } else {
         show::accounts_text(&state)
     };
+    shm::check_mappings()?;
     std::io::stdout().lock().write_all(text.as_bytes())?;
-    Ok(ExitCode::SUCCESS)
-}
-
-fn journal(id: &SegmentId, tail: Option<usize>, json: bool) -> anyhow::Result<ExitCode> {
-    let ex = Exchange::open(id)?;
-    let e = ex.engine();
-    let state = e.state()?;
-    let entries = e.journal(tail)?;
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    if json {
-        out.write_all(b"[")?;
-        for (i, en) in entries.iter().enumerate() {
-            if i > 0 {
-                out.write_all(b",")?;
-            }
-            out.write_all(show::entry_json(&state, en).as_bytes())?;
-        }
-        out.write_all(b"]\n")?;
-    } else if entries.is_empty() {
-        writeln!(out, "the journal is empty")?;
-    } else {
-        for en in &entries {
-            writeln!(out, "{}", show::entry_text(&state, en))?;
-        }
-    }
-    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 
 fn check(id: &SegmentId, json: bool) -> anyhow::Result<ExitCode> {
     let ex = Exchange::open(id)?;
     let e = ex.engine();
-    let state = e.state()?;
-    let violations = state.check();
+    let violations = e.check()?;
+    shm::check_mappings()?;
+    let info = e.info();
+    let failed = violations.first().map(|first| Refusal::CheckFailed {
+        what: describe(id),
+        n: violations.len(),
+        first: first.clone(),
+    });
     let mut out = std::io::stdout().lock();
     if json {
         let list: Vec<String> = violations.iter().map(|v| show::js(v)).collect();
+        let why = failed.as_ref().map_or(String::new(), |f| {
+            format!(
+                "\"code\":\"{}\",\"error\":{},",
+                f.code(),
+                show::js(&f.to_string())
+            )
+        });
         writeln!(
             out,
-            "{{\"ok\":{},\"violations\":[{}]}}",
+            "{{\"ok\":{},{why}\"violations\":[{}]}}",
             violations.is_empty(),
             list.join(",")
         )?;
     } else if violations.is_empty() {
         writeln!(
             out,
-            "ok: {} currencies balance across {} accounts (holdings + accounts = genesis + deposits - withdrawals); nothing is negative; every quote has 0 < buy <= sell",
-            state.currencies.len(),
-            state.accounts.len()
+            "ok: {} balance across {} (holdings + accounts = genesis + deposits - withdrawals); nothing is negative; every quote has 0 < buy <= sell",
+            plural(info.currencies as u64, "currency", "currencies"),
+            plural(info.accounts as u64, "account", "accounts")
         )?;
     } else {
         for v in &violations {
             writeln!(out, "violation: {v}")?;
         }
     }
-    if violations.is_empty() {
-        Ok(ExitCode::SUCCESS)
-    } else {
-        eprintln!(
-            "shmex: check of exchange {id} found {} violation{}: {}",
-            violations.len(),
-            if violations.len() == 1 { "" } else { "s" },
-            violations[0]
-        );
-        Ok(ExitCode::from(1))
-    }
-}
-
-fn snapshot(id: &SegmentId, file: &std::path::Path) -> anyhow::Result<ExitCode> {
-    let ex = Exchange::open(id)?;
-    let e = ex.engine();
-    let (state, journal) = e.snapshot()?;
-    let text = exchange::snapshot::to_toml(&state, &journal, now_ns());
-    // Write beside the target, then rename: a crash never leaves half a file.
-    let tmp = file.with_extension(format!("tmp-{}", std::process::id()));
-    std::fs::write(&tmp, text.as_bytes())
-        .with_context(|| format!("cannot write snapshot {}", file.display()))?;
-    if let Err(err) = std::fs::rename(&tmp, file) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(err).with_context(|| format!("cannot write snapshot {}", file.display()));
-    }
-    println!(
-        "wrote exchange {} to {}: {} currencies, {} accounts, {} journal records (next seq {})",
-        describe(id),
-        file.display(),
-        state.currencies.len(),
-        state.accounts.len(),
-        journal.len(),
-        state.next_seq
-    );
-    Ok(ExitCode::SUCCESS)
-}
-
-fn restore(id: &SegmentId, a: &RestoreArgs) -> anyhow::Result<ExitCode> {
-    let mode = parse_mode(&a.mode)?;
-    let text = std::fs::read_to_string(&a.file)
-        .map_err(|e| BadInput(format!("cannot read snapshot {}: {e}", a.file.display())))?;
-    let (state, journal) = exchange::snapshot::from_toml(&text)
-        .with_context(|| format!("refusing to restore from {}", a.file.display()))?;
-    let create = || {
-        Exchange::create(id, &state, &journal, mode)
-            .with_context(|| format!("refusing to restore from {}", a.file.display()))
-    };
-    match Exchange::create(id, &state, &journal, mode) {
-        Err(OpenError::Exists { .. }) if a.force => {
-            replace(id)?;
-            create()?;
-        }
-        Err(e @ OpenError::Invalid(_)) => {
-            return Err(e)
-                .with_context(|| format!("refusing to restore from {}", a.file.display()));
-        }
-        r => {
-            r?;
+    match failed {
+        None => Ok(ExitCode::SUCCESS),
+        Some(f) => {
+            // The answer is printed: only the exit status and the one
+            // line on stderr remain.
+            out.flush()?;
+            eprintln!("shmex: {f}");
+            Ok(ExitCode::from(1))
         }
     }
-    println!(
-        "restored exchange {} from {}: {} currencies, {} accounts, {} journal records (next seq {})",
-        describe(id),
-        a.file.display(),
-        state.currencies.len(),
-        state.accounts.len(),
-        journal.len(),
-        state.next_seq
-    );
-    Ok(ExitCode::SUCCESS)
 }
 
 /// Removes the exchange at `id` for `--force`: a sound one, or one whose
@@ -522,8 +559,49 @@ fn replace(id: &SegmentId) -> anyhow::Result<()> {
     }
 }
 
-fn destroy(id: &SegmentId) -> anyhow::Result<ExitCode> {
-    Exchange::destroy(id)?;
-    println!("destroyed exchange {}", describe(id));
+/// Where the books of a destroyed exchange can still be found: today only
+/// in snapshots the user took, since no journal is kept on disk yet. (The
+/// durable journal, once written, names its directory here.)
+fn what_remains(_id: &SegmentId) -> &'static str {
+    "no journal is kept on disk: its books are gone unless you took a snapshot (bring one back with `shmex exchange restore FILE`)"
+}
+
+fn destroy(id: &SegmentId, force: bool) -> anyhow::Result<ExitCode> {
+    // Opened first: only an exchange is destroyed here, never a segment of
+    // another kind.
+    let ex = Exchange::open(id)?;
+    let (holders, unseen) = holders::holders(id);
+    let attached = holders.len() as u64 + unseen;
+    if attached > 0 && !force {
+        return Err(Refusal::InUse {
+            what: describe(id),
+            holders,
+            unseen,
+        }
+        .into());
+    }
+    ex.remove()?;
+    drop(ex);
+    let mut out = std::io::stdout().lock();
+    write!(out, "destroyed exchange {}", describe(id))?;
+    if attached > 0 {
+        let pids = holders
+            .iter()
+            .map(|h| format!("pid {}", h.pid))
+            .chain((unseen > 0).then(|| format!("{unseen} of another user")))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let stop = if attached == 1 {
+            "it stops at its next check"
+        } else {
+            "they stop at their next check"
+        };
+        write!(
+            out,
+            "; {} attached ({pids}): {stop}",
+            plural(attached, "process was", "processes were")
+        )?;
+    }
+    writeln!(out, "; {}", what_remains(id))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -7,6 +7,7 @@ use exchange::money::{Amount, Rate};
 use exchange::{Code, Entry, QuoteRow, State};
 use shm::SegmentId;
 
+use crate::support::text::escape;
 use crate::support::time::utc_millis;
 
 /// An exchange's segment and its backend, for messages.
@@ -57,7 +58,9 @@ pub fn balances_object(out: &mut String, currencies: &[(Code, u32)], balances: &
     out.push('}');
 }
 
-/// The quote as a table.
+/// The quote as a table. The rate columns say whose side they are: the
+/// exchange buys a currency from customers at `WE BUY AT` and sells it to
+/// them at `WE SELL AT`, as on the board.
 pub fn quote_text(what: &str, rows: &[QuoteRow]) -> String {
     let home = &rows[0];
     let mut s = format!(
@@ -68,7 +71,7 @@ pub fn quote_text(what: &str, rows: &[QuoteRow]) -> String {
     let _ = writeln!(
         s,
         "{:<8} {:>12} {:>12} {:>20}",
-        "CODE", "BUY", "SELL", "STOCK"
+        "CODE", "WE BUY AT", "WE SELL AT", "STOCK"
     );
     for r in &rows[1..] {
         let _ = writeln!(
@@ -106,13 +109,12 @@ pub fn accounts_json(state: &State) -> String {
 /// The accounts as a table.
 pub fn accounts_text(state: &State) -> String {
     if state.accounts.is_empty() {
-        return "no accounts yet: one opens on first use, e.g. `shmex exchange trade --account NAME`\n"
-            .into();
+        return "no accounts yet: open one with `shmex exchange open NAME`\n".into();
     }
     let width = state
         .accounts
         .iter()
-        .map(|a| a.name.len())
+        .map(|a| escape(&a.name).chars().count())
         .max()
         .unwrap_or(4)
         .max(7);
@@ -122,7 +124,7 @@ pub fn accounts_text(state: &State) -> String {
     }
     s.push('\n');
     for a in &state.accounts {
-        let _ = write!(s, "{:<width$}", a.name);
+        let _ = write!(s, "{:<width$}", escape(&a.name));
         for (c, b) in state.currencies.iter().zip(&a.balances) {
             let _ = write!(s, " {:>16}", c.amount(*b).to_string());
         }
@@ -149,23 +151,46 @@ fn total_of(state: &State, e: &Entry) -> Amount {
     Amount::new(e.total, d)
 }
 
-/// One journal record as a JSON object.
+/// `"time":"2026-01-02T03:04:05.678Z","time_ns":…` (no braces): a moment
+/// in RFC 3339 UTC, and in nanoseconds since the epoch for precision.
+pub fn time_fields(out: &mut String, ns: u64) {
+    let _ = write!(out, "\"time\":\"{}\",\"time_ns\":{ns}", utc_millis(ns));
+}
+
+/// One journal record as a JSON object, with the fields its operation has
+/// and no others: `account` where there is one, `amount` where money
+/// moved, `rate` and `total` for buys and sells, `buy` and `sell` for a
+/// set-rate, `undone` and `undone_pid` for a rollback.
 pub fn entry_json(state: &State, e: &Entry) -> String {
+    use exchange::Op;
     let (code, dec) = code_of(state, e);
-    let mut s = format!(
-        "{{\"seq\":{},\"time_ns\":{},\"pid\":{},\"account\":{},\"op\":\"{}\",\"code\":\"{}\",\"amount\":\"{}\",\"rate\":\"{}\",\"total\":\"{}\"",
-        e.seq,
-        e.time_ns,
-        e.pid,
-        js(&e.account),
-        e.op,
-        code,
-        Amount::new(e.amount, dec),
-        Rate(e.rate),
-        total_of(state, e)
-    );
-    match e.op {
-        exchange::Op::SetRate => {
+    let mut s = format!("{{\"seq\":{},", e.seq);
+    time_fields(&mut s, e.time_ns);
+    let _ = write!(s, ",\"pid\":{},\"op\":\"{}\"", e.pid, e.op);
+    if e.op == Op::Rollback {
+        let _ = write!(
+            s,
+            ",\"undone\":\"{}\",\"undone_pid\":{}",
+            e.undone.map_or("?", Op::name),
+            e.extra
+        );
+    }
+    if !e.account.is_empty() {
+        let _ = write!(s, ",\"account\":{}", js(&e.account));
+    }
+    let _ = write!(s, ",\"code\":\"{code}\"");
+    let what = if e.op == Op::Rollback {
+        e.undone.unwrap_or(Op::Rollback)
+    } else {
+        e.op
+    };
+    match what {
+        // A rollback keeps the dead process's pid where a set-rate keeps
+        // its buy rate.
+        Op::SetRate if e.op == Op::Rollback => {
+            let _ = write!(s, ",\"sell\":\"{}\"", Rate(e.rate));
+        }
+        Op::SetRate => {
             let _ = write!(
                 s,
                 ",\"buy\":\"{}\",\"sell\":\"{}\"",
@@ -173,15 +198,18 @@ pub fn entry_json(state: &State, e: &Entry) -> String {
                 Rate(e.rate)
             );
         }
-        exchange::Op::Rollback => {
-            let _ = write!(
-                s,
-                ",\"undone\":\"{}\",\"undone_pid\":{}",
-                e.undone.map_or("?", exchange::Op::name),
-                e.extra
-            );
+        Op::Close => {}
+        _ => {
+            let _ = write!(s, ",\"amount\":\"{}\"", Amount::new(e.amount, dec));
         }
-        _ => {}
+    }
+    if e.total_is_home() {
+        let _ = write!(
+            s,
+            ",\"rate\":\"{}\",\"total\":\"{}\"",
+            Rate(e.rate),
+            total_of(state, e)
+        );
     }
     s.push('}');
     s
@@ -192,22 +220,25 @@ pub fn entry_text(state: &State, e: &Entry) -> String {
     let (code, dec) = code_of(state, e);
     let home = state.currencies[0].code;
     let amount = Amount::new(e.amount, dec);
+    // The name is whatever bytes the segment holds.
+    let account = escape(&e.account);
     let what = match e.op {
         exchange::Op::Buy => format!(
             "{} bought {amount} {code} at {} for {} {home}",
-            e.account,
+            account,
             Rate(e.rate),
             total_of(state, e)
         ),
         exchange::Op::Sell => format!(
             "{} sold {amount} {code} at {} for {} {home}",
-            e.account,
+            account,
             Rate(e.rate),
             total_of(state, e)
         ),
-        exchange::Op::Deposit => format!("{} deposited {amount} {code}", e.account),
-        exchange::Op::Withdraw => format!("{} withdrew {amount} {code}", e.account),
-        exchange::Op::Open => format!("{} opened an account with {amount} {code}", e.account),
+        exchange::Op::Deposit => format!("{account} deposited {amount} {code}"),
+        exchange::Op::Withdraw => format!("{account} withdrew {amount} {code}"),
+        exchange::Op::Open => format!("{account} opened an account with {amount} {code}"),
+        exchange::Op::Close => format!("{account} closed the account"),
         exchange::Op::SetRate => format!(
             "{code} rates set to buy {} sell {}",
             Rate(e.extra),
@@ -216,11 +247,7 @@ pub fn entry_text(state: &State, e: &Entry) -> String {
         exchange::Op::Rollback => format!(
             "rolled back a {} of {amount} {code} by {} (pid {} died holding the lock)",
             e.undone.map_or("?", exchange::Op::name),
-            if e.account.is_empty() {
-                "-"
-            } else {
-                &e.account
-            },
+            if e.account.is_empty() { "-" } else { &account },
             e.extra
         ),
     };

@@ -1,19 +1,28 @@
 //! The trade loop: one command a line from stdin, one answer a line to
 //! stdout, fast (stdin and stdout locked once, buffered both ways, no
 //! allocation per line on the common path) and flushed whenever input runs
-//! dry, so that an interactive client gets each answer at once.
+//! dry, so that an interactive client gets each answer at once. It stops,
+//! with exit status 1, once its exchange is removed: asked every 64 lines,
+//! and every [`REMOVAL_CHECK`] while input is idle.
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::os::fd::AsFd;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use exchange::money::{self, Amount, MoneyError, Rate};
 use exchange::{
     AccountId, Code, CurrencyId, Engine, Exchange, Op, OpError, Order, QuoteRow, Receipt,
 };
 use shm::SegmentId;
 
+use super::codes::failure_json;
+use super::refusal::{REMOVAL_CHECK, RemovalWatch};
 use super::show;
+use crate::support::text::escape;
+
+mod terminal;
 
 /// Longest line accepted, in bytes (without the newline).
 pub const MAX_LINE: usize = 1024;
@@ -51,15 +60,15 @@ impl Request {
         e.order(self.order, account, self.currency, self.amount)
     }
 
-    /// Carries it out for the account called `name`, opening it first if it
-    /// is new and the request is accepted (a refused one opens nothing).
+    /// Carries it out for the open account called `name`.
     ///
     /// # Errors
     ///
-    /// The exchange's refusal.
+    /// The exchange's refusal, [`OpError::UnknownAccount`] for a name that
+    /// is not open.
     pub fn apply_as(&self, e: &Engine<'_>, name: &str) -> Result<Receipt, OpError> {
         e.order_as(name, self.order, self.currency, self.amount)
-            .map(|(_, _, r)| r)
+            .map(|(_, r)| r)
     }
 }
 
@@ -86,6 +95,14 @@ pub enum InputError {
 }
 
 impl InputError {
+    /// Its machine code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            InputError::UnknownCurrency { .. } => "unknown_currency",
+            InputError::Amount(e) => e.code(),
+        }
+    }
+
     /// A currency this exchange does not have.
     pub fn unknown_currency(code: &str, currencies: &[(Code, u32)]) -> InputError {
         let list: Vec<&str> = currencies.iter().map(|(c, _)| c.as_str()).collect();
@@ -130,15 +147,25 @@ pub fn answer(out: &mut String, e: &Engine<'_>, account: &str, r: &Receipt, json
         amount
     };
     if json {
-        let _ = writeln!(
+        let _ = write!(
             out,
-            "{{\"ok\":true,\"op\":\"{}\",\"account\":\"{account}\",\"code\":\"{code}\",\"amount\":\"{amount}\",\"rate\":\"{}\",\"total\":\"{total}\",\"seq\":{}}}",
+            "{{\"ok\":true,\"op\":\"{}\",\"account\":{},\"code\":\"{code}\",\"amount\":\"{amount}\"",
             r.op,
-            Rate(r.rate),
-            r.seq
+            show::js(account)
         );
+        if matches!(r.op, exchange::Op::Buy | exchange::Op::Sell) {
+            let _ = write!(out, ",\"rate\":\"{}\",\"total\":\"{total}\"", Rate(r.rate));
+        } else {
+            let _ = write!(
+                out,
+                ",\"balance\":\"{}\"",
+                Amount::new(r.balance, e.decimals(r.currency))
+            );
+        }
+        let _ = writeln!(out, ",\"seq\":{}}}", r.seq);
         return;
     }
+    let account = escape(account);
     let _ = match r.op {
         exchange::Op::Buy => writeln!(
             out,
@@ -167,9 +194,12 @@ pub fn answer(out: &mut String, e: &Engine<'_>, account: &str, r: &Receipt, json
     };
 }
 
-fn error(out: &mut String, msg: &str, json: bool) {
+/// Appends the answer to a refused or malformed line: its machine code
+/// (`--json` only) and its message.
+fn error(out: &mut String, code: &str, msg: &str, json: bool) {
     if json {
-        let _ = writeln!(out, "{{\"ok\":false,\"error\":{}}}", show::js(msg));
+        out.push_str(&failure_json(code, msg));
+        out.push('\n');
     } else {
         let _ = writeln!(out, "error: {msg}");
     }
@@ -177,23 +207,28 @@ fn error(out: &mut String, msg: &str, json: bool) {
 
 /// Reads one line into `line` (at most `MAX_LINE + 2` bytes of it are
 /// kept; the rest is consumed and counted). Flushes `out` before any read
-/// that may block. Returns the line's full length, or `None` at the end.
-fn read_line<R: Read, W: Write>(
+/// that may block, and calls `idle` while none is ready. Returns the
+/// line's full length, or `None` at the end.
+fn read_line<R: Read + AsFd, W: Write>(
     input: &mut BufReader<R>,
     out: &mut W,
     line: &mut Vec<u8>,
-) -> std::io::Result<Option<usize>> {
+    idle: &mut impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<Option<usize>> {
     line.clear();
     let mut total = 0usize;
     let mut any = false;
     loop {
         if input.buffer().is_empty() {
             out.flush()?;
+            while !shm::sys::poll_fd(input.get_ref().as_fd(), false, REMOVAL_CHECK)? {
+                idle()?;
+            }
         }
         let buf = match input.fill_buf() {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         };
         if buf.is_empty() {
             return Ok(any.then_some(total));
@@ -215,8 +250,8 @@ fn read_line<R: Read, W: Write>(
 
 struct Loop<'e, 'a> {
     e: &'e Engine<'a>,
-    /// An error that ends the loop: the exchange is corrupted, or its lock
-    /// cannot be had.
+    /// An error that ends the loop: the exchange is corrupted or
+    /// truncated, or its lock cannot be had.
     fatal: Option<OpError>,
     account: AccountId,
     name: &'e str,
@@ -226,7 +261,17 @@ struct Loop<'e, 'a> {
 }
 
 impl Loop<'_, '_> {
-    /// Answers one line; returns true on `quit`.
+    /// How the loop ended: quit or end of input, or the error that ended
+    /// it.
+    fn end(self) -> anyhow::Result<ExitCode> {
+        match self.fatal {
+            Some(err) => Err(err.into()),
+            None => Ok(ExitCode::SUCCESS),
+        }
+    }
+
+    /// Answers one line; returns true on `quit`, or once an error ends the
+    /// loop (see [`OpError::is_fatal`]).
     fn line(&mut self, out: &mut String, raw: &[u8], len: usize) -> bool {
         let json = self.json;
         let (raw, len) = match raw.last() {
@@ -236,18 +281,24 @@ impl Loop<'_, '_> {
         if len > MAX_LINE {
             error(
                 out,
+                "line_too_long",
                 &format!("line too long: {len} bytes, at most {MAX_LINE} are read"),
                 json,
             );
             return false;
         }
         let Ok(text) = std::str::from_utf8(raw) else {
-            error(out, "the line is not valid UTF-8", json);
+            error(out, "invalid_utf8", "the line is not valid UTF-8", json);
             return false;
         };
         let mut words = text.split_ascii_whitespace();
         let Some(verb) = words.next() else {
-            error(out, &format!("empty line: expected {HELP}"), json);
+            error(
+                out,
+                "empty_line",
+                &format!("empty line: expected {HELP}"),
+                json,
+            );
             return false;
         };
         if let Some(v) = parse_verb(verb) {
@@ -255,6 +306,7 @@ impl Loop<'_, '_> {
             let (Some(code), Some(amount)) = (words.next(), words.next()) else {
                 error(
                     out,
+                    "missing_argument",
                     &format!("missing currency or amount: {}", usage()),
                     json,
                 );
@@ -262,18 +314,18 @@ impl Loop<'_, '_> {
             };
             if let Some(extra) = words.next() {
                 let msg = format!("unexpected {:?} after the amount: {}", clip(extra), usage());
-                error(out, &msg, json);
+                error(out, "unexpected_argument", &msg, json);
                 return false;
             }
             match parse_order(v, code, amount, &self.currencies) {
-                Err(m) => error(out, &m.to_string(), json),
+                Err(m) => error(out, m.code(), &m.to_string(), json),
                 Ok(order) => match order.apply(self.e, self.account) {
                     Ok(r) => answer(out, self.e, self.name, &r, json),
                     Err(err) if err.is_fatal() => {
                         self.fatal = Some(err);
                         return true;
                     }
-                    Err(err) => error(out, &err.to_string(), json),
+                    Err(err) => error(out, err.code(), &err.to_string(), json),
                 },
             }
             return false;
@@ -284,7 +336,7 @@ impl Loop<'_, '_> {
             .find(|w| word(w));
         let Some(cmd) = known else {
             let msg = format!("unknown command {:?}: expected {HELP}", clip(verb));
-            error(out, &msg, json);
+            error(out, "unknown_command", &msg, json);
             return false;
         };
         if let Some(extra) = words.next() {
@@ -292,7 +344,7 @@ impl Loop<'_, '_> {
                 "unexpected {:?} after `{cmd}`, which takes nothing",
                 clip(extra)
             );
-            error(out, &msg, json);
+            error(out, "unexpected_argument", &msg, json);
             return false;
         }
         match cmd {
@@ -329,7 +381,7 @@ impl Loop<'_, '_> {
                 self.fatal = Some(err);
                 return;
             }
-            return error(out, &err.to_string(), self.json);
+            return error(out, err.code(), &err.to_string(), self.json);
         }
         if self.json {
             out.push_str("{\"ok\":true,\"op\":\"quote\",");
@@ -359,18 +411,24 @@ impl Loop<'_, '_> {
 
     fn balance(&mut self, out: &mut String) {
         let b = match self.e.balances(self.account) {
+            Ok(_) if !self.e.is_open(self.account) => {
+                let err = OpError::AccountClosed {
+                    name: self.name.to_owned(),
+                };
+                return error(out, err.code(), &err.to_string(), self.json);
+            }
             Ok(b) => b,
             Err(err) if err.is_fatal() => {
                 self.fatal = Some(err);
                 return;
             }
-            Err(err) => return error(out, &err.to_string(), self.json),
+            Err(err) => return error(out, err.code(), &err.to_string(), self.json),
         };
         if self.json {
             let _ = write!(
                 out,
-                "{{\"ok\":true,\"op\":\"balance\",\"account\":\"{}\",\"balances\":",
-                self.name
+                "{{\"ok\":true,\"op\":\"balance\",\"account\":{},\"balances\":",
+                show::js(self.name)
             );
             show::balances_object(out, &self.currencies, &b);
             out.push_str("}\n");
@@ -385,12 +443,21 @@ impl Loop<'_, '_> {
     }
 }
 
-/// `shmex exchange trade --account NAME [--json]`.
-pub fn run(id: &SegmentId, account: &str, json: bool) -> anyhow::Result<ExitCode> {
+/// `shmex exchange trade --account NAME [--open] [--json]`: with `open`,
+/// the account opens first if it is new; without, a name that is not open
+/// is refused (with the closest open name).
+pub fn run(id: &SegmentId, account: &str, open: bool, json: bool) -> anyhow::Result<ExitCode> {
     let ex = Exchange::open(id)?;
     let e = ex.engine();
     // The exchange judges the name.
-    let (acct, _) = e.open_account(account)?;
+    let acct = if open {
+        e.open_account(account)?.0
+    } else {
+        e.lookup_account(account).with_context(|| {
+            format!("the trade loop needs an open account (or --open to open {account:?})")
+        })?
+    };
+    let mut removal = RemovalWatch::new(&ex, "trade loop");
     let mut lp = Loop {
         e: &e,
         fatal: None,
@@ -400,21 +467,36 @@ pub fn run(id: &SegmentId, account: &str, json: bool) -> anyhow::Result<ExitCode
         json,
         quote: Vec::new(),
     };
+    if terminal::interactive() {
+        let banner = format!(
+            "trading as {account} on exchange {id}: `help` lists the commands; `quit` or Ctrl-D leaves"
+        );
+        let prompt = format!("{account}> ");
+        terminal::run(&banner, &prompt, |line, out| lp.line(out, line, line.len()))?;
+        return lp.end();
+    }
     let mut input = BufReader::with_capacity(1 << 16, std::io::stdin().lock());
     let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let mut line = Vec::with_capacity(MAX_LINE + 2);
     let mut answer = String::with_capacity(512);
-    while let Some(len) = read_line(&mut input, &mut out, &mut line)? {
+    let mut lines = 0u32;
+    loop {
+        let Some(len) = read_line(&mut input, &mut out, &mut line, &mut || removal.check())? else {
+            break;
+        };
+        lines = lines.wrapping_add(1);
+        if lines.is_multiple_of(64) {
+            removal.check()?;
+        }
         answer.clear();
         let quit = lp.line(&mut answer, &line, len);
+        // No answer from books that shrank under this process.
+        shm::check_mappings()?;
         out.write_all(answer.as_bytes())?;
         if quit {
             break;
         }
     }
     out.flush()?;
-    if let Some(err) = lp.fatal {
-        return Err(err.into());
-    }
-    Ok(ExitCode::SUCCESS)
+    lp.end()
 }

@@ -1,7 +1,9 @@
 //! `shmex exchange watch`: a live board in the terminal, refreshed a few
 //! times a second from lock-free snapshots, until q, Esc or Ctrl-C. When
 //! stdout is not a terminal it prints one plain snapshot and exits, so that
-//! scripts (and tests) can use it.
+//! scripts (and tests) can use it; with `--json` it prints one snapshot a
+//! line at every refresh. The board and the JSON stream stop (exit status
+//! 1) once the exchange is removed.
 
 use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
@@ -16,6 +18,7 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Paragraph, Row, Table};
 use shm::SegmentId;
 
+use super::refusal::RemovalWatch;
 use super::show::{self, describe};
 use crate::support::error::BadInput;
 use crate::support::parse::parse_seconds;
@@ -29,6 +32,12 @@ pub struct WatchArgs {
     /// Seconds between refreshes.
     #[arg(long, value_name = "SECONDS", default_value = "0.25")]
     pub interval: String,
+    /// Print one JSON snapshot a line, at every refresh, until interrupted.
+    #[arg(long)]
+    pub json: bool,
+    /// Stop after N snapshots (with --json).
+    #[arg(long, value_name = "N", requires = "json")]
+    pub count: Option<u64>,
 }
 
 pub fn run(id: &SegmentId, a: &WatchArgs) -> anyhow::Result<ExitCode> {
@@ -41,6 +50,9 @@ pub fn run(id: &SegmentId, a: &WatchArgs) -> anyhow::Result<ExitCode> {
         .into());
     }
     let ex = Exchange::open(id)?;
+    if a.json {
+        return stream(&ex, interval, a.count);
+    }
     if !std::io::stdout().is_terminal() {
         plain(id, &ex)?;
         return Ok(ExitCode::SUCCESS);
@@ -54,7 +66,8 @@ fn plain(id: &SegmentId, ex: &Exchange) -> anyhow::Result<()> {
     let rows = e.quote()?;
     let state = e.state()?;
     let info = e.info();
-    let violations = state.check();
+    let violations = e.check()?;
+    shm::check_mappings()?;
     let mut out = std::io::stdout().lock();
     out.write_all(show::quote_text(&describe(id), &rows).as_bytes())?;
     writeln!(
@@ -79,6 +92,51 @@ fn plain(id: &SegmentId, ex: &Exchange) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One snapshot as a JSON object: the time, the quote, the counts and the
+/// violations `check` finds.
+fn snapshot_json(e: &Engine<'_>) -> anyhow::Result<String> {
+    let rows = e.quote()?;
+    let info = e.info();
+    let violations = e.check()?;
+    let mut s = String::from("{");
+    show::time_fields(&mut s, crate::support::time::now_ns());
+    s.push(',');
+    show::quote_fields(&mut s, &rows);
+    let list: Vec<String> = violations.iter().map(|v| show::js(v)).collect();
+    s.push_str(&format!(
+        ",\"accounts\":{},\"account_capacity\":{},\"operations\":{},\"rolled_back\":{},\"violations\":[{}]}}",
+        info.accounts,
+        info.capacity.accounts,
+        info.next_seq.saturating_sub(1),
+        info.recoveries,
+        list.join(",")
+    ));
+    Ok(s)
+}
+
+/// `watch --json`: a snapshot a line every `interval`, `count` of them
+/// (or until a termination signal, exit status 0, or the exchange's
+/// removal, 1).
+fn stream(ex: &Exchange, interval: Duration, count: Option<u64>) -> anyhow::Result<ExitCode> {
+    shm::sys::catch_termination();
+    let e = ex.engine();
+    let removal = RemovalWatch::new(ex, "board");
+    let mut out = std::io::stdout().lock();
+    let mut n = 0u64;
+    loop {
+        removal.check_now()?;
+        writeln!(out, "{}", snapshot_json(&e)?)?;
+        out.flush()?;
+        n += 1;
+        if count.is_some_and(|c| n >= c) {
+            return Ok(ExitCode::SUCCESS);
+        }
+        if shm::sys::wait_for_termination(Some(interval)).is_some() {
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+}
+
 /// Restores the terminal however the board ends (return, error, panic).
 struct Restore;
 
@@ -91,12 +149,14 @@ impl Drop for Restore {
 fn board(id: &SegmentId, ex: &Exchange, interval: Duration) -> anyhow::Result<()> {
     shm::sys::catch_termination();
     let e = ex.engine();
+    let removal = RemovalWatch::new(ex, "board");
     let mut terminal = ratatui::try_init()?;
     let _restore = Restore;
     let title = format!("shmex exchange {}", describe(id));
     let mut last = (Instant::now(), e.info().next_seq);
     let mut rate = 0.0f64;
     loop {
+        removal.check_now()?;
         let info = e.info();
         let now = Instant::now();
         let dt = now.duration_since(last.0).as_secs_f64();
@@ -158,7 +218,7 @@ impl Frame {
                 ]
             })
             .collect();
-        let violation = state.check().first().cloned();
+        let violation = e.check()?.first().cloned();
         let journal = e
             .journal(Some(40))?
             .iter()

@@ -84,6 +84,7 @@ impl Exchange {
     }
 
     /// Names and creates an exchange from the built-in table.
+    #[track_caller]
     pub fn init(backend: Backend, tag: &str, extra: &[&str]) -> Self {
         let ex = Self::new(backend, tag);
         let mut args = vec!["init"];
@@ -107,10 +108,12 @@ impl Exchange {
     }
 
     /// Runs a subcommand with empty stdin.
+    #[track_caller]
     pub fn run(&self, sub: &[&str]) -> Output {
         self.run_in(sub, b"")
     }
 
+    #[track_caller]
     pub fn run_in(&self, sub: &[&str], stdin: &[u8]) -> Output {
         run_bounded(&mut self.cmd(sub), stdin)
     }
@@ -185,15 +188,18 @@ impl Exchange {
         }
     }
 
-    /// Runs each case, `(SUB…, what the error must name)`, which must be
-    /// refused with `code` as [`assert_refused`] checks, leaving the
-    /// exchange as it was (`before`).
+    /// Runs each case, which must be refused with exit status `exit`,
+    /// leaving the exchange as it was (`before`): plain, with the one-line
+    /// error [`assert_refused`] checks, and with `--json`, with the
+    /// failure object [`assert_failure_json`] checks.
     #[track_caller]
-    pub fn assert_all_refused(&self, cases: &[(&[&str], &[&str])], code: i32, before: &State) {
-        for (sub, needles) in cases {
+    pub fn assert_all_refused(&self, cases: &[Refused<'_>], exit: i32, before: &State) {
+        for (sub, code, needles) in cases {
             let o = self.run(sub);
-            assert_refused(&o, code, needles);
-            self.assert_unchanged(before, sub);
+            assert_refused(&o, exit, needles);
+            let json = with_json(sub);
+            assert_failure_json(&self.run(&json), exit, code, needles);
+            self.assert_unchanged(before, &json);
         }
     }
 
@@ -225,11 +231,12 @@ impl Exchange {
         );
     }
 
-    /// Feeds `input` to `trade --account ACCOUNT --json`, which must exit 0;
-    /// returns its answers, one JSON object per stdout line.
+    /// Feeds `input` to `trade --account ACCOUNT --open --json` (which opens
+    /// the account first if it is new), which must exit 0; returns its
+    /// answers, one JSON object per stdout line.
     #[track_caller]
     pub fn trade(&self, account: &str, input: &[u8]) -> Vec<Value> {
-        let o = self.run_in(&["trade", "--account", account, "--json"], input);
+        let o = self.run_in(&["trade", "--account", account, "--open", "--json"], input);
         assert!(
             o.status.success(),
             "trade failed: {:?}; stderr: {}",
@@ -257,10 +264,25 @@ impl Exchange {
     /// depositing when short. Its report goes to `stdout`, its stderr to a
     /// pipe; killed when the exchange is dropped.
     pub fn spawn_hammer(&mut self, account: &str, millis: u64, seed: u64, stdout: Stdio) -> usize {
+        self.spawn_worker(account, millis, seed, stdout, &["--deposits"])
+    }
+
+    /// As [`Exchange::spawn_hammer`], with the worker's flags `extra`
+    /// instead of `--deposits` (none: it never deposits, and is refused
+    /// when short).
+    pub fn spawn_worker(
+        &mut self,
+        account: &str,
+        millis: u64,
+        seed: u64,
+        stdout: Stdio,
+        extra: &[&str],
+    ) -> usize {
         let mut cmd = shmex();
         cmd.args(["__exchange-worker", "trader"])
             .args(&self.select)
-            .args(["--account", account, "--deposits"])
+            .args(["--account", account])
+            .args(extra)
             .args(["--millis", &millis.to_string(), "--seed", &seed.to_string()])
             .stdin(Stdio::null())
             .stdout(stdout)
@@ -320,6 +342,51 @@ impl State {
     pub fn last_seq(&self) -> Option<u64> {
         self.journal.last().map(|r| r["seq"].as_u64().expect("seq"))
     }
+}
+
+/// A command that must be refused: `SUB…`, the machine code of its
+/// failure, and what its message must say (at least one thing).
+pub type Refused<'a> = (&'a [&'a str], &'a str, &'a [&'a str]);
+
+/// `SUB…` with `--json` (placed before any `--`), unless it has it.
+pub fn with_json<'a>(sub: &[&'a str]) -> Vec<&'a str> {
+    let mut v = sub.to_vec();
+    if !v.contains(&"--json") {
+        v.insert(1.min(v.len()), "--json");
+    }
+    v
+}
+
+/// Asserts the failure of a `--json` command: exit status `exit`, one
+/// `{"ok":false,"code":CODE,"error":…}` line on stdout whose message
+/// says every needle (there must be one), and the same message on stderr.
+#[track_caller]
+pub fn assert_failure_json(o: &Output, exit: i32, code: &str, needles: &[&str]) {
+    let out = stdout(o);
+    let err = stderr(o);
+    assert!(
+        !needles.is_empty(),
+        "a refusal must be checked for what it says"
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(exit),
+        "exit status; stdout: {out} stderr: {err}"
+    );
+    assert_eq!(out.lines().count(), 1, "one JSON line: {out:?}");
+    let v: Value = serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("the failure is not JSON ({e}): {out:?}"));
+    assert_eq!(v["ok"], false, "{v}");
+    assert_eq!(v["code"], code, "the failure's code: {v}");
+    let msg = v["error"].as_str().unwrap_or_default();
+    for n in needles {
+        assert!(msg.contains(n), "the failure {v} does not say {n:?}");
+    }
+    assert_eq!(
+        err.trim_end(),
+        format!("shmex: {msg}"),
+        "stderr holds the same message"
+    );
 }
 
 /// Parses one JSON object per line.

@@ -86,21 +86,25 @@ pub fn balances(accounts: &Value) -> BTreeMap<String, BTreeMap<String, i128>> {
         .iter()
         .map(|a| {
             let name = a["name"].as_str().expect("name").to_string();
-            let b = a["balances"]
-                .as_object()
-                .expect("balances is an object")
-                .iter()
-                .map(|(code, v)| {
-                    (
-                        code.clone(),
-                        micro(
-                            v.as_str()
-                                .unwrap_or_else(|| panic!("{code}: {v} is not a string")),
-                        ),
-                    )
-                })
-                .collect();
-            (name, b)
+            (name, balances_in(&a["balances"]))
+        })
+        .collect()
+}
+
+/// One `balances` object (`{"TRY":"1000.00",…}`) by currency code.
+#[track_caller]
+pub fn balances_in(b: &Value) -> BTreeMap<String, i128> {
+    b.as_object()
+        .expect("balances is an object")
+        .iter()
+        .map(|(code, v)| {
+            (
+                code.clone(),
+                micro(
+                    v.as_str()
+                        .unwrap_or_else(|| panic!("{code}: {v} is not a string")),
+                ),
+            )
         })
         .collect()
 }

@@ -1,11 +1,12 @@
-//! Random trade-loop traffic, and the ledger its answers must add up to.
+//! Random trade-loop traffic, the answers each line may get, and the
+//! ledger those answers must add up to.
 
 use std::collections::BTreeMap;
 
 use rand::Rng;
 use serde_json::Value;
 
-use super::money::{micro_at, price};
+use super::money::{cents, micro, micro_at, price};
 
 /// The built-in table's foreign currencies.
 pub const CODES: [&str; 4] = ["DOLLAR", "EURO", "STERLIN", "POUND"];
@@ -58,10 +59,162 @@ pub fn seed() -> u64 {
     s
 }
 
+// ---- answers ----------------------------------------------------------------
+
+/// The refusals a line of [`random_line`] may get, by its verb: the books
+/// may be short (of stock, balance, holding or till), and nothing else.
+/// Its currencies exist and its amounts are well-formed and small, so
+/// anything else (a busy or unusable lock, an overflow, bad input) is a
+/// fault.
+pub fn refusals_for(verb: &str) -> &'static [&'static str] {
+    match verb {
+        "buy" => &["insufficient_stock", "insufficient_balance"],
+        "sell" => &["insufficient_holding", "till_short"],
+        "withdraw" => &["insufficient_holding"],
+        // deposit, quote, balance
+        _ => &[],
+    }
+}
+
+/// What the message of a refusal with `code` says, for `account`'s order
+/// of `amount` (as written) of `currency`.
+fn refusal_says(code: &str, account: &str, currency: &str, amount: &str) -> Vec<String> {
+    let asked = format!("{} asked", cents(micro(amount)));
+    match code {
+        "insufficient_stock" => vec![
+            format!("insufficient stock of {currency}: the exchange holds "),
+            asked,
+        ],
+        "insufficient_balance" => vec![format!("insufficient balance: {account} has ")],
+        "insufficient_holding" => vec![
+            format!("insufficient holding: {account} holds "),
+            format!(" {currency}, {asked}"),
+        ],
+        "till_short" => vec!["the till is short: it holds ".to_string()],
+        other => panic!("no message known for {other}"),
+    }
+}
+
+/// Checks `a`, the answer of `account`'s trade loop to `line` (one of
+/// [`random_line`]'s): a success reports the line's operation, currency
+/// and amount; a refusal has a code [`refusals_for`] allows for the line,
+/// and a message that says so.
+#[track_caller]
+pub fn check_answer(account: &str, line: &str, a: &Value) {
+    let words: Vec<&str> = line.split_ascii_whitespace().collect();
+    let verb = words[0];
+    match &a["ok"] {
+        Value::Bool(true) => {
+            assert_eq!(a["op"], verb, "{account}: answer to {line:?}: {a}");
+            if let [_, currency, amount] = words[..] {
+                assert_eq!(a["account"], account, "answer to {line:?}: {a}");
+                assert_eq!(a["code"], currency, "answer to {line:?}: {a}");
+                assert_eq!(
+                    micro_at(a, "amount"),
+                    micro(amount),
+                    "answer to {line:?}: {a}"
+                );
+            }
+        }
+        Value::Bool(false) => {
+            let code = a["code"].as_str().unwrap_or_default();
+            assert!(
+                refusals_for(verb).contains(&code),
+                "{account}: {line:?} refused for a reason it cannot have (allowed: {:?}): {a}",
+                refusals_for(verb)
+            );
+            let msg = a["error"].as_str().unwrap_or_default();
+            for says in refusal_says(code, account, words[1], words[2]) {
+                assert!(
+                    msg.contains(&says),
+                    "{account}: the refusal of {line:?} does not say {says:?}: {a}"
+                );
+            }
+        }
+        _ => panic!("{account}: answer to {line:?} without ok: {a}"),
+    }
+}
+
 // ---- reconciliation ---------------------------------------------------------
 
+/// Money a mutation moved: an operation, its currency, amount, rate and
+/// total (units of 10⁻⁶; for a deposit or withdrawal, no rate and the
+/// amount as total).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Move {
+    pub op: String,
+    pub code: String,
+    pub amount: i128,
+    pub rate: i128,
+    pub total: i128,
+}
+
+impl Move {
+    /// What a successful `trade --json` answer moved (`None` for reads
+    /// and refusals); checks each buy's and sell's total against its
+    /// amount and rate, rounded to the exchange's favour.
+    #[track_caller]
+    pub fn answered(a: &Value) -> Option<Move> {
+        if a["ok"] != Value::Bool(true) {
+            return None;
+        }
+        let op = a["op"].as_str().expect("op").to_string();
+        if !matches!(op.as_str(), "buy" | "sell" | "deposit" | "withdraw") {
+            return None;
+        }
+        let code = a["code"].as_str().expect("code").to_string();
+        let amount = micro_at(a, "amount");
+        let (rate, total) = match op.as_str() {
+            "buy" | "sell" => {
+                let (rate, total) = (micro_at(a, "rate"), micro_at(a, "total"));
+                assert_eq!(
+                    total,
+                    price(amount, rate, op == "buy"),
+                    "total rounded to the exchange's favour: {a}"
+                );
+                (rate, total)
+            }
+            _ => (0, amount),
+        };
+        Some(Move {
+            op,
+            code,
+            amount,
+            rate,
+            total,
+        })
+    }
+
+    /// What a line of [`random_line`] moves if carried out at the
+    /// quote's rates `rates` (by code: buy, sell, stock, as
+    /// [`rows`](super::money::rows) reads them); `None` for a read.
+    #[track_caller]
+    pub fn of_line(line: &str, rates: &BTreeMap<String, (i128, i128, i128)>) -> Option<Move> {
+        let words: Vec<&str> = line.split_ascii_whitespace().collect();
+        let [op, code, amount] = words[..] else {
+            return None;
+        };
+        let amount = micro(amount);
+        let (rate, total) = match op {
+            "buy" | "sell" => {
+                let (buy, sell, _) = rates[code];
+                let rate = if op == "buy" { sell } else { buy };
+                (rate, price(amount, rate, op == "buy"))
+            }
+            _ => (0, amount),
+        };
+        Some(Move {
+            op: op.to_string(),
+            code: code.to_string(),
+            amount,
+            rate,
+            total,
+        })
+    }
+}
+
 /// Money moved by successful answers, to check the final state against.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Ledger {
     /// Per account, per code: net change of the account's balance.
     pub accounts: BTreeMap<String, BTreeMap<String, i128>>,
@@ -73,47 +226,48 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    /// Applies one `trade --json` answer of `account`; checks each buy's
-    /// and sell's total against its amount and rate, rounded to the
-    /// exchange's favour.
+    /// Applies one `trade --json` answer of `account`, as [`Move::answered`]
+    /// reads it.
     #[track_caller]
     pub fn apply(&mut self, account: &str, home: &str, a: &Value) {
-        if a["ok"] != Value::Bool(true) {
+        let Some(m) = Move::answered(a) else {
             return;
-        }
-        let op = a["op"].as_str().expect("op").to_string();
-        if !matches!(op.as_str(), "buy" | "sell" | "deposit" | "withdraw") {
-            return;
-        }
+        };
         assert_eq!(
             a["account"].as_str(),
             Some(account),
             "answer names its account: {a}"
         );
-        let code = a["code"].as_str().expect("code").to_string();
-        let amount = micro_at(a, "amount");
         self.seqs
             .push(a["seq"].as_u64().unwrap_or_else(|| panic!("no seq in {a}")));
+        self.apply_move(account, home, &m);
+    }
+
+    /// Applies a mutation of `account`, answered or not.
+    pub fn apply_move(&mut self, account: &str, home: &str, m: &Move) {
         self.mutations += 1;
         let acc = self.accounts.entry(account.to_string()).or_default();
-        match op.as_str() {
+        let code = m.code.clone();
+        match m.op.as_str() {
             "buy" | "sell" => {
-                let rate = micro_at(a, "rate");
-                let total = micro_at(a, "total");
-                let buy = op == "buy";
-                assert_eq!(
-                    total,
-                    price(amount, rate, buy),
-                    "total rounded to the exchange's favour: {a}"
-                );
-                let sign = if buy { 1 } else { -1 };
-                *acc.entry(code.clone()).or_default() += sign * amount;
-                *acc.entry(home.to_string()).or_default() -= sign * total;
-                *self.exchange.entry(code).or_default() -= sign * amount;
-                *self.exchange.entry(home.to_string()).or_default() += sign * total;
+                let sign = if m.op == "buy" { 1 } else { -1 };
+                *acc.entry(code.clone()).or_default() += sign * m.amount;
+                *acc.entry(home.to_string()).or_default() -= sign * m.total;
+                *self.exchange.entry(code).or_default() -= sign * m.amount;
+                *self.exchange.entry(home.to_string()).or_default() += sign * m.total;
             }
-            "deposit" => *acc.entry(code).or_default() += amount,
-            _ => *acc.entry(code).or_default() -= amount,
+            "deposit" => *acc.entry(code).or_default() += m.amount,
+            "withdraw" => *acc.entry(code).or_default() -= m.amount,
+            other => panic!("not a mutation: {other}"),
         }
+    }
+
+    /// What `account` holds if it opened with `opening` of `home` and
+    /// moved what this ledger says, by code, without zeros.
+    pub fn holds(&self, account: &str, home: &str, opening: i128) -> BTreeMap<String, i128> {
+        let mut have = self.accounts.get(account).cloned().unwrap_or_default();
+        *have.entry(home.to_string()).or_default() += opening;
+        have.retain(|_, v| *v != 0);
+        have
     }
 }
