@@ -29,6 +29,7 @@ const UNDO_ACTIVE: usize = 152;
 const UNDO_SEQ: usize = 160;
 const UNDO_COUNT: usize = 168;
 const UNDO_FIELDS: usize = 176;
+const UNDO_OLDS: usize = 224;
 const UNDO_PENDING_META: usize = 288;
 const ROWS: usize = 384;
 const HOLDING: usize = 32;
@@ -87,16 +88,24 @@ fn an_impossible_undo_record_is_discarded_and_reported() {
         let before = e.state().unwrap();
         let next = peer.get(COMMITTED_SEQ) + 1;
         let meta = peer.get(UNDO_PENDING_META);
-        for (count, field, seq, pending, needle) in [
-            (1000, 0, next, meta, "fields"),
-            (1, (2 << 56) | 1_000_000, next, meta, "names no cell"),
-            (1, 9 << 56, next, meta, "names no cell"),
-            (0, 0, next, 0, "names no operation"),
-            (0, 0, next, meta | (77 << 8), "names no operation"),
-            (0, 0, next + 5, meta, "sequence number"),
+        // A slot's name length (field kind 8) takes only a name's length,
+        // closed or not, and only for a slot within the capacity (4).
+        let closed_len = (1 << 63) | 5;
+        for (count, field, old, seq, pending, needle) in [
+            (1000, 0, 0, next, meta, "fields"),
+            (1, (2 << 56) | 1_000_000, 0, next, meta, "names no cell"),
+            (1, 9 << 56, 0, next, meta, "names no cell"),
+            (1, (8 << 56) | 4, 5, next, meta, "names no cell"),
+            (1, 8 << 56, 0, next, meta, "no name length"),
+            (1, 8 << 56, 33, next, meta, "no name length"),
+            (1, 8 << 56, closed_len | 64, next, meta, "no name length"),
+            (0, 0, 0, next, 0, "names no operation"),
+            (0, 0, 0, next, meta | (77 << 8), "names no operation"),
+            (0, 0, 0, next + 5, meta, "sequence number"),
         ] {
             peer.put(UNDO_COUNT, count);
             peer.put(UNDO_FIELDS, field);
+            peer.put(UNDO_OLDS, old);
             peer.put(UNDO_SEQ, seq);
             peer.put(UNDO_PENDING_META, pending);
             peer.put(UNDO_ACTIVE, 1);

@@ -335,4 +335,61 @@ mod tests {
         let other = anyhow::anyhow!("something");
         assert_eq!(code_of(&other), "failed");
     }
+
+    #[test]
+    fn lock_and_corruption_errors_have_codes() {
+        use shm::sync::LockError;
+        let exit = |code: &str| CODES.iter().find(|c| c.0 == code).map(|c| c.1);
+        let lock = |source| {
+            anyhow::Error::new(OpError::Lock {
+                what: "\"x\"".into(),
+                source,
+            })
+        };
+        let cases = [
+            (
+                lock(LockError::Timeout {
+                    pid: 1,
+                    waited: std::time::Duration::from_secs(10),
+                }),
+                "lock_timeout",
+                1,
+            ),
+            (lock(LockError::Interrupted(15)), "interrupted", 143),
+            (lock(LockError::Stolen), "corrupt_exchange", 1),
+            (
+                anyhow::Error::new(OpError::Corrupt {
+                    what: "\"x\"".into(),
+                    reason: "why".into(),
+                }),
+                "corrupt_exchange",
+                1,
+            ),
+            (
+                anyhow::Error::new(OpenError::ForeignNamespace {
+                    what: "\"x\"".into(),
+                    which: "pid",
+                }),
+                "foreign_namespace",
+                1,
+            ),
+            (
+                anyhow::Error::new(OpenError::LockTimeout(exchange::LockTimeoutError {
+                    value: "soon".into(),
+                })),
+                "invalid_lock_timeout",
+                2,
+            ),
+        ];
+        for (e, code, status) in cases {
+            assert_eq!(code_of(&e), code, "{e}");
+            assert_eq!(crate::cmd::exit_code(&e), status, "{e}");
+            let listed = exit(code).unwrap_or_else(|| panic!("{code} is not listed"));
+            if code == "interrupted" {
+                assert_eq!(listed, "128 + N");
+            } else {
+                assert_eq!(listed, status.to_string());
+            }
+        }
+    }
 }
