@@ -177,6 +177,7 @@ pub(super) fn lines_run(lines: usize, json: bool) -> anyhow::Result<f64> {
         "trade",
         "--account",
         "bench",
+        "--open",
     ]);
     if json {
         cmd.arg("--json");
