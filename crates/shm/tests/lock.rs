@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use shm::sync::{LockError, ProcessLock, SLICE};
+use shm::sync::{FIRST_LOOK, LockError, ProcessLock, SLICE};
 use shm::{Access, Segment, SegmentId};
 
 const ROLE: &str = "SHMEX_LOCK_TEST_ROLE";
@@ -193,15 +193,22 @@ fn a_killed_holder_is_found_within_the_bound() {
     f.children[k].wait().unwrap();
 }
 
+/// A live process to name as a holder (`sleep 60`): it, its pid and its
+/// start time.
+fn sleeper() -> (Child, u32, u64) {
+    let sleeper = Command::new("sleep").arg("60").spawn().unwrap();
+    let pid = sleeper.id();
+    let start = start_time(pid).unwrap();
+    (sleeper, pid, start)
+}
+
 /// A live process's pid with another start time is a reused pid: not the
 /// holder, taken over. The same pid with its real start time is the
 /// holder: a timeout, never a theft.
 #[test]
 fn a_reused_pid_is_not_the_holder_and_a_live_one_is() {
     let f = Fixture::new("reused");
-    let mut sleeper = Command::new("sleep").arg("60").spawn().unwrap();
-    let pid = sleeper.id();
-    let start = start_time(pid).unwrap();
+    let (mut sleeper, pid, start) = sleeper();
     f.word(0).store(owner_of(pid, start + 1), Ordering::SeqCst);
     let g = f.lock().lock_timeout(Duration::from_secs(10)).unwrap();
     assert!(g.owner_died());
@@ -226,6 +233,28 @@ fn a_reused_pid_is_not_the_holder_and_a_live_one_is() {
             .unwrap()
             .owner_died()
     );
+}
+
+/// A waiter that finds a dead holder takes over within its first look,
+/// long before a slice: waiters that come and go (each killed, say, within
+/// a few milliseconds of its arrival) still find a dead holder, rather
+/// than leave it holding the lock forever.
+#[test]
+fn a_dead_holder_is_found_at_the_first_look() {
+    let f = Fixture::new("first-look");
+    let (mut sleeper, pid, start) = sleeper();
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    for _ in 0..5 {
+        f.word(0).store(owner_of(pid, start), Ordering::SeqCst);
+        let t = Instant::now();
+        let g = f.lock().lock_timeout(Duration::from_secs(10)).unwrap();
+        let took = t.elapsed();
+        assert!(g.owner_died());
+        g.unlock().unwrap();
+        assert!(took >= FIRST_LOOK, "judged before its first look: {took:?}");
+        assert!(took < SLICE, "took {took:?}");
+    }
 }
 
 /// A caught SIGTERM ends a wait for a lock that a live process holds.

@@ -13,8 +13,15 @@ use super::atomic::{AtomicU32, AtomicU64, Ordering};
 use super::owner::{self, WAITERS};
 
 /// How long a waiter sleeps before it looks at the lock again; also how
-/// long it watches one holder before it asks whether that holder lives.
+/// often it asks again whether a holder it watches lives.
 pub const SLICE: Duration = Duration::from_millis(20);
+
+/// How long a waiter watches one holder before it first asks whether that
+/// holder lives. A holder keeps the lock for microseconds: one that keeps
+/// it this long has been preempted, stopped, or has died, and a read of
+/// `/proc` costs little beside that wait. Short, so that waiters that come
+/// and go (killed, or with short deadlines) still find a dead holder.
+pub const FIRST_LOOK: Duration = Duration::from_millis(1);
 
 #[cfg(not(loom))]
 crate::shared_struct! {
@@ -40,13 +47,15 @@ crate::shared_struct! {
     ///   [`sys::termination_signal`](crate::sys::termination_signal): a
     ///   caught SIGINT or SIGTERM ends it with [`LockError::Interrupted`].
     /// * **A dead holder** is found by a waiter that has seen the same holder
-    ///   for one [`SLICE`]: it reads `/proc/TID/stat` and, if that thread is
-    ///   gone, a zombie, or started at another time than the identity says (its
-    ///   id was reused), takes the lock over with a compare-and-swap and is
-    ///   told so ([`LockGuard::owner_died`]), to repair what the dead holder
-    ///   left half-done. So a holder's death is detected within one slice
-    ///   (20 ms) of a waiter's arrival, plus one read of `/proc`; a garbage
-    ///   `owner` (an id no thread has) the same way.
+    ///   for [`FIRST_LOOK`], and then every [`SLICE`]: it reads
+    ///   `/proc/TID/stat` and, if that thread is gone, a zombie, or started at
+    ///   another time than the identity says (its id was reused), takes the
+    ///   lock over with a compare-and-swap and is told so
+    ///   ([`LockGuard::owner_died`]), to repair what the dead holder left
+    ///   half-done. So a holder's death is detected within 1 ms of a waiter's
+    ///   arrival, plus one read of `/proc` (within one slice, 20 ms, if it
+    ///   dies while a waiter watches it); a garbage `owner` (an id no thread
+    ///   has) the same way.
     /// * **A live holder** is never robbed: when liveness cannot be
     ///   established (no `/proc`, a task hidden by `hidepid`), the holder
     ///   counts as alive and the waiter's deadline ends the wait.
@@ -254,8 +263,9 @@ impl ProcessLock {
         // After a sleep, take it with the waiters bit set: others may
         // still sleep, and the next release must wake one of them.
         let mut take = me;
-        // The holder being watched, and since when.
-        let (mut watched, mut since) = (0u64, start);
+        // The holder being watched, since when (or since it was last
+        // judged alive), and how long until it is judged (again).
+        let (mut watched, mut since, mut look) = (0u64, start, FIRST_LOOK);
         loop {
             let o = match self
                 .owner
@@ -274,11 +284,11 @@ impl ProcessLock {
             let now = Instant::now();
             let left = deadline.map(|d| d.saturating_duration_since(now));
             if holder != watched {
-                (watched, since) = (holder, now);
+                (watched, since, look) = (holder, now, FIRST_LOOK);
             }
-            // Judge the holder once it has kept the lock a whole slice, and
+            // Judge the holder once it has kept the lock that long, and
             // before giving up.
-            if now.duration_since(since) >= SLICE || left.is_some_and(|l| l.is_zero()) {
+            if now.duration_since(since) >= look || left.is_some_and(|l| l.is_zero()) {
                 if owner::is_dead(holder) {
                     if let Ok(g) = self.steal(o, me) {
                         return Ok(g);
@@ -289,9 +299,9 @@ impl ProcessLock {
                         continue;
                     }
                 }
-                since = now;
+                (since, look) = (now, SLICE);
             }
-            let mut nap = (since + SLICE).saturating_duration_since(now);
+            let mut nap = (since + look).saturating_duration_since(now);
             if let Some(left) = left {
                 if left.is_zero() {
                     return Err(LockError::Timeout {

@@ -13,7 +13,7 @@ mod owner;
 mod process;
 mod seqlock;
 
-pub use lock::{LockError, LockGuard, ProcessLock, SLICE};
+pub use lock::{FIRST_LOOK, LockError, LockGuard, ProcessLock, SLICE};
 pub use owner::namespaces;
 pub use process::ProcessId;
 pub use seqlock::{SeqLock, SeqWriteGuard};
