@@ -25,6 +25,7 @@ mod exchange_rates;
 mod exchange_small;
 mod exchange_snapshot;
 mod hostile_channel;
+mod hostile_exchange;
 mod hostile_segment;
 mod segment;
 mod segment_conventions;

@@ -38,9 +38,20 @@ pub enum OpenError {
     /// `SHMEX_FAILPOINT` names no failpoint.
     #[error(transparent)]
     Failpoint(#[from] FailpointError),
-    /// The lock could not be set up.
-    #[error("cannot set up the exchange lock: {0}")]
-    Lock(#[from] LockError),
+    /// `SHMEX_LOCK_TIMEOUT` holds no duration.
+    #[error(transparent)]
+    LockTimeout(#[from] LockTimeoutError),
+    /// The exchange was made in another pid or time namespace, where the
+    /// thread ids and start times its lock records mean something else.
+    #[error(
+        "exchange {what} was made in another {which} namespace: its lock cannot tell whether holders from there are alive; use it from the namespace that made it"
+    )]
+    ForeignNamespace {
+        /// The exchange.
+        what: String,
+        /// `pid` or `time`.
+        which: &'static str,
+    },
     /// The segment layer failed.
     #[error(transparent)]
     Segment(shm::Error),
@@ -64,7 +75,8 @@ impl OpenError {
             OpenError::Corrupt { .. } => "corrupt_exchange",
             OpenError::Invalid(_) => "invalid_books",
             OpenError::Failpoint(_) => "invalid_failpoint",
-            OpenError::Lock(_) => "lock_unusable",
+            OpenError::LockTimeout(_) => "invalid_lock_timeout",
+            OpenError::ForeignNamespace { .. } => "foreign_namespace",
             OpenError::Segment(_) => "segment_error",
         }
     }
@@ -151,12 +163,24 @@ pub enum OpError {
     /// An account or currency identifier from another exchange.
     #[error("no account or currency number {0} in this exchange")]
     BadId(usize),
-    /// The lock failed.
-    #[error("the exchange lock is unusable: {0}")]
-    Lock(LockError),
-    /// Readers could not get a consistent view in time.
-    #[error("the exchange is busy: no consistent view within {0} ms; try again")]
-    Busy(u64),
+    /// The lock could not be had: held too long by a live process, or the
+    /// wait was interrupted by a signal.
+    #[error("exchange {what}: {source}{hint}", hint = if matches!(source, LockError::Timeout { .. }) { " (SHMEX_LOCK_TIMEOUT sets how long to wait)" } else { "" })]
+    Lock {
+        /// The exchange.
+        what: String,
+        /// Why.
+        source: LockError,
+    },
+    /// Something read from the segment cannot be: a peer wrote into it, or
+    /// memory was damaged. Nothing was changed by the operation.
+    #[error("exchange {what} is corrupted: {reason}")]
+    Corrupt {
+        /// The exchange.
+        what: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// No open account has that name: accounts are opened explicitly,
     /// never by an order.
     #[error("{}", unknown_account(.name, .suggestion.as_deref()))]
@@ -201,7 +225,6 @@ pub enum OpError {
         limit: u32,
     },
     /// An order for an account that was closed after it was looked up
-
     /// (by a trade loop that started before the close).
     #[error("account {name:?} is closed: open it again with `shmex exchange open {name}`")]
     AccountClosed {
@@ -238,6 +261,30 @@ impl OpError {
         )
     }
 
+    /// Whether the error ends a session with the exchange rather than one
+    /// order: its segment is corrupted or truncated, or its lock cannot be
+    /// had.
+    #[must_use]
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            OpError::Corrupt { .. } | OpError::Lock { .. } | OpError::Truncated(_)
+        )
+    }
+
+    /// The termination signal that cut a wait for the lock short, if that
+    /// is what happened.
+    #[must_use]
+    pub fn signal(&self) -> Option<i32> {
+        match self {
+            OpError::Lock {
+                source: LockError::Interrupted(sig),
+                ..
+            } => Some(*sig),
+            _ => None,
+        }
+    }
+
     /// A stable machine code for the error, for `--json` answers (see the
     /// README's table).
     #[must_use]
@@ -253,8 +300,14 @@ impl OpError {
             OpError::BadName(_) => "invalid_account_name",
             OpError::AccountsFull { .. } => "accounts_full",
             OpError::BadId(_) => "invalid_id",
-            OpError::Lock(_) => "lock_unusable",
-            OpError::Busy(_) => "busy",
+            OpError::Lock { source, .. } => match source {
+                LockError::Timeout { .. } => "lock_timeout",
+                LockError::Interrupted(_) => "interrupted",
+                // Its owner word was overwritten while this process held it.
+                LockError::Stolen => "corrupt_exchange",
+                _ => "lock_unusable",
+            },
+            OpError::Corrupt { .. } => "corrupt_exchange",
             OpError::UnknownAccount { .. } => "unknown_account",
             OpError::AccountExists { .. } => "account_exists",
             OpError::AccountNotEmpty { .. } => "account_not_empty",
@@ -332,6 +385,16 @@ pub struct NameError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown failpoint {value:?} in SHMEX_FAILPOINT: known are {known}", known = crate::failpoint::NAMES.join(", "))]
 pub struct FailpointError {
+    /// The variable's value.
+    pub value: String,
+}
+
+/// `SHMEX_LOCK_TIMEOUT` holds no duration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid SHMEX_LOCK_TIMEOUT {value:?}: give the seconds to wait for the exchange's lock, such as 10 or 0.5"
+)]
+pub struct LockTimeoutError {
     /// The variable's value.
     pub value: String,
 }

@@ -1,6 +1,8 @@
 //! Test-only failpoints: `SHMEX_FAILPOINT=NAME` makes the process abort at a
 //! named point inside a mutation, holding the lock, so that crash recovery
-//! can be tested deterministically.
+//! can be tested deterministically; or, for `hold-in-trade`, pause there
+//! with the lock held (`SHMEX_FAILPOINT_HOLD_MS`, 1000 by default), so that
+//! a test can do something to a lock that is held.
 //!
 //! The variable is read once per process; an [`Engine`](crate::Engine)
 //! keeps the result in a field, so an unarmed failpoint costs one compare
@@ -33,16 +35,20 @@ pub enum Failpoint {
     /// While rolling back a crashed operation, after its first field is
     /// restored: the next process must roll back again.
     MidRollback,
+    /// In a buy or sell, with the lock held, before anything is read:
+    /// pauses, then carries on.
+    HoldInTrade,
 }
 
 /// The names `SHMEX_FAILPOINT` accepts.
-pub const NAMES: [&str; 6] = [
+pub const NAMES: [&str; 7] = [
     "mid-trade",
     "mid-deposit",
     "mid-set-rate",
     "mid-open",
     "after-journal",
     "mid-rollback",
+    "hold-in-trade",
 ];
 
 impl Failpoint {
@@ -57,6 +63,7 @@ impl Failpoint {
             "mid-open" => Failpoint::MidOpen,
             "after-journal" => Failpoint::AfterJournal,
             "mid-rollback" => Failpoint::MidRollback,
+            "hold-in-trade" => Failpoint::HoldInTrade,
             _ => return None,
         })
     }
@@ -90,4 +97,23 @@ pub(crate) fn hit(armed: Failpoint, point: Failpoint) {
 #[inline(never)]
 fn hit_cold() {
     std::process::abort();
+}
+
+/// Pauses for `SHMEX_FAILPOINT_HOLD_MS` (1000 by default) if `point` is
+/// `armed`.
+#[inline(always)]
+pub(crate) fn hold(armed: Failpoint, point: Failpoint) {
+    if armed == point {
+        hold_cold();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn hold_cold() {
+    let ms = std::env::var("SHMEX_FAILPOINT_HOLD_MS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(1000);
+    std::thread::sleep(std::time::Duration::from_millis(ms));
 }

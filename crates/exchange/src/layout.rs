@@ -13,12 +13,15 @@
 
 use std::sync::atomic::{AtomicI64, AtomicU64};
 
-use shm::sync::{RobustMutex, SeqLock};
+use shm::sync::{ProcessLock, SeqLock};
 
 use crate::error::CapacityError;
 
 /// Format of the payload; bumped when the layout changes meaning.
-pub(crate) const FORMAT: u64 = 0x5845_0002; // "XE" v2: closed accounts
+/// v2: closed accounts (the top bit of a name's length).
+/// v3: the process lock in place of glibc's robust mutex, the creator's
+/// namespaces, and `committed_seq` in place of `next_seq`.
+pub(crate) const FORMAT: u64 = 0x5845_0003; // "XE" v3
 
 /// Most fields one operation changes (a trade changes four).
 pub(crate) const MAX_UNDO: usize = 6;
@@ -30,11 +33,14 @@ shm::shared_struct! {
     /// The fixed part of the exchange.
     pub(crate) struct Head {
         /// Guards every mutation.
-        pub lock: RobustMutex,
+        pub lock: ProcessLock,
         /// Lets readers take consistent snapshots without the lock.
         pub seq: SeqLock,
         /// [`FORMAT`].
         pub format: AtomicU64,
+        /// The creator's pid and time namespaces (`shm::sync::namespaces`):
+        /// the lock's owner identities mean something only within them.
+        pub namespaces: [AtomicU64; 2],
         /// Currency capacity (home included).
         pub cap_currencies: AtomicU64,
         /// Account capacity.
@@ -45,8 +51,12 @@ shm::shared_struct! {
         pub n_currencies: AtomicU64,
         /// Accounts open (undoable: an `open` that is rolled back restores it).
         pub n_accounts: AtomicI64,
-        /// The sequence number the next operation gets (first is 1).
-        pub next_seq: AtomicU64,
+        /// The sequence number of the last committed operation (0: none);
+        /// the next one gets one more. Journal readers read records up to
+        /// it and no further: a record beyond it belongs to an operation
+        /// that may still be rolled back, whose rollback then takes the
+        /// same sequence number and slot.
+        pub committed_seq: AtomicU64,
         /// Opening balance of a new account, in home minor units.
         pub opening: AtomicI64,
         /// Creation time, ns since the epoch.
@@ -205,14 +215,22 @@ pub(crate) fn pack_name(name: &[u8]) -> [u64; 4] {
     w
 }
 
-/// Unpacks a name; `None` if the length is out of range.
+/// Unpacks an account name; `None` unless it is one that
+/// [`pack_name`] could have packed: a valid account name
+/// ([`check_account_name`](crate::check_account_name)) followed by zero
+/// bytes only.
 pub(crate) fn unpack_name(len: u64, words: [u64; 4]) -> Option<String> {
     let len = usize::try_from(len).ok().filter(|&l| l <= NAME_MAX)?;
     let mut b = [0u8; 32];
     for (i, w) in words.iter().enumerate() {
         b[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
     }
-    String::from_utf8(b[..len].to_vec()).ok()
+    if b[len..].iter().any(|&x| x != 0) {
+        return None;
+    }
+    let name = std::str::from_utf8(&b[..len]).ok()?;
+    crate::check_account_name(name).ok()?;
+    Some(name.to_owned())
 }
 
 #[cfg(test)]
@@ -236,11 +254,40 @@ mod tests {
         );
     }
 
+    /// The payload offsets that the command line's hostile-peer tests
+    /// (`crates/cli/tests/hostile_exchange.rs`) write to: change them
+    /// together.
+    #[test]
+    fn offsets_the_hostile_tests_write_to() {
+        use std::mem::{offset_of, size_of};
+        assert_eq!(offset_of!(Head, lock), 0);
+        assert_eq!(size_of::<ProcessLock>(), 16);
+        assert_eq!(offset_of!(Head, seq), 16);
+        assert_eq!(offset_of!(Head, cap_accounts), 56);
+        assert_eq!(offset_of!(Head, n_currencies), 72);
+        assert_eq!(offset_of!(Head, n_accounts), 80);
+        assert_eq!(offset_of!(Head, committed_seq), 88);
+        assert_eq!(offset_of!(Head, undo) + offset_of!(Undo, active), 152);
+        assert_eq!(Geometry::new(16, 1024, 8192).unwrap().off_rows, 384);
+        assert_eq!(offset_of!(CurrencyRow, sell), 24);
+    }
+
     #[test]
     fn names_round_trip() {
         let n = "a23456789012345678901234567890_z";
         assert_eq!(n.len(), 32);
         assert_eq!(unpack_name(32, pack_name(n.as_bytes())).as_deref(), Some(n));
         assert_eq!(unpack_name(33, [0; 4]), None);
+        assert_eq!(unpack_name(0, [0; 4]), None, "empty");
+        assert_eq!(
+            unpack_name(2, pack_name(b"a\n")),
+            None,
+            "a control character"
+        );
+        assert_eq!(
+            unpack_name(1, pack_name(b"ab")),
+            None,
+            "bytes past the length"
+        );
     }
 }

@@ -11,9 +11,12 @@
 //!   up and a sell's proceeds round down, to the exchange's favour.
 //! * Every mutation ([`Engine::buy`], [`Engine::sell`], [`Engine::deposit`],
 //!   [`Engine::withdraw`], [`Engine::set_rate`], [`Engine::open_account`],
-//!   [`Engine::close_account`])
-//!   is atomic under one robust process-shared mutex, with an undo record
-//!   that the next lock holder rolls back if the owner dies mid-operation.
+//!   [`Engine::close_account`]) is atomic under one process-shared lock
+//!   ([`shm::sync::ProcessLock`]), with an undo record that the next lock
+//!   holder rolls back if the owner dies mid-operation.
+//! * Everything read from the segment is validated before use: a peer that
+//!   writes into it can make operations fail with [`OpError::Corrupt`] or
+//!   make [`State::check`] report damage, never crash or hang a process.
 //! * Readers ([`Engine::quote`], [`Engine::state`], [`Engine::check`]) take
 //!   consistent snapshots through a seqlock and never block traders.
 //! * [`State::check`] verifies conservation for every currency (the
@@ -41,8 +44,8 @@ mod types;
 pub use config::{Config, CurrencySpec};
 pub use engine::{Engine, Exchange, Info, QuoteRow, RateChange, Receipt, check_rates};
 pub use error::{
-    CapacityError, CodeError, FailpointError, NameError, OpError, OpenError, SnapshotError,
-    StateError, TableError,
+    CapacityError, CodeError, FailpointError, LockTimeoutError, NameError, OpError, OpenError,
+    SnapshotError, StateError, TableError,
 };
 pub use layout::{MAX_ACCOUNTS, MAX_CURRENCIES, MAX_JOURNAL, NAME_MAX};
 pub use state::{AccountState, Capacity, CurrencyState, Entry, State};

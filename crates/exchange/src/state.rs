@@ -3,7 +3,10 @@
 
 use std::collections::HashSet;
 
-use crate::money::{Amount, Rate};
+use crate::money::{Amount, MAX_RATE_UNITS, RATE_ONE, Rate};
+
+/// The largest rate a quote may hold, in millionths.
+pub(crate) const MAX_RATE: i64 = MAX_RATE_UNITS * RATE_ONE;
 use crate::types::{Code, Op, check_account_name};
 
 /// Room in an exchange, fixed when it is made.
@@ -167,6 +170,14 @@ impl State {
                         c.code,
                         Rate(c.buy),
                         Rate(c.sell)
+                    ));
+                }
+                if c.sell > MAX_RATE {
+                    v.push(format!(
+                        "{}: the sell rate {} exceeds the largest rate, {}",
+                        c.code,
+                        Rate(c.sell),
+                        Rate(MAX_RATE)
                     ));
                 }
             }

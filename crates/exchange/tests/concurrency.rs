@@ -122,7 +122,7 @@ fn concurrent_traders(backend: Backend) {
     assert!(snapshots.load(Ordering::Relaxed) > 0);
     let n = mutations.load(Ordering::Relaxed);
     assert_eq!(e.info().next_seq - 1, n, "one sequence number per mutation");
-    let j = e.journal(None);
+    let j = e.journal(None).unwrap();
     assert_eq!(j.len() as u64, n.min(1 << 16));
     for w in j.windows(2) {
         assert_eq!(w[1].seq, w[0].seq + 1, "a gap in the journal");

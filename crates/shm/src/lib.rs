@@ -22,8 +22,9 @@
 //!   trusted.
 //! * [`allow_owner`]: whose existing segments this process attaches to
 //!   (its own user's only, by default).
-//! * [`sync`]: futex wait and wake on shared words, a robust process-shared
-//!   mutex that survives its owner's death, a seqlock, and process liveness.
+//! * [`sync`]: futex wait and wake on shared words, a process-shared lock
+//!   whose holder's death is detected (plain integers in shared memory, no
+//!   pointer), a seqlock, and process liveness.
 //! * [`Shared`] and [`shared_struct!`]: the marker for types that may live in
 //!   shared memory.
 //! * [`sys`], [`membarrier`], [`eventfd`]: the few process-level system

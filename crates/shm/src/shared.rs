@@ -33,11 +33,6 @@ shared_atomics!(
 // padding between elements beyond theirs, so it inherits every property.
 unsafe impl<T: Shared, const N: usize> Shared for [T; N] {}
 
-// SAFETY: the robust mutex wraps `pthread_mutex_t` in an `UnsafeCell` and is
-// only touched through the pthread API, which is made for process-shared use;
-// a garbage mutex is detected by its own magic word before use.
-unsafe impl Shared for crate::sync::RobustMutex {}
-
 /// Declares `#[repr(C)]` structs whose fields are all [`Shared`], and
 /// implements [`Shared`] for them.
 ///

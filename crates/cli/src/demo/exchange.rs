@@ -53,10 +53,10 @@ fn crash(id: &shm::SegmentId, e: &exchange::Engine<'_>) -> anyhow::Result<()> {
     let next = shmex(&["deposit", "--account", "eve", "TRY", "1"], None)?;
     anyhow::ensure!(next.success(), "the next trade failed");
     println!(
-        "     the next process to take the lock (a deposit) was told by the kernel, rolled the buy back from its undo record, then made its deposit:"
+        "     the next process to take the lock (a deposit) found its holder dead, rolled the buy back from its undo record, then made its deposit:"
     );
     let state = e.state()?;
-    for en in e.journal(Some(2)) {
+    for en in e.journal(Some(2))? {
         println!("     {}", show::entry_text(&state, &en));
     }
     let dollar = |s: &exchange::State| {
@@ -138,7 +138,7 @@ pub fn run(names: &Names) -> anyhow::Result<Option<Scratch>> {
         refused += r.refused;
     }
     println!(
-        "     total  {done:>10} done, {refused} refused: {:.0} operations a second through one robust lock",
+        "     total  {done:>10} done, {refused} refused: {:.0} operations a second through one process lock",
         (done + refused) as f64 / SECONDS as f64
     );
     let state = e.state()?;
@@ -148,7 +148,7 @@ pub fn run(names: &Names) -> anyhow::Result<Option<Scratch>> {
     );
     print!("{}", indent(&show::accounts_text(&state)));
     println!("   the last records of the journal:");
-    for en in e.journal(Some(3)) {
+    for en in e.journal(Some(3))? {
         println!("     {}", show::entry_text(&state, &en));
     }
 

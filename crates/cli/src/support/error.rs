@@ -87,11 +87,15 @@ pub fn segment_code(e: &shm::Error) -> &'static str {
     }
 }
 
-/// The machine code of an error this layer knows: bad input, the segment
-/// layer's errors (also inside a channel's), a channel's, a file's.
+/// The machine code of an error this layer knows: bad input, a signal,
+/// the segment layer's errors (also inside a channel's), a channel's, a
+/// file's.
 pub fn code(cause: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
     if cause.is::<BadInput>() {
         return Some("invalid_input");
+    }
+    if cause.is::<Interrupted>() {
+        return Some("interrupted");
     }
     if let Some(e) = segment_error(cause) {
         return Some(segment_code(e));

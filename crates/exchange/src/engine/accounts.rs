@@ -46,7 +46,7 @@ impl<'a> Engine<'a> {
     pub fn open_account(&self, name: &str) -> Result<(AccountId, Option<Receipt>), OpError> {
         let (len, words) = packed(name)?;
         self.locked(|| {
-            if let Some(i) = self.find_account(len, &words) {
+            if let Some(i) = self.find_account(len, &words)? {
                 return Ok((AccountId(i as u32), None));
             }
             let (i, r) = self.open_locked(name, len, words)?;
@@ -60,14 +60,22 @@ impl<'a> Engine<'a> {
     ///
     /// [`OpError::BadName`]; [`OpError::UnknownAccount`] if no open account
     /// has that name, with the open account whose name is closest to it,
-    /// if one is close (a typo: `alcie` for `alice`).
+    /// if one is close (a typo: `alcie` for `alice`); [`OpError::Corrupt`]
+    /// or [`OpError::Lock`] as a snapshot.
     pub fn lookup_account(&self, name: &str) -> Result<AccountId, OpError> {
         let (len, words) = packed(name)?;
-        match self.find_account(len, &words) {
-            Some(i) => Ok(AccountId(i as u32)),
-            None => Err(OpError::UnknownAccount {
+        // One snapshot for the look and, if it fails, the suggestion.
+        let found = self.consistent(|| -> Result<Result<usize, Option<String>>, OpError> {
+            Ok(match self.find_account(len, &words)? {
+                Some(i) => Ok(i),
+                None => Err(self.closest_name(name)?),
+            })
+        })??;
+        match found {
+            Ok(i) => Ok(AccountId(i as u32)),
+            Err(suggestion) => Err(OpError::UnknownAccount {
                 name: name.to_owned(),
-                suggestion: self.closest_name(name),
+                suggestion,
             }),
         }
     }
@@ -83,10 +91,10 @@ impl<'a> Engine<'a> {
     pub fn close_account(&self, name: &str) -> Result<Receipt, OpError> {
         let (len, words) = packed(name)?;
         self.locked(|| {
-            let Some(ai) = self.find_account(len, &words) else {
+            let Some(ai) = self.find_account(len, &words)? else {
                 return Err(OpError::UnknownAccount {
                     name: name.to_owned(),
-                    suggestion: self.closest_name(name),
+                    suggestion: self.closest_name(name)?,
                 });
             };
             let n = self.rows.len();
@@ -106,7 +114,8 @@ impl<'a> Engine<'a> {
                 });
             }
             let p = self.pending(Op::Close, 0, Some(ai), 0, 0, 0);
-            let seq = self.begin(&[(Field::NameLen(ai), len as i64)], &p);
+            let seq = self.next_seq()?;
+            self.begin(seq, &[(Field::NameLen(ai), len as i64)], &p);
             let w = self.head.seq.write();
             self.names[ai].len.store(len | CLOSED, R);
             self.commit(seq, &p, w);
@@ -130,47 +139,50 @@ impl<'a> Engine<'a> {
             .is_some_and(|n| n.len.load(R) & CLOSED == 0)
     }
 
-    /// Refuses an operation on slot `ai` once its account is closed: under
-    /// the lock, so that no operation lands on a closed account.
-    #[inline]
-    pub(super) fn check_open(&self, ai: usize) -> Result<(), OpError> {
-        if self.names[ai].len.load(R) & CLOSED == 0 {
-            Ok(())
-        } else {
-            Err(OpError::AccountClosed {
-                name: self.name_at(ai),
-            })
-        }
+    /// The open account with that packed name, looked up directly: with
+    /// the lock held, or inside a snapshot. A closed slot never matches:
+    /// its length word carries [`CLOSED`].
+    pub(super) fn find_account(
+        &self,
+        len: u64,
+        words: &[u64; 4],
+    ) -> Result<Option<usize>, OpError> {
+        Ok((0..self.slots_used()?).find(|&i| self.name_matches(i, len, words)))
     }
 
-    /// The open account with that packed name. A closed slot never
-    /// matches: its length word carries [`CLOSED`].
-    pub(super) fn find_account(&self, len: u64, words: &[u64; 4]) -> Option<usize> {
-        (0..self.slots_used()).find(|&i| self.name_matches(i, len, words))
+    /// The open account with that packed name, looked up without the lock
+    /// through the seqlock.
+    pub(super) fn lookup(&self, len: u64, words: &[u64; 4]) -> Result<Option<usize>, OpError> {
+        self.consistent(|| self.find_account(len, words))?
     }
 
     /// The open account whose name is closest to `name`, if it is close
     /// enough to be a typo of it: at most one edit (insertion, deletion,
     /// substitution or swap of neighbours) for names of up to 4
-    /// characters, two for longer ones.
-    fn closest_name(&self, name: &str) -> Option<String> {
+    /// characters, two for longer ones. Read directly: inside a snapshot,
+    /// or with the lock held.
+    fn closest_name(&self, name: &str) -> Result<Option<String>, OpError> {
         let limit = if name.len() <= 4 { 1 } else { 2 };
-        (0..self.slots_used())
-            .filter(|&i| self.names[i].len.load(R) & CLOSED == 0)
+        let names = (0..self.slots_used()?)
+            .filter(|&i| self.slot_open(i))
             .map(|i| self.name_at(i))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(names
+            .into_iter()
             .map(|other| (edit_distance(name, &other), other))
             .filter(|(d, _)| *d <= limit)
             .min_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)))
-            .map(|(_, other)| other)
+            .map(|(_, other)| other))
     }
 
     /// The violations of closed slots: a closed account must hold nothing
     /// (no operation can reach it, so only a damaged segment breaks this).
-    pub(super) fn closed_violations(&self) -> Vec<String> {
+    /// Read directly: inside a snapshot, or with the lock held.
+    pub(super) fn closed_violations(&self) -> Result<Vec<String>, OpError> {
         let n = self.rows.len();
         let mut v = Vec::new();
-        for i in 0..self.slots_used() {
-            if self.names[i].len.load(R) & CLOSED == 0 {
+        for i in 0..self.slots_used()? {
+            if self.slot_open(i) {
                 continue;
             }
             let base = i * self.slots;
@@ -179,14 +191,14 @@ impl<'a> Engine<'a> {
                 if b != 0 {
                     v.push(format!(
                         "closed account {} (slot {i}) holds {} {}",
-                        self.name_at(i),
+                        self.name_at(i)?,
                         Amount::new(b, self.ex.decimals[c]),
                         self.ex.codes[c]
                     ));
                 }
             }
         }
-        v
+        Ok(v)
     }
 
     /// Opens a new account, under the lock: the next slot, the opening
@@ -197,7 +209,7 @@ impl<'a> Engine<'a> {
         len: u64,
         words: [u64; 4],
     ) -> Result<(usize, Receipt), OpError> {
-        let n = self.slots_used();
+        let n = self.slots_used()?;
         if n >= self.names.len() {
             return Err(OpError::AccountsFull {
                 name: name.to_owned(),
@@ -205,15 +217,17 @@ impl<'a> Engine<'a> {
             });
         }
         let home = &self.rows[0];
-        let opening = self.head.opening.load(R).max(0);
-        let deposits = home.deposits.load(R);
+        let opening = self.opening()?;
+        let deposits = self.sane(home.deposits.load(R), || "the total of deposits".into())?;
+        let seq = self.next_seq()?;
         let new_deposits = deposits
             .checked_add(opening)
             .ok_or_else(|| Self::overflow("the total of deposits"))?;
         let mut p = self.pending(Op::Open, 0, None, opening, 0, opening);
         p.name_len = len;
         p.name = words;
-        let seq = self.begin(
+        self.begin(
+            seq,
             &[(Field::Accounts, n as i64), (Field::Deposits(0), deposits)],
             &p,
         );

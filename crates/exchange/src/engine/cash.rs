@@ -59,13 +59,16 @@ impl<'a> Engine<'a> {
         total: i64,
         ai: usize,
     ) -> Result<(i64, i64), OpError> {
+        let code = &self.ex.codes[ci];
+        self.sane(bal, || format!("an account's balance of {code}"))?;
+        self.sane(total, || format!("a total of {code}"))?;
         let new_bal = if op == Op::Deposit {
             bal.checked_add(amount)
                 .ok_or_else(|| Self::overflow("the balance"))?
         } else {
             if bal < amount {
                 return Err(OpError::InsufficientHolding {
-                    account: self.name_at(ai),
+                    account: self.name_at(ai)?,
                     code: self.ex.codes[ci].to_string(),
                     have: self.show(ci, bal),
                     want: self.show(ci, amount),
@@ -92,7 +95,7 @@ impl<'a> Engine<'a> {
         amount: i64,
         p: &Pending,
     ) -> Result<Receipt, OpError> {
-        self.check_open(ai)?;
+        let ai = self.open_index(ai)?;
         let cell = &self.balances[ai * self.slots + ci];
         let bal = cell.load(R);
         let total_cell = self.cash_total(op, ci);
@@ -103,7 +106,9 @@ impl<'a> Engine<'a> {
         };
         let total = total_cell.load(R);
         let (new_bal, new_total) = self.plan_cash(op, ci, amount, bal, total, ai)?;
-        let seq = self.begin(
+        let seq = self.next_seq()?;
+        self.begin(
+            seq,
             &[(Field::Balance(ai * self.slots + ci), bal), (field, total)],
             p,
         );

@@ -1,9 +1,10 @@
 //! Step 2's shared part: the checks of ids and amounts every operation
 //! makes, and the pieces of its refusals.
 
-use super::Engine;
+use super::rates::check_rates;
+use super::{Engine, R};
 use crate::error::OpError;
-use crate::money::{Amount, MoneyError};
+use crate::money::{Amount, MoneyError, Rate};
 use crate::types::{AccountId, CurrencyId, Order};
 
 impl<'a> Engine<'a> {
@@ -86,5 +87,41 @@ impl<'a> Engine<'a> {
 
     pub(super) fn overflow(what: &'static str) -> OpError {
         OpError::Money(MoneyError::Overflow(what))
+    }
+
+    /// `v`, read from the books as `what`, if it is not negative: no
+    /// operation makes a holding, balance or total negative, so a negative
+    /// one was written by someone else.
+    #[inline]
+    pub(super) fn sane(&self, v: i64, what: impl FnOnce() -> String) -> Result<i64, OpError> {
+        if v >= 0 {
+            Ok(v)
+        } else {
+            Err(self.corrupt(format!("{} is negative ({v} minor units)", what())))
+        }
+    }
+
+    /// The opening balance of a new account.
+    pub(super) fn opening(&self) -> Result<i64, OpError> {
+        self.sane(self.head.opening.load(R), || "the opening balance".into())
+    }
+
+    /// The quote of foreign currency `ci`, buy and sell, if it is one that
+    /// [`check_rates`](crate::check_rates) accepts: no operation stores
+    /// another.
+    #[inline]
+    pub(super) fn rates(&self, ci: usize) -> Result<(i64, i64), OpError> {
+        let row = &self.rows[ci];
+        let (buy, sell) = (row.buy.load(R), row.sell.load(R));
+        if check_rates(self.ex.codes[ci], buy, sell).is_ok() {
+            Ok((buy, sell))
+        } else {
+            Err(self.corrupt(format!(
+                "the quote of {} is invalid: buy {}, sell {}",
+                self.ex.codes[ci],
+                Rate(buy),
+                Rate(sell)
+            )))
+        }
     }
 }

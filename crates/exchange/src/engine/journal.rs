@@ -5,6 +5,7 @@ use std::sync::atomic::{Ordering, fence};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{Engine, R};
+use crate::error::OpError;
 use crate::layout::{Record, unpack_name};
 use crate::state::Entry;
 use crate::types::Op;
@@ -133,12 +134,20 @@ impl<'a> Engine<'a> {
         }
     }
 
-    pub(super) fn read_entry(&self, seq: u64) -> Option<Entry> {
+    /// Journal record `seq`, if its slot still holds it (`None` if it was
+    /// overwritten or is being written: a journal reader leaves it out).
+    ///
+    /// # Errors
+    ///
+    /// [`OpError::Corrupt`] if a whole record holds what no operation
+    /// writes: no operation, a currency this exchange lacks, a malformed
+    /// account name.
+    pub(super) fn read_entry(&self, seq: u64) -> Result<Option<Entry>, OpError> {
         let rec = self.record(seq);
         for _ in 0..100 {
             let s1 = rec.seq.load(Ordering::Acquire);
             if s1 != seq && s1 != 0 {
-                return None;
+                return Ok(None);
             }
             let p = read_pending(rec);
             fence(Ordering::Acquire);
@@ -146,22 +155,43 @@ impl<'a> Engine<'a> {
                 std::hint::spin_loop();
                 continue;
             }
-            let meta = Meta::unpack(p.meta);
-            return Some(Entry {
-                seq,
-                time_ns: p.time_ns,
-                pid: meta.pid,
-                op: meta.op?,
-                undone: meta.undone,
-                account: unpack_name(p.name_len, p.name).unwrap_or_default(),
-                currency: meta.currency,
-                amount: p.amount,
-                rate: p.rate,
-                total: p.total,
-                extra: p.extra,
-            });
+            return self
+                .entry(seq, &p)
+                .map(Some)
+                .map_err(|why| self.corrupt(format!("journal record {seq} is invalid: {why}")));
         }
-        None
+        Ok(None)
+    }
+
+    /// A whole record's values as an entry, or why they cannot be one.
+    fn entry(&self, seq: u64, p: &Pending) -> Result<Entry, String> {
+        let meta = Meta::unpack(p.meta);
+        let known = |b: u64| b == 0 || Op::from_code(b as u8).is_some();
+        let op = match meta.op {
+            Some(op) if known((p.meta >> 16) & 0xff) => op,
+            _ => return Err(format!("its kind word {:#x} names no operation", p.meta)),
+        };
+        if meta.currency >= self.rows.len() {
+            return Err(format!("it names currency {}", meta.currency));
+        }
+        let account = if p.name_len == 0 && p.name == [0; 4] {
+            String::new()
+        } else {
+            unpack_name(p.name_len, p.name).ok_or("its account name is malformed")?
+        };
+        Ok(Entry {
+            seq,
+            time_ns: p.time_ns,
+            pid: meta.pid,
+            op,
+            undone: meta.undone,
+            account,
+            currency: meta.currency,
+            amount: p.amount,
+            rate: p.rate,
+            total: p.total,
+            extra: p.extra,
+        })
     }
 }
 

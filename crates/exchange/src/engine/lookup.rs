@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 
 use super::accounts::{CLOSED, packed};
 use super::{Engine, Info, R};
+use crate::error::OpError;
 use crate::layout::unpack_name;
 use crate::state::Entry;
 use crate::types::{AccountId, Code, CurrencyId};
@@ -56,9 +57,49 @@ impl<'a> Engine<'a> {
 
     /// Slots in use: open accounts and closed ones (whose slots are never
     /// reused).
-    pub(super) fn slots_used(&self) -> usize {
+    ///
+    /// # Errors
+    ///
+    /// [`OpError::Corrupt`] if the count is negative or exceeds the
+    /// capacity.
+    pub(super) fn slots_used(&self) -> Result<usize, OpError> {
         let n = self.head.n_accounts.load(Ordering::Acquire);
-        usize::try_from(n).unwrap_or(0).min(self.names.len())
+        usize::try_from(n)
+            .ok()
+            .filter(|&n| n <= self.names.len())
+            .ok_or_else(|| {
+                self.corrupt(format!(
+                    "it counts {n} account slots in use, but has room for {}",
+                    self.names.len()
+                ))
+            })
+    }
+
+    /// `ai` if it is an open account: the check every operation makes with
+    /// the lock held (an account may be counted before its opening commits,
+    /// it may have been closed since it was looked up, and a count may be
+    /// damaged). Accounts are found by lookups that see only committed
+    /// ones, and slots are never reused, so a slot beyond the count means
+    /// the count was changed behind the exchange's back.
+    ///
+    /// # Errors
+    ///
+    /// [`OpError::AccountClosed`] if the account in slot `ai` was closed;
+    /// [`OpError::Corrupt`] if slot `ai` is not in use, or as
+    /// [`Engine::slots_used`].
+    pub(super) fn open_index(&self, ai: usize) -> Result<usize, OpError> {
+        let n = self.slots_used()?;
+        if ai >= n {
+            return Err(self.corrupt(format!(
+                "account {ai} was found, but it counts only {n} account slots in use"
+            )));
+        }
+        if !self.slot_open(ai) {
+            return Err(OpError::AccountClosed {
+                name: self.name_at(ai)?,
+            });
+        }
+        Ok(ai)
     }
 
     /// Account `i`'s name as stored: its length (without the closed
@@ -76,9 +117,15 @@ impl<'a> Engine<'a> {
         self.names[i].len.load(R) & CLOSED == 0
     }
 
-    pub(super) fn name_at(&self, i: usize) -> String {
+    /// Account `i`'s name.
+    ///
+    /// # Errors
+    ///
+    /// [`OpError::Corrupt`] if what is stored is no account name.
+    pub(super) fn name_at(&self, i: usize) -> Result<String, OpError> {
         let (len, words) = self.name_words(i);
-        unpack_name(len, words).unwrap_or_else(|| "?".to_owned())
+        unpack_name(len, words)
+            .ok_or_else(|| self.corrupt(format!("account {i} has a malformed name")))
     }
 
     pub(super) fn name_matches(&self, i: usize, len: u64, words: &[u64; 4]) -> bool {
@@ -86,46 +133,68 @@ impl<'a> Engine<'a> {
         n.len.load(R) == len && n.bytes.iter().zip(words).all(|(w, v)| w.load(R) == *v)
     }
 
-    /// The open account named `name`, without taking the lock.
-    #[must_use]
-    pub fn account(&self, name: &str) -> Option<AccountId> {
-        let (len, words) = packed(name).ok()?;
-        self.find_account(len, &words).map(|i| AccountId(i as u32))
+    /// The open account named `name`: a consistent look, without the lock
+    /// (unless a writer died, when it recovers first), so that an account
+    /// whose opening has not committed is not found.
+    ///
+    /// # Errors
+    ///
+    /// [`OpError::BadName`] for a malformed name; [`OpError::Corrupt`] or
+    /// [`OpError::Lock`] as a snapshot.
+    pub fn account(&self, name: &str) -> Result<Option<AccountId>, OpError> {
+        let (len, words) = packed(name)?;
+        Ok(self.lookup(len, &words)?.map(|i| AccountId(i as u32)))
     }
 
-    /// The name of an account.
+    /// The name of an account, or `?` if there is no such account or its
+    /// name is damaged.
     #[must_use]
     pub fn account_name(&self, a: AccountId) -> String {
         if a.index() < self.names.len() {
-            self.name_at(a.index())
+            self.name_at(a.index()).unwrap_or_else(|_| "?".to_owned())
         } else {
             "?".to_owned()
         }
     }
 
     /// The journal records from sequence number `first` on, oldest first,
-    /// as far as the ring still holds them: the first one returned comes
-    /// after `first` if the ring has overwritten those before it. For a
-    /// follower that reads what was added since it last looked.
-    #[must_use]
-    pub fn journal_from(&self, first: u64) -> Vec<Entry> {
-        let next = self.head.next_seq.load(Ordering::Acquire);
+    /// as far as the ring still holds them and up to the last committed
+    /// operation: the first one returned comes after `first` if the ring
+    /// has overwritten those before it. For a follower that reads what was
+    /// added since it last looked.
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::journal`].
+    pub fn journal_from(&self, first: u64) -> Result<Vec<Entry>, OpError> {
+        let last = self.head.committed_seq.load(Ordering::Acquire);
         let cap = self.journal.len() as u64;
-        let first = first.max(next.saturating_sub(cap)).max(1);
-        (first..next).filter_map(|s| self.read_entry(s)).collect()
+        let first = first.max(last.saturating_sub(cap - 1)).max(1);
+        let mut out = Vec::new();
+        for seq in first..=last {
+            if let Some(e) = self.read_entry(seq)? {
+                out.push(e);
+            }
+        }
+        Ok(out)
     }
 
-    /// Figures about the exchange.
+    /// Figures about the exchange, read without a snapshot (the slot count
+    /// is clamped to the capacity).
     #[must_use]
     pub fn info(&self) -> Info {
+        let n = self.head.n_accounts.load(Ordering::Acquire);
+        let slots = usize::try_from(n).unwrap_or(0).min(self.names.len());
         Info {
             capacity: self.ex.capacity(),
             currencies: self.rows.len(),
-            accounts: (0..self.slots_used())
-                .filter(|&i| self.slot_open(i))
-                .count(),
-            slots: self.slots_used(),
-            next_seq: self.head.next_seq.load(Ordering::Acquire),
+            accounts: (0..slots).filter(|&i| self.slot_open(i)).count(),
+            slots,
+            next_seq: self
+                .head
+                .committed_seq
+                .load(Ordering::Acquire)
+                .saturating_add(1),
             recoveries: self.head.recoveries.load(R),
             opening: self.head.opening.load(R),
         }

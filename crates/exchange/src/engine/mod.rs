@@ -1,33 +1,49 @@
 //! The exchange in its segment: creation, opening, the operations under the
-//! robust mutex with the undo-record protocol, crash recovery, and
+//! process lock with the undo-record protocol, crash recovery, and
 //! lock-free snapshots through the seqlock.
 //!
 //! # The protocol of a mutation
 //!
-//! All under the mutex:
+//! All under the lock:
 //!
-//! 1. take the lock; if its previous owner died (or an undo record is
-//!    still active), roll back from the undo record first;
-//! 2. check the operation against the books (a refusal changes nothing);
+//! 1. take the lock; if its previous holder died (or an undo record is
+//!    still active, or the seqlock was left odd), recover first;
+//! 2. check the operation against the books (a refusal changes nothing),
+//!    validating every value it reads from the segment;
 //! 3. write the undo record: the old value of every field the operation
-//!    will touch, its sequence number and its journal record, then mark it
-//!    active;
-//! 4. open a seqlock write, apply the changes, append the journal record,
-//!    advance the sequence number;
-//! 5. clear the undo record, close the seqlock write, unlock.
+//!    will touch, its sequence number (`committed_seq + 1`) and its
+//!    journal record, then mark it active;
+//! 4. open a seqlock write, apply the changes, write the journal record;
+//! 5. commit: advance `committed_seq` to the operation's; clear the undo
+//!    record, close the seqlock write, unlock.
 //!
 //! A process killed anywhere in 3–5 leaves either an inactive undo record
-//! (the operation never started, or is complete) or an active one, which
-//! the next lock holder applies backwards. Closing the seqlock write only
-//! after the undo record is cleared means readers never see the effects of
-//! an operation that will be rolled back: until recovery, the sequence
-//! stays odd and readers retry (and after a while take the lock, which
+//! (the operation never started, or is complete), an active one whose
+//! sequence number is committed (complete: it is only cleared), or an
+//! active one one past `committed_seq`, which the next lock holder applies
+//! backwards; the rollback's journal record then takes the dead
+//! operation's sequence number and slot, which no reader has read since
+//! readers stop at `committed_seq`. Closing the seqlock write only after
+//! the undo record is cleared means readers never see the effects of an
+//! operation that will be rolled back: until recovery, the sequence stays
+//! odd and readers retry (and after a while take the lock, which
 //! recovers).
+//!
+//! # A segment is a trust boundary
+//!
+//! Any process that can write the segment can change any byte at any time.
+//! So every count, index and value read from it is checked before use:
+//! capacities against the segment's size, counts against capacities,
+//! account indexes against the slots in use and their closed marks (under
+//! the lock), names, codes, rates, the undo record and journal records.
+//! What cannot be is [`OpError::Corrupt`](crate::OpError::Corrupt) (or,
+//! for values such as balances that may be anything, a violation `check`
+//! reports); never a panic, a hang, or a wrong answer.
 //!
 //! # Where each step lives
 //!
 //! * `open.rs`: creating, opening and validating, removing;
-//! * `lock.rs`: step 1, taking the mutex and entering recovery;
+//! * `lock.rs`: step 1, taking the lock and entering recovery;
 //! * `checks.rs`, `trade.rs`, `cash.rs`, `accounts.rs`, `orders.rs`,
 //!   `rates.rs`: step 2 and the changes of step 4, a file per kind of
 //!   mutation;
@@ -52,6 +68,7 @@ mod trade;
 mod undo;
 
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
 
 use shm::Managed;
 
@@ -96,6 +113,10 @@ pub struct Exchange {
     codes: Vec<Code>,
     decimals: Vec<u32>,
     failpoint: Failpoint,
+    /// How long an operation waits for the lock.
+    lock_wait: Duration,
+    /// The exchange as messages name it.
+    what: String,
 }
 
 /// What a successful operation did.
@@ -155,7 +176,7 @@ pub struct Info {
 
 /// The operations on one attached exchange, for one thread.
 ///
-/// Mutations take the exchange's robust mutex; reads (`quote`, `state`,
+/// Mutations take the exchange's process lock; reads (`quote`, `state`,
 /// `check`, `balances`, `journal`) take consistent snapshots through its
 /// seqlock and never block traders.
 pub struct Engine<'a> {

@@ -7,6 +7,7 @@ use shm::header::Layout;
 use shm::{Access, Lifetime, Managed, ManagedOptions, SegmentId};
 
 use super::journal::{Meta, Pending, now_ns, write_record};
+use super::lock::lock_wait;
 use super::{Engine, Exchange, R};
 use crate::error::{OpenError, StateError};
 use crate::failpoint;
@@ -31,6 +32,7 @@ impl Exchange {
         mode: u32,
     ) -> Result<Exchange, OpenError> {
         let fp = failpoint::armed()?;
+        let lock_wait = lock_wait()?;
         let cap = state.capacity;
         let geo =
             Geometry::new(cap.currencies, cap.accounts, cap.journal).map_err(StateError::from)?;
@@ -68,6 +70,8 @@ impl Exchange {
             codes: state.currencies.iter().map(|c| c.code).collect(),
             decimals: state.currencies.iter().map(|c| c.decimals).collect(),
             failpoint: fp,
+            lock_wait,
+            what,
         })
     }
 
@@ -76,10 +80,14 @@ impl Exchange {
     /// # Errors
     ///
     /// [`OpenError::Missing`] if there is none; [`OpenError::Corrupt`] if
-    /// its contents make no sense; [`OpenError::Segment`] if the segment
-    /// is not an exchange of this version, or cannot be attached.
+    /// its contents make no sense (capacities that do not fit its size,
+    /// counts beyond them, codes or decimals no currency has);
+    /// [`OpenError::ForeignNamespace`] if it was made in another pid or
+    /// time namespace; [`OpenError::Segment`] if the segment is not an
+    /// exchange of this version, or cannot be attached.
     pub fn open(id: &SegmentId) -> Result<Exchange, OpenError> {
         let fp = failpoint::armed()?;
+        let lock_wait = lock_wait()?;
         let m = Managed::open(
             id,
             Access::ReadWrite,
@@ -104,6 +112,16 @@ impl Exchange {
                 "payload format {format:#x}, expected {FORMAT:#x}"
             )));
         }
+        let ns = shm::sync::namespaces();
+        for (i, which) in ["pid", "time"].into_iter().enumerate() {
+            let theirs = head.namespaces[i].load(R);
+            if theirs != 0 && ns[i] != 0 && theirs != ns[i] {
+                return Err(OpenError::ForeignNamespace {
+                    what: id.to_string(),
+                    which,
+                });
+            }
+        }
         let cap = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
         let geo = Geometry::new(
             cap(head.cap_currencies.load(R)),
@@ -111,7 +129,8 @@ impl Exchange {
             cap(head.cap_journal.load(R)),
         )
         .map_err(|e| corrupt(e.to_string()))?;
-        if (m.payload_len() as u64) < geo.size {
+        // Exactly: capacities lowered by a peer would shift every part.
+        if m.payload_len() as u64 != geo.size {
             return Err(corrupt(format!(
                 "its capacities need {} bytes but the payload has {}",
                 geo.size,
@@ -119,13 +138,16 @@ impl Exchange {
             )));
         }
         let n = cap(head.n_currencies.load(R));
-        if n == 0 || n > geo.currencies {
-            return Err(corrupt(format!("it counts {n} currencies")));
+        if !(2..=geo.currencies).contains(&n) {
+            return Err(corrupt(format!(
+                "it counts {n} currencies, but has room for 2 to {}",
+                geo.currencies
+            )));
         }
-        let rows: &[CurrencyRow] = m.payload_slice(geo.off_rows, n)?;
+        let rows: &[CurrencyRow] = m.payload_slice(geo.off_rows, geo.currencies)?;
         let mut codes = Vec::with_capacity(n);
         let mut decimals = Vec::with_capacity(n);
-        for (i, r) in rows.iter().enumerate() {
+        for (i, r) in rows[..n].iter().enumerate() {
             let code = Code::from_packed(r.code.load(R))
                 .ok_or_else(|| corrupt(format!("currency {i} has an invalid code")))?;
             let d = r.decimals.load(R);
@@ -135,12 +157,21 @@ impl Exchange {
             codes.push(code);
             decimals.push(d as u32);
         }
+        // Rows past the count were never written: data there means the
+        // count was lowered.
+        if let Some(i) = (n..geo.currencies).find(|&i| !row_is_empty(&rows[i])) {
+            return Err(corrupt(format!(
+                "it counts {n} currencies, but row {i} holds one"
+            )));
+        }
         let ex = Exchange {
             m,
             geo,
             codes,
             decimals,
             failpoint: fp,
+            lock_wait,
+            what: id.to_string(),
         };
         // Every view must be available before `engine` promises them.
         ex.try_engine()?;
@@ -219,6 +250,22 @@ impl Exchange {
     }
 }
 
+/// Whether a currency row holds nothing, as rows past the count do.
+fn row_is_empty(r: &CurrencyRow) -> bool {
+    [
+        r.code.load(R),
+        r.decimals.load(R),
+        r.buy.load(R) as u64,
+        r.sell.load(R) as u64,
+        r.holding.load(R) as u64,
+        r.genesis.load(R) as u64,
+        r.deposits.load(R) as u64,
+        r.withdrawals.load(R) as u64,
+    ]
+    .iter()
+    .all(|&w| w == 0)
+}
+
 fn write_state(
     m: &Managed,
     geo: &Geometry,
@@ -231,13 +278,15 @@ fn write_state(
     let balances: &[AtomicI64] =
         m.payload_slice(geo.off_balances, geo.accounts * geo.currencies)?;
     let records: &[Record] = m.payload_slice(geo.off_journal, geo.journal)?;
-    head.lock.init()?;
+    for (w, v) in head.namespaces.iter().zip(shm::sync::namespaces()) {
+        w.store(v, R);
+    }
     head.cap_currencies.store(geo.currencies as u64, R);
     head.cap_accounts.store(geo.accounts as u64, R);
     head.cap_journal.store(geo.journal as u64, R);
     head.n_currencies.store(state.currencies.len() as u64, R);
     head.n_accounts.store(state.accounts.len() as i64, R);
-    head.next_seq.store(state.next_seq.max(1), R);
+    head.committed_seq.store(state.next_seq.max(1) - 1, R);
     head.opening.store(state.opening, R);
     head.created_ns.store(now_ns(), R);
     for (row, c) in rows.iter().zip(&state.currencies) {

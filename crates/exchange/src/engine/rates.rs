@@ -5,6 +5,7 @@ use super::{Engine, R, Receipt};
 use crate::error::OpError;
 use crate::failpoint::{self, Failpoint};
 use crate::money;
+use crate::state::MAX_RATE;
 use crate::types::{Code, CurrencyId, Op};
 
 /// What [`Engine::change_rates`] did: the receipt and both sides' rates
@@ -90,7 +91,9 @@ impl<'a> Engine<'a> {
             }
             let mut p = self.pending(Op::SetRate, ci, None, 0, sell, 0);
             p.extra = buy;
-            let seq = self.begin(
+            let seq = self.next_seq()?;
+            self.begin(
+                seq,
                 &[(Field::Buy(ci), old_buy), (Field::Sell(ci), old_sell)],
                 &p,
             );
@@ -118,7 +121,8 @@ impl<'a> Engine<'a> {
     }
 }
 
-/// Checks quotes: `0 < buy <= sell`.
+/// Checks quotes: `0 < buy <= sell`, and no rate above the largest one a
+/// rate may be ([`money::MAX_RATE_UNITS`] units of home currency).
 ///
 /// # Errors
 ///
@@ -138,6 +142,13 @@ pub fn check_rates(code: Code, buy: i64, sell: i64) -> Result<(), OpError> {
             "the buy rate {} is above the sell rate {}; the exchange must buy at or below the price it sells at",
             money::Rate(buy),
             money::Rate(sell)
+        ));
+    }
+    if sell > MAX_RATE {
+        return bad(format!(
+            "the sell rate {} is above the largest rate, {}",
+            money::Rate(sell),
+            money::Rate(MAX_RATE)
         ));
     }
     Ok(())

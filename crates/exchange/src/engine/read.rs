@@ -1,10 +1,9 @@
 //! Reads: consistent snapshots through the seqlock, without the lock
-//! (which they take, and recover through, only if writes never pause).
+//! (which they take, and recover through, only if writes never pause, or a
+//! writer died mid-write, or a peer left the sequence odd).
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-
-use shm::sync::LockError;
 
 use super::{Engine, QuoteRow, R};
 use crate::error::OpError;
@@ -14,34 +13,24 @@ use crate::types::AccountId;
 /// How long a reader retries the seqlock before it takes the lock instead
 /// (which also recovers from a writer that died mid-write).
 const READ_PATIENCE: Duration = Duration::from_millis(50);
-/// How long a reader waits for the lock after that.
-const READ_LOCK_WAIT: Duration = Duration::from_secs(10);
 
 impl<'a> Engine<'a> {
     /// Runs `read` until it sees a consistent state; if writes never pause
     /// (or a writer died mid-write), reads under the lock instead, which
-    /// also recovers the dead writer's operation.
-    fn consistent<T>(&self, mut read: impl FnMut() -> T) -> Result<T, OpError> {
+    /// also recovers the dead writer's operation and repairs the sequence.
+    /// `read` must not panic on torn values: the seqlock judges them only
+    /// after it returns.
+    pub(super) fn consistent<T>(&self, mut read: impl FnMut() -> T) -> Result<T, OpError> {
         if let Some(v) = self.head.seq.read(READ_PATIENCE, &mut read) {
             // Zeros read from a segment that shrank are not the books.
             self.ex.m.check_intact()?;
             return Ok(v);
         }
-        let mut g = match self.head.lock.lock_timeout(READ_LOCK_WAIT) {
-            Ok(g) => g,
-            Err(LockError::WouldBlock) => {
-                return Err(OpError::Busy(
-                    (READ_PATIENCE + READ_LOCK_WAIT).as_millis() as u64
-                ));
-            }
-            Err(e) => return Err(OpError::Lock(e)),
-        };
-        if g.owner_died() || self.head.undo.active.load(R) != 0 {
-            self.recover(&mut g)?;
-        }
+        let g = self.lock()?;
         let v = read();
+        let r = self.unlock(g, Ok(v));
         self.ex.m.check_intact()?;
-        Ok(v)
+        r
     }
 
     /// The quote (home row first, its holding is the till) into `out`,
@@ -49,8 +38,9 @@ impl<'a> Engine<'a> {
     ///
     /// # Errors
     ///
-    /// [`OpError::Busy`] or [`OpError::Lock`] only when a writer died and
-    /// the lock cannot be had to recover.
+    /// [`OpError::Lock`] only when a writer died (or the sequence was left
+    /// odd) and the lock cannot be had to recover; [`OpError::Corrupt`] if
+    /// the lock was taken from us meanwhile.
     pub fn quote_into(&self, out: &mut Vec<QuoteRow>) -> Result<(), OpError> {
         let codes = &self.ex.codes;
         let decimals = &self.ex.decimals;
@@ -84,18 +74,34 @@ impl<'a> Engine<'a> {
     ///
     /// # Errors
     ///
-    /// As [`Engine::quote_into`], or [`OpError::BadId`].
+    /// As [`Engine::quote_into`], [`OpError::BadId`] if `a` is beyond the
+    /// capacity, [`OpError::Corrupt`] if no account `a` is open.
     pub fn balances(&self, a: AccountId) -> Result<Vec<i64>, OpError> {
         let ai = self.acct(a)?;
         let n = self.rows.len();
         let cells = &self.balances[ai * self.slots..ai * self.slots + n];
-        self.consistent(|| cells.iter().map(|c| c.load(R)).collect())
+        self.consistent(|| {
+            self.open_index(ai)?;
+            Ok(cells.iter().map(|c| c.load(R)).collect())
+        })?
     }
 
-    fn read_state(&self) -> State {
-        let n_acc = self.slots_used();
+    /// The books, read directly: inside a snapshot, or with the lock held.
+    /// Closed slots are not accounts of the books.
+    fn read_state(&self) -> Result<State, OpError> {
+        let n_acc = self.slots_used()?;
         let n = self.rows.len();
-        State {
+        let mut accounts = Vec::with_capacity(n_acc);
+        for i in (0..n_acc).filter(|&i| self.slot_open(i)) {
+            accounts.push(AccountState {
+                name: self.name_at(i)?,
+                balances: self.balances[i * self.slots..i * self.slots + n]
+                    .iter()
+                    .map(|b| b.load(R))
+                    .collect(),
+            });
+        }
+        Ok(State {
             currencies: self
                 .rows
                 .iter()
@@ -111,20 +117,11 @@ impl<'a> Engine<'a> {
                     withdrawals: r.withdrawals.load(R),
                 })
                 .collect(),
-            accounts: (0..n_acc)
-                .filter(|&i| self.slot_open(i))
-                .map(|i| AccountState {
-                    name: self.name_at(i),
-                    balances: self.balances[i * self.slots..i * self.slots + n]
-                        .iter()
-                        .map(|b| b.load(R))
-                        .collect(),
-                })
-                .collect(),
+            accounts,
             opening: self.head.opening.load(R),
             capacity: self.ex.capacity(),
-            next_seq: self.head.next_seq.load(R),
-        }
+            next_seq: self.head.committed_seq.load(R).saturating_add(1),
+        })
     }
 
     /// One consistent copy of the books, without the lock.
@@ -133,7 +130,7 @@ impl<'a> Engine<'a> {
     ///
     /// As [`Engine::quote_into`].
     pub fn state(&self) -> Result<State, OpError> {
-        self.consistent(|| self.read_state())
+        self.consistent(|| self.read_state())?
     }
 
     /// The books and the journal (oldest first), consistent with each
@@ -143,7 +140,7 @@ impl<'a> Engine<'a> {
     ///
     /// As [`Engine::quote_into`].
     pub fn snapshot(&self) -> Result<(State, Vec<Entry>), OpError> {
-        self.consistent(|| (self.read_state(), self.journal(None)))
+        self.consistent(|| Ok((self.read_state()?, self.journal(None)?)))?
     }
 
     /// Checks every invariant on a consistent copy of the books; returns
@@ -153,28 +150,36 @@ impl<'a> Engine<'a> {
     ///
     /// As [`Engine::quote_into`].
     pub fn check(&self) -> Result<Vec<String>, OpError> {
-        let mut v = self.state()?.check();
-        v.extend(self.closed_violations());
+        let (state, closed) =
+            self.consistent(|| Ok::<_, OpError>((self.read_state()?, self.closed_violations()?)))??;
+        let mut v = state.check();
+        v.extend(closed);
         Ok(v)
     }
 
     /// The journal, oldest first: the last `tail` records, or all those
-    /// the ring still holds. A record being overwritten while it is read
-    /// is left out.
-    #[must_use]
-    pub fn journal(&self, tail: Option<usize>) -> Vec<Entry> {
-        let next = self.head.next_seq.load(Ordering::Acquire);
+    /// the ring still holds, up to the last committed operation. A record
+    /// being overwritten while it is read is left out.
+    ///
+    /// # Errors
+    ///
+    /// [`OpError::Corrupt`] if a record holds what no operation writes.
+    pub fn journal(&self, tail: Option<usize>) -> Result<Vec<Entry>, OpError> {
+        let last = self.head.committed_seq.load(Ordering::Acquire);
         let cap = self.journal.len() as u64;
-        let mut first = next.saturating_sub(cap).max(1);
+        let mut first = last.saturating_sub(cap - 1).max(1);
         if let Some(t) = tail {
-            first = first.max(next.saturating_sub(t as u64));
+            first = first.max(last.saturating_sub(t as u64).saturating_add(1));
         }
-        let mut out = Vec::with_capacity(next.saturating_sub(first) as usize);
-        for seq in first..next {
-            if let Some(e) = self.read_entry(seq) {
+        let mut out = Vec::with_capacity(last.saturating_sub(first).saturating_add(1) as usize);
+        if last == 0 {
+            return Ok(out);
+        }
+        for seq in first..=last {
+            if let Some(e) = self.read_entry(seq)? {
                 out.push(e);
             }
         }
-        out
+        Ok(out)
     }
 }

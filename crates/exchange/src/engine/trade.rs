@@ -67,7 +67,12 @@ impl<'a> Engine<'a> {
         ai: usize,
     ) -> Result<(i64, i64, [i64; 4]), OpError> {
         let [stock, till, bh, bc] = cells;
-        let row = &self.rows[ci];
+        let code = &self.ex.codes[ci];
+        self.sane(stock, || format!("the stock of {code}"))?;
+        self.sane(till, || "the till".into())?;
+        self.sane(bh, || "an account's home balance".into())?;
+        self.sane(bc, || format!("an account's balance of {code}"))?;
+        let (buy, sell) = self.rates(ci)?;
         let dec = self.ex.decimals[ci];
         if BUY {
             if stock < amount {
@@ -77,11 +82,11 @@ impl<'a> Engine<'a> {
                     want: self.show(ci, amount),
                 });
             }
-            let rate = row.sell.load(R);
+            let rate = sell;
             let price = money::convert(amount, dec, rate, self.ex.decimals[0], Round::Up)?;
             if bh < price {
                 return Err(OpError::InsufficientBalance {
-                    account: self.name_at(ai),
+                    account: self.name_at(ai)?,
                     home: self.home().to_string(),
                     have: self.show(0, bh),
                     want: self.show(0, price),
@@ -97,13 +102,13 @@ impl<'a> Engine<'a> {
         } else {
             if bc < amount {
                 return Err(OpError::InsufficientHolding {
-                    account: self.name_at(ai),
+                    account: self.name_at(ai)?,
                     code: self.ex.codes[ci].to_string(),
                     have: self.show(ci, bc),
                     want: self.show(ci, amount),
                 });
             }
-            let rate = row.buy.load(R);
+            let rate = buy;
             let proceeds = money::convert(amount, dec, rate, self.ex.decimals[0], Round::Down)?;
             if till < proceeds {
                 return Err(OpError::TillShort {
@@ -135,8 +140,9 @@ impl<'a> Engine<'a> {
         amount: i64,
         mut p: Pending,
     ) -> Result<Receipt, OpError> {
-        self.check_open(ai)?;
         let op = if BUY { Op::Buy } else { Op::Sell };
+        failpoint::hold(self.fp, Failpoint::HoldInTrade);
+        let ai = self.open_index(ai)?;
         let row = &self.rows[ci];
         let home = &self.rows[0];
         let bh_cell = &self.balances[ai * self.slots];
@@ -147,7 +153,9 @@ impl<'a> Engine<'a> {
         let bc = bc_cell.load(R);
         let (rate, total, new) = self.plan_trade::<BUY>(ci, amount, [stock, till, bh, bc], ai)?;
         (p.rate, p.total) = (rate, total);
-        let seq = self.begin(
+        let seq = self.next_seq()?;
+        self.begin(
+            seq,
             &[
                 (Field::Holding(ci), stock),
                 (Field::Holding(0), till),

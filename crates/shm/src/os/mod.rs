@@ -10,6 +10,7 @@ pub(crate) mod posix;
 pub(crate) mod sigbus;
 pub mod sys;
 pub(crate) mod sysv;
+pub(crate) mod task;
 pub(crate) mod users;
 
 /// Total physical memory of this machine in bytes, or `None` if unknown.

@@ -1,4 +1,4 @@
-//! A sequence lock: one writer at a time (serialized by a mutex), readers
+//! A sequence lock: one writer at a time (serialized by a lock), readers
 //! that never block it and retry when they overlap a write.
 
 // The `Shared` impl that `shared_struct!` generates is the only unsafe
@@ -57,7 +57,8 @@ impl SeqLock {
         }
     }
 
-    /// Begins a write. Writers must already be serialized (hold the mutex).
+    /// Begins a write. Writers must already be serialized (hold the lock).
+    #[inline]
     pub fn write(&self) -> SeqWriteGuard<'_> {
         let s = self.seq.load(Ordering::Relaxed);
         self.seq.store(s | 1, Ordering::Relaxed);
@@ -67,11 +68,11 @@ impl SeqLock {
     }
 
     /// After a writer died mid-write: makes the sequence even again so that
-    /// readers proceed. Call under the mutex, after the data is repaired.
+    /// readers proceed. Call under the lock, after the data is repaired.
     pub fn repair(&self) {
         let s = self.seq.load(Ordering::Relaxed);
         if s & 1 == 1 {
-            self.seq.store(s + 1, Ordering::Release);
+            self.seq.store(s.wrapping_add(1), Ordering::Release);
         }
     }
 
@@ -81,10 +82,20 @@ impl SeqLock {
         self.seq.load(Ordering::Acquire)
     }
 
+    /// Whether a write is open (or its writer died, or a peer wrote an odd
+    /// value): readers cannot finish until the next lock holder calls
+    /// [`SeqLock::repair`].
+    #[must_use]
+    #[inline]
+    pub fn is_odd(&self) -> bool {
+        self.seq.load(Ordering::Relaxed) & 1 == 1
+    }
+
     /// Runs `read` until it sees no concurrent write, and returns its result.
-    /// Gives up after `patience` of writes in progress (a writer that died
-    /// mid-write leaves the sequence odd until the next lock holder repairs
-    /// it) and returns `None`.
+    /// Gives up after `patience` of retries, counted from the first failed
+    /// attempt (a writer that died mid-write leaves the sequence odd until
+    /// the next lock holder repairs it), and returns `None`; so a caller
+    /// waits at most `patience` plus one pass of `read`.
     pub fn read<T>(&self, patience: Duration, mut read: impl FnMut() -> T) -> Option<T> {
         let mut spins = 0u32;
         let mut since: Option<Instant> = None;
@@ -97,19 +108,21 @@ impl SeqLock {
                     return Some(value);
                 }
             }
-            spins += 1;
             if cfg!(loom) {
                 yield_now();
                 continue;
             }
+            // The clock starts at the first failure: one pass of `read` may
+            // itself be long (a snapshot of a million accounts).
+            let start = *since.get_or_insert_with(Instant::now);
+            if start.elapsed() > patience {
+                return None;
+            }
+            spins = spins.saturating_add(1);
             if spins < 64 {
                 std::hint::spin_loop();
             } else {
                 yield_now();
-                let start = *since.get_or_insert_with(Instant::now);
-                if start.elapsed() > patience {
-                    return None;
-                }
             }
         }
     }
@@ -122,9 +135,18 @@ use std::thread::yield_now;
 use loom::thread::yield_now;
 
 impl Drop for SeqWriteGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
+        // A write cut short by a panic may have left the data half-changed:
+        // the sequence stays odd, so readers keep away until the next lock
+        // holder repairs the data and then the sequence.
+        if std::thread::panicking() {
+            return;
+        }
         let s = self.lock.seq.load(Ordering::Relaxed);
-        self.lock.seq.store((s | 1) + 1, Ordering::Release);
+        self.lock
+            .seq
+            .store((s | 1).wrapping_add(1), Ordering::Release);
     }
 }
 
@@ -156,6 +178,50 @@ mod tests {
                 assert_eq!(x, y);
             }
         });
+    }
+
+    #[test]
+    fn a_panic_mid_write_leaves_the_sequence_odd() {
+        let lock = SeqLock::new();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _w = lock.write();
+            panic!("mid-write");
+        }));
+        assert!(r.is_err());
+        assert!(lock.is_odd(), "readers must not trust a half-done write");
+        assert_eq!(lock.read(Duration::from_millis(10), || 1), None);
+        lock.repair();
+        assert_eq!(lock.read(Duration::from_millis(10), || 1), Some(1));
+    }
+
+    #[test]
+    fn patience_counts_from_the_first_failure() {
+        let lock = SeqLock::new();
+        let t = Instant::now();
+        // Each pass takes 10 ms and overlaps a write; 64 passes before the
+        // clock starts would take 640 ms.
+        let r = lock.read(Duration::from_millis(20), || {
+            std::thread::sleep(Duration::from_millis(10));
+            drop(lock.write());
+        });
+        assert_eq!(r, None);
+        assert!(
+            t.elapsed() < Duration::from_millis(300),
+            "{:?}",
+            t.elapsed()
+        );
+    }
+
+    #[test]
+    fn the_sequence_wraps_at_its_end() {
+        let lock = SeqLock {
+            seq: AtomicU64::new(u64::MAX),
+        };
+        lock.repair();
+        assert_eq!(lock.sequence(), 0);
+        lock.seq.store(u64::MAX - 1, Ordering::Relaxed);
+        drop(lock.write());
+        assert_eq!(lock.sequence(), 0);
     }
 
     #[test]

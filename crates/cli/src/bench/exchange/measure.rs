@@ -139,6 +139,21 @@ pub(super) fn quote_run(dur: Duration) -> anyhow::Result<(f64, f64)> {
     ))
 }
 
+/// Nanoseconds per lock and unlock of an exchange's lock that nobody
+/// else uses: the median of batches of `LOCK_BATCH`, for `dur`.
+pub(super) fn lock_run(dur: Duration) -> anyhow::Result<f64> {
+    const LOCK_BATCH: u32 = 10_000;
+    let (_s, ex) = Scratch::new("bench-ex", bench_config())?;
+    let e = ex.engine();
+    let mut per = Vec::new();
+    let end = Instant::now() + dur;
+    while Instant::now() < end || per.len() < 3 {
+        let t = e.time_lock(LOCK_BATCH)?;
+        per.push(t.as_nanos() as f64 / f64::from(LOCK_BATCH));
+    }
+    Ok(crate::bench::stats::median(&mut per))
+}
+
 /// Lines per second through `shmex exchange trade`, input from a file,
 /// output to /dev/null.
 pub(super) fn lines_run(lines: usize, json: bool) -> anyhow::Result<f64> {
@@ -162,6 +177,7 @@ pub(super) fn lines_run(lines: usize, json: bool) -> anyhow::Result<f64> {
         "trade",
         "--account",
         "bench",
+        "--open",
     ]);
     if json {
         cmd.arg("--json");

@@ -18,7 +18,7 @@ use crate::bench::args::Args;
 use crate::bench::progress::Progress;
 use crate::bench::stats::median;
 use crate::support::plural::plural;
-use measure::{lines_run, quote_run, trade_run};
+use measure::{lines_run, lock_run, quote_run, trade_run};
 use report::Figures;
 
 /// Trader counts measured.
@@ -37,6 +37,7 @@ pub fn run(args: &Args) -> anyhow::Result<serde_json::Value> {
     let lines = if args.quick { 200_000 } else { 2_000_000 };
     let mut trades: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
     let (mut hold_mean, mut hold_p99) = (Vec::new(), Vec::new());
+    let mut lock = Vec::new();
     let (mut q50, mut q99) = (Vec::new(), Vec::new());
     let (mut text_lines, mut json_lines) = (Vec::new(), Vec::new());
     for run in 1..=runs {
@@ -50,6 +51,8 @@ pub fn run(args: &Args) -> anyhow::Result<serde_json::Value> {
             }
             trades.entry(n).or_default().push(r.per_sec);
         }
+        progress.step(&format!("run {run} of {runs}: lock and unlock"))?;
+        lock.push(lock_run(dur / 4)?);
         progress.step(&format!("run {run} of {runs}: quote snapshots"))?;
         let (p50, p99) = quote_run(dur)?;
         q50.push(p50);
@@ -63,6 +66,7 @@ pub fn run(args: &Args) -> anyhow::Result<serde_json::Value> {
         trades: trades.iter_mut().map(|(n, v)| (*n, median(v))).collect(),
         hold_mean: median(&mut hold_mean),
         hold_p99: median(&mut hold_p99),
+        lock: median(&mut lock),
         quote_p50: median(&mut q50),
         quote_p99: median(&mut q99),
         lines_text: median(&mut text_lines),

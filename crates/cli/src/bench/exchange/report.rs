@@ -22,6 +22,8 @@ pub(super) struct Figures {
     pub(super) trades: BTreeMap<usize, f64>,
     pub(super) hold_mean: f64,
     pub(super) hold_p99: f64,
+    /// One lock and unlock, uncontended, in ns.
+    pub(super) lock: f64,
     pub(super) quote_p50: f64,
     pub(super) quote_p99: f64,
     pub(super) lines_text: f64,
@@ -67,6 +69,12 @@ impl Figures {
         rows.push((
             "lock held, p99 (2 traders)".into(),
             nanos(self.hold_p99),
+            String::new(),
+            String::new(),
+        ));
+        rows.push((
+            "lock + unlock, uncontended".into(),
+            format!("{:.1} ns", self.lock),
             String::new(),
             String::new(),
         ));
@@ -117,6 +125,7 @@ impl Figures {
         json!({
             "trades_per_sec": self.trades.iter().map(|(n, v)| (n.to_string(), json!(v.round()))).collect::<serde_json::Map<_, _>>(),
             "lock_hold_ns": { "mean": self.hold_mean.round(), "p99": self.hold_p99, "traders": 2 },
+            "lock_unlock_ns": (self.lock * 10.0).round() / 10.0,
             "quote_snapshot_ns": { "p50": self.quote_p50, "p99": self.quote_p99, "traders": 2 },
             "trade_loop_lines_per_sec": { "text": self.lines_text.round(), "json": self.lines_json.round() },
             "goals": {

@@ -12,234 +12,221 @@ use super::show::js;
 use super::trade::InputError;
 use crate::support::error::{self, one_line};
 
-/// Every code, with its exit status (`None`: a line of the trade loop or
-/// of a follower, which goes on) and what it means. The README's table is
-/// this list, which a test checks.
+/// Every code, with its exit status (`—`: a line of the trade loop or of
+/// a follower, which goes on; `128 + N`: signal N) and what it means. The
+/// README's table is this list, which a test checks.
 #[cfg(test)]
-pub const CODES: &[(&str, Option<u8>, &str)] = &[
+pub const CODES: &[(&str, &str, &str)] = &[
     // Refused by the books.
     (
         "insufficient_stock",
-        Some(1),
+        "1",
         "a buy of more than the exchange holds",
     ),
     (
         "insufficient_balance",
-        Some(1),
+        "1",
         "a buy whose price is more than the account's home balance",
     ),
     (
         "insufficient_holding",
-        Some(1),
+        "1",
         "a sell or withdrawal of more than the account holds",
     ),
     (
         "till_short",
-        Some(1),
+        "1",
         "a sell whose proceeds are more than the till holds",
     ),
     (
         "unknown_account",
-        Some(1),
+        "1",
         "no open account has that name (open it with `exchange open`)",
     ),
-    (
-        "account_exists",
-        Some(1),
-        "`open` of an account that is open",
-    ),
+    ("account_exists", "1", "`open` of an account that is open"),
     (
         "account_not_empty",
-        Some(1),
+        "1",
         "`close` of an account that still holds money",
     ),
     (
         "account_closed",
-        Some(1),
+        "1",
         "an order for an account closed while the trade loop ran",
     ),
-    ("accounts_full", Some(1), "no room for another account"),
+    ("accounts_full", "1", "no room for another account"),
     (
         "confirmation_needed",
-        Some(1),
+        "1",
         "`set-rate` moving a rate by more than 10 % without `--yes`",
     ),
     // The exchange and its segment.
-    ("no_exchange", Some(1), "the exchange does not exist"),
+    ("no_exchange", "1", "the exchange does not exist"),
     (
         "exchange_exists",
-        Some(1),
+        "1",
         "`init` or `restore` found one there",
     ),
     (
         "exchange_removed",
-        Some(1),
+        "1",
         "the exchange was removed while a trade loop, `watch` or `journal --follow` used it",
     ),
     (
         "in_use",
-        Some(1),
+        "1",
         "`destroy` while processes are attached (without `--force`)",
     ),
     (
         "corrupt_exchange",
-        Some(1),
+        "1",
         "the segment is an exchange whose contents make no sense",
     ),
-    ("check_failed", Some(1), "`check` found violations"),
+    ("check_failed", "1", "`check` found violations"),
     (
-        "lock_unusable",
-        Some(1),
-        "the exchange's lock cannot be taken or set up",
+        "lock_timeout",
+        "1",
+        "a live process held the exchange's lock longer than `SHMEX_LOCK_TIMEOUT` (10 s unless set)",
     ),
     (
-        "busy",
-        Some(1),
-        "no consistent view of the books in time; try again",
+        "lock_unusable",
+        "1",
+        "the exchange's lock cannot be taken for another reason",
+    ),
+    (
+        "foreign_namespace",
+        "1",
+        "the exchange was made in another pid or time namespace",
+    ),
+    (
+        "interrupted",
+        "128 + N",
+        "signal N (SIGINT, SIGTERM, SIGHUP) stopped the command, such as a wait for the lock",
     ),
     (
         "permission_denied",
-        Some(1),
+        "1",
         "the segment belongs to someone else",
     ),
     (
         "incompatible",
-        Some(1),
+        "1",
         "the segment holds something else, or another version",
     ),
-    (
-        "foreign_segment",
-        Some(1),
-        "the segment was not made by shmex",
-    ),
+    ("foreign_segment", "1", "the segment was not made by shmex"),
     (
         "not_ready",
-        Some(1),
+        "1",
         "the segment's creator never finished creating it",
     ),
-    ("no_space", Some(1), "no room for the segment"),
-    ("not_found", Some(1), "a segment that does not exist"),
-    ("segment_exists", Some(1), "a segment that exists already"),
-    (
-        "read_only",
-        Some(2),
-        "a write to a segment attached read-only",
-    ),
+    ("no_space", "1", "no room for the segment"),
+    ("not_found", "1", "a segment that does not exist"),
+    ("segment_exists", "1", "a segment that exists already"),
+    ("read_only", "2", "a write to a segment attached read-only"),
     (
         "other_owner",
-        Some(1),
+        "1",
         "the segment belongs to another user, not allowed with `--allow-owner`",
     ),
     (
         "locked",
-        Some(1),
+        "1",
         "another process held the segment's file locked too long",
     ),
     (
         "truncated",
-        Some(1),
+        "1",
         "another process truncated the segment under this one",
     ),
-    ("channel_error", Some(1), "an error of a channel"),
-    (
-        "segment_error",
-        Some(1),
-        "another error of the segment layer",
-    ),
-    ("io_error", Some(1), "reading or writing a file failed"),
-    ("failed", Some(1), "any other failure"),
+    ("channel_error", "1", "an error of a channel"),
+    ("segment_error", "1", "another error of the segment layer"),
+    ("io_error", "1", "reading or writing a file failed"),
+    ("failed", "1", "any other failure"),
     // Bad input: nothing was tried.
     (
         "invalid_amount",
-        Some(2),
+        "2",
         "not a plain positive amount with at most the currency's decimals",
     ),
     (
         "invalid_rate",
-        Some(2),
+        "2",
         "not a plain positive rate with at most 6 decimals",
     ),
     (
         "invalid_value",
-        Some(2),
+        "2",
         "a malformed value (such as `init --opening`)",
     ),
-    ("invalid_decimals", Some(2), "more than 6 decimals"),
-    ("overflow", Some(2), "an amount too large to compute with"),
-    ("invalid_rates", Some(2), "rates that break 0 < buy <= sell"),
+    ("invalid_decimals", "2", "more than 6 decimals"),
+    ("overflow", "2", "an amount too large to compute with"),
+    ("invalid_rates", "2", "rates that break 0 < buy <= sell"),
     (
         "home_currency",
-        Some(2),
+        "2",
         "buying, selling or quoting the home currency",
     ),
     (
         "unknown_currency",
-        Some(2),
+        "2",
         "a code this exchange does not have",
     ),
-    ("invalid_account_name", Some(2), "a malformed account name"),
+    ("invalid_account_name", "2", "a malformed account name"),
     (
         "invalid_id",
-        Some(2),
+        "2",
         "an account or currency of another exchange",
     ),
-    (
-        "out_of_bounds",
-        Some(2),
-        "a read or write outside a segment",
-    ),
+    ("out_of_bounds", "2", "a read or write outside a segment"),
     (
         "invalid_input",
-        Some(2),
+        "2",
         "a malformed argument (name, key, mode, interval, file)",
     ),
     (
         "invalid_table",
-        Some(2),
+        "2",
         "an `init --table` file that cannot make an exchange",
     ),
     (
         "invalid_snapshot",
-        Some(2),
+        "2",
         "a `restore` file that is not a valid snapshot",
     ),
     (
         "snapshot_unbalanced",
-        Some(2),
+        "2",
         "a snapshot whose books fail check",
     ),
-    (
-        "invalid_books",
-        Some(2),
-        "a state that cannot make an exchange",
-    ),
+    ("invalid_books", "2", "a state that cannot make an exchange"),
     (
         "invalid_failpoint",
-        Some(2),
+        "2",
         "`SHMEX_FAILPOINT` names no failpoint",
     ),
+    (
+        "invalid_lock_timeout",
+        "2",
+        "`SHMEX_LOCK_TIMEOUT` holds no number of seconds",
+    ),
     // Answers of the trade loop, which goes on.
-    ("empty_line", None, "an empty line (piped input)"),
+    ("empty_line", "—", "an empty line (piped input)"),
     (
         "unknown_command",
-        None,
+        "—",
         "a line whose first word is no command",
     ),
     (
         "missing_argument",
-        None,
+        "—",
         "an order without its currency or amount",
     ),
-    (
-        "unexpected_argument",
-        None,
-        "words after a complete command",
-    ),
-    ("line_too_long", None, "a line of more than 1024 bytes"),
-    ("invalid_utf8", None, "a line that is not UTF-8"),
+    ("unexpected_argument", "—", "words after a complete command"),
+    ("line_too_long", "—", "a line of more than 1024 bytes"),
+    ("invalid_utf8", "—", "a line that is not UTF-8"),
     (
         "journal_overrun",
-        None,
+        "—",
         "`journal --follow --json`: records overwritten in the ring before they were read",
     ),
 ];
@@ -314,7 +301,6 @@ mod tests {
     fn the_readme_lists_every_code() {
         let readme = include_str!("../../../../../README.md");
         for (code, exit, _) in CODES {
-            let exit = exit.map_or("—".to_owned(), |e| e.to_string());
             let row = format!("| `{code}` | {exit} |");
             assert!(readme.contains(&row), "README lacks the row {row:?}");
         }
@@ -328,7 +314,12 @@ mod tests {
         for (code, _, _) in CODES {
             assert!(seen.insert(code), "{code} twice");
         }
-        let exit = |code: &str| CODES.iter().find(|c| c.0 == code).and_then(|c| c.1);
+        let exit = |code: &str| {
+            CODES
+                .iter()
+                .find(|c| c.0 == code)
+                .and_then(|c| c.1.parse::<u8>().ok())
+        };
         let e = anyhow::Error::new(OpError::TillShort {
             home: "TRY".into(),
             have: "1".into(),
@@ -343,5 +334,62 @@ mod tests {
         assert_eq!(Some(crate::cmd::exit_code(&missing)), exit("no_exchange"));
         let other = anyhow::anyhow!("something");
         assert_eq!(code_of(&other), "failed");
+    }
+
+    #[test]
+    fn lock_and_corruption_errors_have_codes() {
+        use shm::sync::LockError;
+        let exit = |code: &str| CODES.iter().find(|c| c.0 == code).map(|c| c.1);
+        let lock = |source| {
+            anyhow::Error::new(OpError::Lock {
+                what: "\"x\"".into(),
+                source,
+            })
+        };
+        let cases = [
+            (
+                lock(LockError::Timeout {
+                    pid: 1,
+                    waited: std::time::Duration::from_secs(10),
+                }),
+                "lock_timeout",
+                1,
+            ),
+            (lock(LockError::Interrupted(15)), "interrupted", 143),
+            (lock(LockError::Stolen), "corrupt_exchange", 1),
+            (
+                anyhow::Error::new(OpError::Corrupt {
+                    what: "\"x\"".into(),
+                    reason: "why".into(),
+                }),
+                "corrupt_exchange",
+                1,
+            ),
+            (
+                anyhow::Error::new(OpenError::ForeignNamespace {
+                    what: "\"x\"".into(),
+                    which: "pid",
+                }),
+                "foreign_namespace",
+                1,
+            ),
+            (
+                anyhow::Error::new(OpenError::LockTimeout(exchange::LockTimeoutError {
+                    value: "soon".into(),
+                })),
+                "invalid_lock_timeout",
+                2,
+            ),
+        ];
+        for (e, code, status) in cases {
+            assert_eq!(code_of(&e), code, "{e}");
+            assert_eq!(crate::cmd::exit_code(&e), status, "{e}");
+            let listed = exit(code).unwrap_or_else(|| panic!("{code} is not listed"));
+            if code == "interrupted" {
+                assert_eq!(listed, "128 + N");
+            } else {
+                assert_eq!(listed, status.to_string());
+            }
+        }
     }
 }

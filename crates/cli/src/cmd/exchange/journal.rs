@@ -35,7 +35,7 @@ pub fn run(id: &SegmentId, a: &JournalArgs) -> anyhow::Result<ExitCode> {
     let ex = Exchange::open(id)?;
     let e = ex.engine();
     let state = e.state()?;
-    let entries = e.journal(a.tail);
+    let entries = e.journal(a.tail)?;
     shm::check_mappings()?;
     let mut out = BufWriter::new(std::io::stdout().lock());
     if a.follow {
@@ -94,7 +94,7 @@ fn follow(
         if e.info().next_seq > next {
             // Decimals and codes never change; the state only names them.
             let state = e.state()?;
-            let new = e.journal_from(next);
+            let new = e.journal_from(next)?;
             shm::check_mappings()?;
             if let Some(first) = new.first()
                 && first.seq > next

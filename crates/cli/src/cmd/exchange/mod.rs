@@ -39,7 +39,7 @@ use watch::WatchArgs;
 /// Flags of `shmex exchange`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "A customer buys CODE at the exchange's sell rate (the price rounds up) and sells at its buy rate (the proceeds round down); quotes always satisfy 0 < buy <= sell. Amounts are plain decimals with at most the currency's decimals (2 unless configured).\n\nAccounts are opened with `open NAME` (or `trade --account NAME --open`), never by an order: an order for a name that is not open is refused.\n\nWith --json, every outcome is one JSON object on stdout, a failure too: {\"ok\":false,\"code\":\"insufficient_holding\",\"error\":\"...\"} (the README lists the codes).\n\nExit status: 0 ok, 1 refused (insufficient stock, balance, holding or till; unknown account; missing exchange; lock unusable), 2 bad input."
+    after_help = "A customer buys CODE at the exchange's sell rate (the price rounds up) and sells at its buy rate (the proceeds round down); quotes always satisfy 0 < buy <= sell. Amounts are plain decimals with at most the currency's decimals (2 unless configured).\n\nAccounts are opened with `open NAME` (or `trade --account NAME --open`), never by an order: an order for a name that is not open is refused.\n\nWith --json, every outcome is one JSON object on stdout, a failure too: {\"ok\":false,\"code\":\"insufficient_holding\",\"error\":\"...\"} (the README lists the codes).\n\nExit status: 0 ok, 1 refused (insufficient stock, balance, holding or till; unknown account; missing or corrupted exchange; lock held past SHMEX_LOCK_TIMEOUT), 2 bad input, 128 + N a wait for the lock ended by signal N."
 )]
 pub struct Args {
     /// POSIX name of the exchange's segment [env: SHMEX_EXCHANGE] [default: shmex-exchange].
@@ -279,11 +279,14 @@ fn run_sub(id: &SegmentId, command: Sub) -> anyhow::Result<ExitCode> {
 /// Exit status for this layer's library errors, if `cause` is one.
 pub fn exit_code_for(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
     if let Some(e) = cause.downcast_ref::<OpError>() {
+        if let Some(sig) = e.signal() {
+            return Some(128u8.saturating_add(u8::try_from(sig).unwrap_or(0)));
+        }
         return Some(if e.is_bad_input() { 2 } else { 1 });
     }
     if let Some(e) = cause.downcast_ref::<OpenError>() {
         return Some(match e {
-            OpenError::Invalid(_) | OpenError::Failpoint(_) => 2,
+            OpenError::Invalid(_) | OpenError::Failpoint(_) | OpenError::LockTimeout(_) => 2,
             OpenError::Segment(shm::Error::Invalid(_) | shm::Error::OutOfBounds(_)) => 2,
             _ => 1,
         });

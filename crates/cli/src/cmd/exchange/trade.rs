@@ -250,6 +250,9 @@ fn read_line<R: Read + AsFd, W: Write>(
 
 struct Loop<'e, 'a> {
     e: &'e Engine<'a>,
+    /// An error that ends the loop: the exchange is corrupted or
+    /// truncated, or its lock cannot be had.
+    fatal: Option<OpError>,
     account: AccountId,
     name: &'e str,
     currencies: Vec<(Code, u32)>,
@@ -258,7 +261,17 @@ struct Loop<'e, 'a> {
 }
 
 impl Loop<'_, '_> {
-    /// Answers one line; returns true on `quit`.
+    /// How the loop ended: quit or end of input, or the error that ended
+    /// it.
+    fn end(self) -> anyhow::Result<ExitCode> {
+        match self.fatal {
+            Some(err) => Err(err.into()),
+            None => Ok(ExitCode::SUCCESS),
+        }
+    }
+
+    /// Answers one line; returns true on `quit`, or once an error ends the
+    /// loop (see [`OpError::is_fatal`]).
     fn line(&mut self, out: &mut String, raw: &[u8], len: usize) -> bool {
         let json = self.json;
         let (raw, len) = match raw.last() {
@@ -308,6 +321,10 @@ impl Loop<'_, '_> {
                 Err(m) => error(out, m.code(), &m.to_string(), json),
                 Ok(order) => match order.apply(self.e, self.account) {
                     Ok(r) => answer(out, self.e, self.name, &r, json),
+                    Err(err) if err.is_fatal() => {
+                        self.fatal = Some(err);
+                        return true;
+                    }
                     Err(err) => error(out, err.code(), &err.to_string(), json),
                 },
             }
@@ -331,8 +348,14 @@ impl Loop<'_, '_> {
             return false;
         }
         match cmd {
-            "quote" => self.quote(out),
-            "balance" => self.balance(out),
+            "quote" => {
+                self.quote(out);
+                return self.fatal.is_some();
+            }
+            "balance" => {
+                self.balance(out);
+                return self.fatal.is_some();
+            }
             "help" => {
                 if json {
                     let _ = writeln!(out, "{{\"ok\":true,\"op\":\"help\",\"usage\":\"{HELP}\"}}");
@@ -354,6 +377,10 @@ impl Loop<'_, '_> {
 
     fn quote(&mut self, out: &mut String) {
         if let Err(err) = self.e.quote_into(&mut self.quote) {
+            if err.is_fatal() {
+                self.fatal = Some(err);
+                return;
+            }
             return error(out, err.code(), &err.to_string(), self.json);
         }
         if self.json {
@@ -391,6 +418,10 @@ impl Loop<'_, '_> {
                 return error(out, err.code(), &err.to_string(), self.json);
             }
             Ok(b) => b,
+            Err(err) if err.is_fatal() => {
+                self.fatal = Some(err);
+                return;
+            }
             Err(err) => return error(out, err.code(), &err.to_string(), self.json),
         };
         if self.json {
@@ -429,6 +460,7 @@ pub fn run(id: &SegmentId, account: &str, open: bool, json: bool) -> anyhow::Res
     let mut removal = RemovalWatch::new(&ex, "trade loop");
     let mut lp = Loop {
         e: &e,
+        fatal: None,
         account: acct,
         name: account,
         currencies: e.currencies(),
@@ -441,7 +473,7 @@ pub fn run(id: &SegmentId, account: &str, open: bool, json: bool) -> anyhow::Res
         );
         let prompt = format!("{account}> ");
         terminal::run(&banner, &prompt, |line, out| lp.line(out, line, line.len()))?;
-        return Ok(ExitCode::SUCCESS);
+        return lp.end();
     }
     let mut input = BufReader::with_capacity(1 << 16, std::io::stdin().lock());
     let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
@@ -466,5 +498,5 @@ pub fn run(id: &SegmentId, account: &str, open: bool, json: bool) -> anyhow::Res
         }
     }
     out.flush()?;
-    Ok(ExitCode::SUCCESS)
+    lp.end()
 }

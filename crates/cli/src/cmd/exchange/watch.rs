@@ -82,7 +82,7 @@ fn plain(id: &SegmentId, ex: &Exchange) -> anyhow::Result<()> {
         None => writeln!(out, "check: ok")?,
         Some(v) => writeln!(out, "check: {} violations, first: {v}", violations.len())?,
     }
-    let tail = e.journal(Some(PLAIN_TAIL));
+    let tail = e.journal(Some(PLAIN_TAIL))?;
     if !tail.is_empty() {
         writeln!(out, "latest journal records:")?;
         for en in &tail {
@@ -220,7 +220,7 @@ impl Frame {
             .collect();
         let violation = e.check()?.first().cloned();
         let journal = e
-            .journal(Some(40))
+            .journal(Some(40))?
             .iter()
             .rev()
             .map(|en| show::entry_text(&state, en))

@@ -73,7 +73,7 @@ fn run(steps: &[Step], exchange_id: u64) -> (Vec<State>, Vec<DiskRecord>) {
     let name = |a: usize| format!("acct{a}");
     let mut done_ops = |account: Option<String>, ci: usize, receipt: Receipt| {
         let state = e.state().unwrap();
-        let entry = e.journal(Some(1)).pop().unwrap();
+        let entry = e.journal(Some(1)).unwrap().pop().unwrap();
         assert_eq!(entry.seq, receipt.seq);
         let balances = account
             .filter(|_| receipt.op != Op::Close)
@@ -84,7 +84,7 @@ fn run(steps: &[Step], exchange_id: u64) -> (Vec<State>, Vec<DiskRecord>) {
     for s in steps {
         let (account, ci, done) = match *s {
             Step::Close(a) => {
-                let Some(id) = e.account(&name(a)) else {
+                let Some(id) = e.account(&name(a)).unwrap() else {
                     continue;
                 };
                 for (c, b) in e.balances(id).unwrap().into_iter().enumerate() {
@@ -102,7 +102,7 @@ fn run(steps: &[Step], exchange_id: u64) -> (Vec<State>, Vec<DiskRecord>) {
                 e.set_rate(CurrencyId::from_index(c), b, s).map(Some),
             ),
             Step::Order(o, a, c, n) => {
-                let Some(id) = e.account(&name(a)) else {
+                let Some(id) = e.account(&name(a)).unwrap() else {
                     continue;
                 };
                 let r = e.order(o, id, CurrencyId::from_index(c), n);
