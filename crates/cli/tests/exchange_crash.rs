@@ -219,7 +219,7 @@ fn run_failpoint(ex: &Exchange, point: &str, sub: &[&str], stdin: &[u8]) -> std:
     cmd.args([
         "-c",
         "ulimit -c 0; exec \"$0\" \"$@\"",
-        env!("CARGO_BIN_EXE_shmex"),
+        crate::support::process::bin().to_str().expect("utf-8 path"),
     ])
     .args(ex.args(sub))
     .env("SHMEX_FAILPOINT", point);

@@ -29,7 +29,7 @@ fn the_default_exchange_is_named_shmex_exchange() {
     let o = run_bounded(
         Command::new("unshare")
             .args(["--mount", "--propagation", "private", "sh", "-c", SCRIPT])
-            .arg(env!("CARGO_BIN_EXE_shmex")),
+            .arg(crate::support::process::bin()),
         b"",
     );
     assert_eq!(

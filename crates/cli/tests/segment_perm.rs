@@ -18,7 +18,7 @@ const NOBODY: &str = "65534";
 /// directory above it lets others through, else a copy in a fresh
 /// world-readable directory (kept alive by the returned guard).
 pub(crate) fn reachable_shmex() -> (Option<tempfile::TempDir>, PathBuf) {
-    let built = PathBuf::from(env!("CARGO_BIN_EXE_shmex"));
+    let built = crate::support::process::bin();
     if runs_as_nobody(&built) {
         return (None, built);
     }

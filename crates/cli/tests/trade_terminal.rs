@@ -173,7 +173,7 @@ fn on_a_terminal_a_prompt_editing_and_history() {
     let status = tempfile::NamedTempFile::new().expect("temp file");
     let command = format!(
         "'{}' exchange {} trade --account alice; echo \"exit $?\" > '{}'",
-        env!("CARGO_BIN_EXE_shmex"),
+        crate::support::process::bin().display(),
         ex.select.join(" "),
         status.path().display()
     );

@@ -2,7 +2,6 @@
 //! termination signal (exit status 128 + N), and how any error prints on
 //! one line.
 
-use crate::support::owners;
 use crate::support::text::escape;
 
 /// Bad input from the user: exit status 2.
@@ -121,7 +120,7 @@ fn segment_hint(err: &anyhow::Error) -> Option<String> {
     err.chain().find_map(|cause| match segment_error(cause)? {
         shm::Error::NotReady { .. } => Some("remove it with `shmex segment rm`".into()),
         shm::Error::Foreign { .. } => Some("read it as raw bytes with `shmex segment read`".into()),
-        shm::Error::OtherOwner { uid, .. } => Some(owners::hint(*uid)),
+        shm::Error::OtherOwner { uid, .. } => Some(owner_hint(*uid)),
         _ => None,
     })
 }
@@ -141,6 +140,20 @@ fn segment_error<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a
         exchange::OpenError::Segment(e) => Some(e),
         _ => None,
     }
+}
+
+/// What to tell a user refused another user's segment (`--allow-owner`,
+/// support::owners).
+fn owner_hint(uid: u32) -> String {
+    let name = shm::user_name(uid);
+    let who = if name.starts_with("uid ") {
+        uid.to_string()
+    } else {
+        name
+    };
+    format!(
+        "if you trust that user, allow it on purpose with `--allow-owner {who}` (or SHMEX_ALLOW_OWNER={who})"
+    )
 }
 
 #[cfg(test)]

@@ -45,16 +45,3 @@ impl AllowOwner {
         Ok(())
     }
 }
-
-/// What to tell a user refused another user's segment.
-pub fn hint(uid: u32) -> String {
-    let name = shm::user_name(uid);
-    let who = if name.starts_with("uid ") {
-        uid.to_string()
-    } else {
-        name
-    };
-    format!(
-        "if you trust that user, allow it on purpose with `--allow-owner {who}` (or SHMEX_ALLOW_OWNER={who})"
-    )
-}

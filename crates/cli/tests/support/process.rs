@@ -9,9 +9,19 @@ use std::thread;
 
 use super::{Cleanup, PATIENCE, wait_for};
 
-/// A `Command` for the built `shmex` binary.
+/// The `shmex` binary under test: the one this build made, or the one
+/// `SHMEX_TEST_BIN` names (to run the suite against another build, for
+/// example an older release, and see which tests it fails).
+pub fn bin() -> std::path::PathBuf {
+    match std::env::var_os("SHMEX_TEST_BIN") {
+        Some(path) if !path.is_empty() => path.into(),
+        _ => env!("CARGO_BIN_EXE_shmex").into(),
+    }
+}
+
+/// A `Command` for the `shmex` binary under test ([`bin`]).
 pub fn shmex() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_shmex"))
+    Command::new(bin())
 }
 
 /// Waits for `child` to exit, bounded by [`PATIENCE`]: one still running

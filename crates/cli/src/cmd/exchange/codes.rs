@@ -8,8 +8,8 @@ use std::io::Write as _;
 use exchange::money::MoneyError;
 use exchange::{OpError, OpenError, SnapshotError, TableError};
 
+use super::order::InputError;
 use super::show::js;
-use super::trade::InputError;
 use crate::support::error::{self, one_line};
 
 /// Every code, with its exit status (`—`: a line of the trade loop or of

@@ -8,6 +8,7 @@ mod codes;
 mod files;
 mod holders;
 mod journal;
+mod order;
 mod refusal;
 pub mod show;
 mod trade;
@@ -31,9 +32,9 @@ use crate::support::parse::{exchange_id, parse_mode};
 use crate::support::plural::plural;
 use files::{FileArg, RestoreArgs};
 use journal::JournalArgs;
+use order::{InputError, parse_order};
 use refusal::Refusal;
 use show::describe;
-use trade::{InputError, parse_order};
 use watch::WatchArgs;
 
 /// Flags of `shmex exchange`.
