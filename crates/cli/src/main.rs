@@ -63,7 +63,12 @@ fn usage_error(err: &clap::Error) -> ExitCode {
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let _ = writeln!(std::io::stderr(), "shmex: {}", usage_line(err, &args));
+    let line = usage_line(err, &args);
+    // An exchange command asked for JSON gets its failure in JSON too.
+    if let Some(json) = cmd::exchange::usage_failure_json(&args, &line) {
+        let _ = writeln!(std::io::stdout(), "{json}");
+    }
+    let _ = writeln!(std::io::stderr(), "shmex: {line}");
     ExitCode::from(2)
 }
 

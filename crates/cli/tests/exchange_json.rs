@@ -135,6 +135,13 @@ fn every_json_failure_is_one_object_with_a_code(b: Backend) {
         (&["open", "alice", "--json"], 1, "account_exists"),
         (&["close", "alice", "--json"], 1, "account_not_empty"),
         (&["watch", "--json", "--interval", "0"], 2, "invalid_input"),
+        // A command line that cannot be read is a failure in JSON too.
+        (
+            &["buy", "--acount", "alice", "DOLLAR", "1", "--json"],
+            2,
+            "usage",
+        ),
+        (&["sell", "--account", "alice", "--json"], 2, "usage"),
     ];
     for (sub, exit, code) in cases {
         failure(&ex.run(sub), *exit, code);

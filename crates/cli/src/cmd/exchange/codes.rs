@@ -209,6 +209,11 @@ pub const CODES: &[(&str, &str, &str)] = &[
         "2",
         "`SHMEX_LOCK_TIMEOUT` holds no number of seconds",
     ),
+    (
+        "usage",
+        "2",
+        "a command line that cannot be read (an unknown option, a missing argument)",
+    ),
     // Answers of the trade loop, which goes on.
     ("empty_line", "—", "an empty line (piped input)"),
     (

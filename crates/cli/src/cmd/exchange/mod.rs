@@ -606,3 +606,16 @@ fn destroy(id: &SegmentId, force: bool) -> anyhow::Result<ExitCode> {
     writeln!(out, "; {}", what_remains(id))?;
     Ok(ExitCode::SUCCESS)
 }
+
+/// For a command line of an exchange command that asked for `--json` but
+/// could not be read: the usage error `line` as the one JSON object every
+/// failed `--json` command prints (code `usage`). `None` for any other
+/// command line. `args` is the command line without the program.
+pub fn usage_failure_json(args: &[String], line: &str) -> Option<String> {
+    let json = args
+        .iter()
+        .take_while(|a| *a != "--")
+        .any(|a| a == "--json");
+    (args.first().is_some_and(|a| a == "exchange") && json)
+        .then(|| codes::failure_json("usage", line))
+}
