@@ -20,8 +20,8 @@ use serde_json::Value;
 use crate::segment_perm::{nobody, nobody_cmd, reachable_shmex};
 use crate::support::exchange::{Backend, Exchange};
 use crate::support::process::{
-    assert_ok, assert_refused, run, run_args, run_bounded, shmex, show, signal, start, stderr,
-    stdout, wait_exit,
+    assert_ok, assert_refused, parked, run, run_args, run_bounded, shmex, show, signal, start,
+    stderr, stdout, wait_exit,
 };
 use crate::support::segment::{
     both_backends, bytes_of, cmd, create, is_entry_of, ls_json, remove, segment_ok, spawn_holder,
@@ -162,8 +162,9 @@ fn a_trader_whose_exchange_shrinks_fails_in_one_line() {
 fn a_waiting_receiver_whose_channel_shrinks_fails_in_one_line() {
     let mut clean = Cleanup::new();
     let (name, id, r) = waiting_receiver(&mut clean, "shrink-rx");
-    // Let it park: the attack comes while it waits.
-    std::thread::sleep(Duration::from_millis(300));
+    // The attack comes while it waits: parked, not still starting up.
+    let pid = clean.child(r).id();
+    wait_until("the receiver parks", || parked(pid));
     truncate(&shm_file(&name), 4096);
     assert_stops_within_2s(&mut clean, r, Instant::now(), &shrank(&id, 4096));
 }
