@@ -1,0 +1,251 @@
+//! The journal read from disk: every record of every file, in order,
+//! those that pass the filters; with `--follow`, the records made durable
+//! since, also in files made by rotation. A torn last write (one still
+//! being written, or cut by a crash) is not shown, and is no error;
+//! damage in the middle stops the command, naming the file and offset.
+
+use std::collections::VecDeque;
+use std::io::{BufWriter, Write as _};
+use std::path::Path;
+use std::process::ExitCode;
+
+use exchange::disk::{DiskRecord, Filter, JournalDir, Scanner};
+use exchange::{Exchange, OpenError};
+use shm::SegmentId;
+
+use super::super::refusal::RemovalWatch;
+use super::format::{Books, Widths};
+use super::{FOLLOW_POLL, JournalArgs};
+
+pub fn run(id: &SegmentId, path: &Path, a: &JournalArgs) -> anyhow::Result<ExitCode> {
+    let dir = JournalDir::open(path, None)?;
+    let books = Books(currencies(&dir)?);
+    let filter = a.filter();
+    // Attached only to notice the exchange's removal: the history is read
+    // from the directory alone, with or without the segment.
+    let ex = if a.follow { open_if_present(id)? } else { None };
+    let found = first_pass(&dir, &books, &filter, a.tail, !a.json)?;
+    let mut out = Out {
+        out: BufWriter::new(std::io::stdout().lock()),
+        books: &books,
+        json: a.json,
+        follow: a.follow,
+        widths: if a.follow {
+            let mut w = Widths::following();
+            w.grow(&found.widths);
+            w
+        } else {
+            found.widths
+        },
+        printed: 0,
+    };
+    if !a.json && (a.follow || found.shown() > 0) {
+        let headings = out.widths.headings_line();
+        writeln!(out.out, "{headings}")?;
+    } else if a.json && !a.follow {
+        out.out.write_all(b"[")?;
+    }
+    match &found.tail {
+        Some(records) => {
+            for r in records {
+                out.record(r)?;
+            }
+        }
+        None => {
+            if let Some(last) = found.last_matched {
+                let again = Filter {
+                    seq: Some(filter.first_seq()..=last),
+                    ..filter.clone()
+                };
+                for s in again.clone().apply(Scanner::new(&dir, again.first_seq())?) {
+                    out.record(&s?.record)?;
+                }
+            }
+        }
+    }
+    if a.follow {
+        out.out.flush()?;
+        let from = found.scanned.map_or(filter.first_seq(), |s| s + 1);
+        return follow(&dir, &filter, from, ex.as_ref(), &mut out);
+    }
+    if a.json {
+        out.out.write_all(b"]\n")?;
+    } else if found.shown() == 0 && a.tail != Some(0) {
+        if filter == Filter::default() {
+            writeln!(out.out, "the journal is empty")?;
+        } else {
+            writeln!(out.out, "no journal record passes the filters")?;
+        }
+    }
+    out.out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The currencies of the journal's exchange, from its oldest checkpoint
+/// that reads (the genesis one written at `init`, which is small).
+fn currencies(dir: &JournalDir) -> anyhow::Result<exchange::State> {
+    let mut last = None;
+    for seq in dir.checkpoints()? {
+        match dir.read_checkpoint(seq) {
+            Ok(c) => return Ok(c.state),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last
+        .unwrap_or_else(|| exchange::disk::DiskError::NoCheckpoint {
+            path: dir.path().to_path_buf(),
+            reasons: Vec::new(),
+        })
+        .into())
+}
+
+fn open_if_present(id: &SegmentId) -> anyhow::Result<Option<Exchange>> {
+    match Exchange::open(id) {
+        Ok(ex) => Ok(Some(ex)),
+        Err(OpenError::Missing { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// What a first pass over the journal found, before anything is printed
+/// (so that damage stops the command before any output).
+struct Found {
+    /// The records that pass.
+    matched: u64,
+    /// The last of them.
+    last_matched: Option<u64>,
+    /// The last record read.
+    scanned: Option<u64>,
+    /// With `--tail N`, the last N records that pass.
+    tail: Option<VecDeque<DiskRecord>>,
+    /// The widths of the rows to print.
+    widths: Widths,
+}
+
+impl Found {
+    /// How many records will print.
+    fn shown(&self) -> u64 {
+        self.tail.as_ref().map_or(self.matched, |t| t.len() as u64)
+    }
+}
+
+fn first_pass(
+    dir: &JournalDir,
+    books: &Books,
+    filter: &Filter,
+    tail: Option<usize>,
+    text: bool,
+) -> anyhow::Result<Found> {
+    let mut found = Found {
+        matched: 0,
+        last_matched: None,
+        scanned: None,
+        tail: tail.map(|n| VecDeque::with_capacity(n.min(1 << 16))),
+        widths: Widths::headings(),
+    };
+    for s in Scanner::new(dir, filter.first_seq())? {
+        let r = s?.record;
+        if filter.is_past(&r) {
+            break;
+        }
+        found.scanned = Some(r.seq);
+        if !filter.matches(&r) {
+            continue;
+        }
+        found.matched += 1;
+        found.last_matched = Some(r.seq);
+        match (&mut found.tail, tail) {
+            (Some(q), Some(n)) if n > 0 => {
+                if q.len() == n {
+                    q.pop_front();
+                }
+                q.push_back(r);
+            }
+            (Some(_), _) => {}
+            _ if text => found.widths.fit(&books.row(&r)),
+            _ => {}
+        }
+    }
+    if text && let Some(q) = &found.tail {
+        for r in q {
+            found.widths.fit(&books.row(r));
+        }
+    }
+    Ok(found)
+}
+
+/// Where the records go, and how.
+struct Out<'b, W: std::io::Write> {
+    out: W,
+    books: &'b Books,
+    json: bool,
+    follow: bool,
+    widths: Widths,
+    printed: u64,
+}
+
+impl<W: std::io::Write> Out<'_, W> {
+    fn record(&mut self, r: &DiskRecord) -> anyhow::Result<()> {
+        if self.json {
+            if self.printed > 0 && !self.follow {
+                self.out.write_all(b",")?;
+            }
+            self.out.write_all(self.books.json(r)?.as_bytes())?;
+            if self.follow {
+                self.out.write_all(b"\n")?;
+            }
+        } else {
+            let line = self.widths.line(&self.books.row(r));
+            writeln!(self.out, "{line}")?;
+        }
+        self.printed += 1;
+        Ok(())
+    }
+}
+
+/// Prints the records from `from` on that pass `filter`, as they become
+/// durable, until a termination signal (exit status 0), the end of the
+/// sequence range (0), or the removal of the exchange (1, once the
+/// records written before it are printed).
+fn follow<W: std::io::Write>(
+    dir: &JournalDir,
+    filter: &Filter,
+    from: u64,
+    ex: Option<&Exchange>,
+    out: &mut Out<'_, W>,
+) -> anyhow::Result<ExitCode> {
+    shm::sys::catch_termination();
+    let mut removal = ex.map(|ex| RemovalWatch::new(ex, "journal follower"));
+    let mut scanner = Scanner::new(dir, from)?;
+    let mut removed = None;
+    loop {
+        for s in scanner.by_ref() {
+            let r = match s {
+                Ok(s) => s.record,
+                // `destroy --purge` took the files with the exchange.
+                Err(_) if removed.is_some() => break,
+                Err(e) => return Err(e.into()),
+            };
+            if filter.is_past(&r) {
+                out.out.flush()?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            if filter.matches(&r) {
+                out.record(&r)?;
+            }
+        }
+        out.out.flush()?;
+        if let Some(gone) = removed {
+            return Err(gone);
+        }
+        if shm::sys::termination_signal().is_some() {
+            return Ok(ExitCode::SUCCESS);
+        }
+        if let Some(Err(gone)) = removal.as_mut().map(RemovalWatch::check) {
+            // Once more: what was made durable before the removal.
+            removed = Some(gone);
+            continue;
+        }
+        let _ = shm::sys::wait_for_termination(Some(FOLLOW_POLL));
+    }
+}
