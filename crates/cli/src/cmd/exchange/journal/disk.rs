@@ -21,10 +21,16 @@ pub fn run(id: &SegmentId, path: &Path, a: &JournalArgs) -> anyhow::Result<ExitC
     let dir = JournalDir::open(path, None)?;
     let books = Books(currencies(&dir)?);
     let filter = a.filter();
-    // Attached only to notice the exchange's removal: the history is read
-    // from the directory alone, with or without the segment.
-    let ex = if a.follow { open_if_present(id)? } else { None };
-    let found = first_pass(&dir, &books, &filter, a.tail, !a.json)?;
+    // The history is read from the directory alone, with or without the
+    // segment; the segment, where there is one, says how far the records
+    // are durable, and a follower notices its removal.
+    let ex = if a.follow || a.journal.is_none() {
+        open_if_present(id)?
+    } else {
+        None
+    };
+    let durable = || durable_end(ex.as_ref());
+    let found = first_pass(&dir, &books, &filter, a.tail, !a.json, durable())?;
     let mut out = Out {
         out: BufWriter::new(std::io::stdout().lock()),
         books: &books,
@@ -66,7 +72,7 @@ pub fn run(id: &SegmentId, path: &Path, a: &JournalArgs) -> anyhow::Result<ExitC
     if a.follow {
         out.out.flush()?;
         let from = found.scanned.map_or(filter.first_seq(), |s| s + 1);
-        return follow(&dir, &filter, from, ex.as_ref(), &mut out);
+        return follow(&dir, &filter, from, ex.as_ref(), &durable, &mut out);
     }
     if a.json {
         out.out.write_all(b"]\n")?;
@@ -97,6 +103,16 @@ fn currencies(dir: &JournalDir) -> anyhow::Result<exchange::State> {
             reasons: Vec::new(),
         })
         .into())
+}
+
+/// The last record made durable, as the segment says; `None` when every
+/// complete record on disk counts (no segment: what is on disk is all
+/// there is). A flush leader writes a batch, syncs it, then publishes it:
+/// a record read before that is not yet shown.
+fn durable_end(ex: Option<&Exchange>) -> Option<u64> {
+    // The segment does not record its journal's durable end yet.
+    let _ = ex;
+    None
 }
 
 fn open_if_present(id: &SegmentId) -> anyhow::Result<Option<Exchange>> {
@@ -135,6 +151,7 @@ fn first_pass(
     filter: &Filter,
     tail: Option<usize>,
     text: bool,
+    durable: Option<u64>,
 ) -> anyhow::Result<Found> {
     let mut found = Found {
         matched: 0,
@@ -145,7 +162,7 @@ fn first_pass(
     };
     for s in Scanner::new(dir, filter.first_seq())? {
         let r = s?.record;
-        if filter.is_past(&r) {
+        if filter.is_past(&r) || durable.is_some_and(|d| r.seq > d) {
             break;
         }
         found.scanned = Some(r.seq);
@@ -212,20 +229,32 @@ fn follow<W: std::io::Write>(
     filter: &Filter,
     from: u64,
     ex: Option<&Exchange>,
+    durable: &dyn Fn() -> Option<u64>,
     out: &mut Out<'_, W>,
 ) -> anyhow::Result<ExitCode> {
     shm::sys::catch_termination();
     let mut removal = ex.map(|ex| RemovalWatch::new(ex, "journal follower"));
     let mut scanner = Scanner::new(dir, from)?;
     let mut removed = None;
+    // A record read before it was durable, held until it is.
+    let mut held: Option<DiskRecord> = None;
     loop {
-        for s in scanner.by_ref() {
-            let r = match s {
-                Ok(s) => s.record,
-                // `destroy --purge` took the files with the exchange.
-                Err(_) if removed.is_some() => break,
-                Err(e) => return Err(e.into()),
+        let end = durable();
+        loop {
+            let r = match held.take() {
+                Some(r) => r,
+                None => match scanner.next() {
+                    None => break,
+                    Some(Ok(s)) => s.record,
+                    // `destroy --purge` took the files with the exchange.
+                    Some(Err(_)) if removed.is_some() => break,
+                    Some(Err(e)) => return Err(e.into()),
+                },
             };
+            if end.is_some_and(|d| r.seq > d) {
+                held = Some(r);
+                break;
+            }
             if filter.is_past(&r) {
                 out.out.flush()?;
                 return Ok(ExitCode::SUCCESS);
