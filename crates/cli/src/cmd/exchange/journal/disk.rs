@@ -17,17 +17,20 @@ use super::super::refusal::RemovalWatch;
 use super::format::{Books, Widths};
 use super::{FOLLOW_POLL, JournalArgs};
 
-pub fn run(id: &SegmentId, path: &Path, a: &JournalArgs) -> anyhow::Result<ExitCode> {
+pub fn run(path: &Path, a: &JournalArgs) -> anyhow::Result<ExitCode> {
     let dir = JournalDir::open(path, None)?;
     let books = Books(currencies(&dir)?);
     let filter = a.filter();
     // The history is read from the directory alone, with or without the
     // segment; the segment, where there is one, says how far the records
-    // are durable, and a follower notices its removal.
-    let ex = if a.follow || a.journal.is_none() {
-        open_if_present(id)?
-    } else {
-        None
+    // are durable, and a follower notices its removal. The journal names
+    // its own segment (`--journal DIR` may be another exchange's).
+    let segment = &dir.identity().segment;
+    let ex = match open_if_present(segment) {
+        Ok(ex) => ex,
+        Err(e) if a.follow => return Err(e),
+        // Reading needs no segment: a damaged one is the other commands' to report.
+        Err(_) => None,
     };
     let durable = || durable_end(ex.as_ref());
     let found = first_pass(&dir, &books, &filter, a.tail, !a.json, durable())?;

@@ -74,7 +74,7 @@ impl JournalArgs {
 
 pub fn run(id: &SegmentId, a: &JournalArgs) -> anyhow::Result<ExitCode> {
     match journal_dir_for(id, a.journal.as_deref())? {
-        Some(dir) => disk::run(id, &dir, a),
+        Some(dir) => disk::run(&dir, a),
         None => ring::run(id, a),
     }
 }
