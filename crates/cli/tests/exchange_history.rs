@@ -17,7 +17,7 @@ use exchange::{Code, Op};
 use serde_json::{Value, json};
 
 use crate::support::exchange::{Backend, Exchange, answers};
-use crate::support::journal::{ACCOUNTS, History, T0_NS};
+use crate::support::journal::{History, T0_NS};
 use crate::support::process::{assert_refused, run_bounded, shmex, show, signal, stdout};
 use crate::support::{Cleanup, SegmentId, wait_until};
 
@@ -646,7 +646,43 @@ fn the_default_directory_is_read_without_the_segment() {
         .unwrap();
     let o = run(&[("XDG_STATE_HOME", empty.path())]);
     assert_refused(&o, 1, &["does not exist: run `shmex exchange init` first"]);
-    let _ = ACCOUNTS;
+}
+
+#[test]
+fn a_journal_directory_that_is_not_there_is_named() {
+    let mut clean = Cleanup::new();
+    let id = SegmentId::SysV(clean.key());
+    let tmp = tempfile::Builder::new()
+        .prefix("shmex-test-state-")
+        .tempdir()
+        .unwrap();
+    let missing = tmp.path().join("nowhere");
+    let o = run_bounded(&mut journal_cmd(&id, &missing, &[]), b"");
+    assert_refused(&o, 1, &[&missing.display().to_string(), "does not exist"]);
+    // A System V exchange's default directory: key-0x<hex>.
+    let path = disk::default_dir(&id, Some(tmp.path().as_os_str()), None).unwrap();
+    assert!(
+        path.ends_with(format!("key-{:#010x}", id_key(&id))),
+        "{path:?}"
+    );
+    let mut h = History::create(tmp, &path, &id, 4096);
+    h.write(12, 5);
+    let mut c = shmex();
+    c.arg("exchange")
+        .args(select(&id))
+        .args(["journal", "--json", "--seq", "11.."]);
+    c.env("XDG_STATE_HOME", path.parent().unwrap().parent().unwrap());
+    let o = run_bounded(&mut c, b"");
+    assert!(o.status.success(), "{}", show(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(seqs(v.as_array().unwrap()), [11, 12]);
+}
+
+fn id_key(id: &SegmentId) -> u32 {
+    match id {
+        SegmentId::SysV(k) => *k as u32,
+        SegmentId::Posix(_) => unreachable!("a System V id"),
+    }
 }
 
 #[test]

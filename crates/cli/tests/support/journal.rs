@@ -15,7 +15,7 @@ use super::SegmentId;
 /// The time of record 1: 2026-01-01T00:00:00Z; each record is 1 ms later.
 pub const T0_NS: u64 = 1_767_225_600_000_000_000;
 /// The accounts the records are for.
-pub const ACCOUNTS: [&str; 3] = ["alice", "bob", "carol"];
+const ACCOUNTS: [&str; 3] = ["alice", "bob", "carol"];
 
 /// A journal directory being written, removed with its temporary parent.
 pub struct History {
