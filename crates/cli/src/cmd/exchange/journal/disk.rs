@@ -112,9 +112,8 @@ fn currencies(dir: &JournalDir) -> anyhow::Result<exchange::State> {
 /// complete record on disk counts (no segment: what is on disk is all
 /// there is). A flush leader writes a batch, syncs it, then publishes it:
 /// a record read before that is not yet shown.
-fn durable_end(ex: Option<&Exchange>) -> Option<u64> {
-    // The segment does not record its journal's durable end yet.
-    let _ = ex;
+fn durable_end(_ex: Option<&Exchange>) -> Option<u64> {
+    // The segment does not publish its journal's durable end yet.
     None
 }
 
