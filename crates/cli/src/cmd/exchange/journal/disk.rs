@@ -236,36 +236,22 @@ fn follow<W: std::io::Write>(
 ) -> anyhow::Result<ExitCode> {
     shm::sys::catch_termination();
     let mut removal = ex.map(|ex| RemovalWatch::new(ex, "journal follower"));
-    let mut scanner = Scanner::new(dir, from)?;
+    let mut new = New {
+        scanner: Scanner::new(dir, from)?,
+        held: None,
+    };
     let mut removed = None;
-    // A record read before it was durable, held until it is.
-    let mut held: Option<DiskRecord> = None;
     loop {
-        let end = durable();
-        loop {
-            let r = match held.take() {
-                Some(r) => r,
-                None => match scanner.next() {
-                    None => break,
-                    Some(Ok(s)) => s.record,
-                    // `destroy --purge` took the files with the exchange.
-                    Some(Err(_)) if removed.is_some() => break,
-                    Some(Err(e)) => return Err(e.into()),
-                },
-            };
-            if end.is_some_and(|d| r.seq > d) {
-                held = Some(r);
-                break;
-            }
-            if filter.is_past(&r) {
-                out.out.flush()?;
-                return Ok(ExitCode::SUCCESS);
-            }
-            if filter.matches(&r) {
-                out.record(&r)?;
-            }
-        }
+        let past = match new.print(filter, durable(), out) {
+            Ok(past) => past,
+            // `destroy --purge` took the files with the exchange.
+            Err(_) if removed.is_some() => false,
+            Err(e) => return Err(e),
+        };
         out.out.flush()?;
+        if past {
+            return Ok(ExitCode::SUCCESS);
+        }
         if let Some(gone) = removed {
             return Err(gone);
         }
@@ -278,5 +264,145 @@ fn follow<W: std::io::Write>(
             continue;
         }
         let _ = shm::sys::wait_for_termination(Some(FOLLOW_POLL));
+    }
+}
+
+/// The records a follower has not printed yet.
+struct New<'d> {
+    scanner: Scanner<'d>,
+    /// A record read before it was durable, held until it is.
+    held: Option<DiskRecord>,
+}
+
+impl New<'_> {
+    /// Prints the records read since, up to the durable end `end`, that
+    /// pass `filter`. True once no later record can pass it.
+    fn print<W: std::io::Write>(
+        &mut self,
+        filter: &Filter,
+        end: Option<u64>,
+        out: &mut Out<'_, W>,
+    ) -> anyhow::Result<bool> {
+        loop {
+            let r = match self.held.take() {
+                Some(r) => r,
+                None => match self.scanner.next() {
+                    None => return Ok(false),
+                    Some(s) => s?.record,
+                },
+            };
+            if end.is_some_and(|d| r.seq > d) {
+                self.held = Some(r);
+                return Ok(false);
+            }
+            if filter.is_past(&r) {
+                return Ok(true);
+            }
+            if filter.matches(&r) {
+                out.record(&r)?;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use exchange::disk::{self, Balances, Identity, Name};
+    use exchange::{Code, Op};
+
+    use super::*;
+
+    /// A journal of `n` deposits of 1.00 TRY by alice, one batch each.
+    fn journal(n: u64) -> (tempfile::TempDir, JournalDir, exchange::State) {
+        let tmp = tempfile::tempdir().unwrap();
+        let (config, _) = exchange::Config::builtin();
+        let genesis = config.into_state().unwrap();
+        let identity = Identity {
+            exchange_id: 7,
+            segment: SegmentId::posix("shmex-unit-journal").unwrap(),
+            created_ns: 0,
+            capacity: genesis.capacity,
+            mode: 0o600,
+            opening: genesis.opening,
+        };
+        let dir = JournalDir::create(&tmp.path().join("j"), &identity, false).unwrap();
+        dir.write_checkpoint(&genesis, 0).unwrap();
+        let file = dir.create_journal(1, 0).unwrap();
+        let mut end = disk::HEADER_LEN;
+        for seq in 1..=n {
+            let r = DiskRecord {
+                seq,
+                exchange_id: 7,
+                time_ns: seq,
+                pid: 1,
+                op: Op::Deposit,
+                undone: None,
+                undone_seq: 0,
+                undone_pid: 0,
+                code: Code::new("TRY").unwrap(),
+                decimals: 2,
+                account: Name::new("alice").unwrap(),
+                amount: 100,
+                rate: 0,
+                buy_rate: 0,
+                total: 100,
+                balances: Some(Balances {
+                    home: 100 * seq as i64,
+                    code: 100 * seq as i64,
+                }),
+            };
+            let mut buf = Vec::new();
+            disk::encode_batch([&r], &mut buf).unwrap();
+            end = file.append(end, &buf).unwrap();
+        }
+        (tmp, dir, genesis)
+    }
+
+    #[test]
+    fn records_past_the_durable_end_wait_until_it_moves() {
+        let (_tmp, dir, genesis) = journal(6);
+        let books = Books(genesis);
+        let filter = Filter::default();
+        let found = first_pass(&dir, &books, &filter, None, false, Some(3)).unwrap();
+        assert_eq!((found.matched, found.scanned), (3, Some(3)));
+        let mut out = Out {
+            out: Vec::new(),
+            books: &books,
+            json: true,
+            follow: true,
+            widths: Widths::headings(),
+            printed: 0,
+        };
+        let mut new = New {
+            scanner: Scanner::new(&dir, 4).unwrap(),
+            held: None,
+        };
+        let seqs = |out: &Out<'_, Vec<u8>>| -> Vec<u64> {
+            String::from_utf8_lossy(&out.out)
+                .lines()
+                .map(|l| {
+                    serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"]
+                        .as_u64()
+                        .unwrap()
+                })
+                .collect()
+        };
+        assert!(!new.print(&filter, Some(3), &mut out).unwrap());
+        assert_eq!(seqs(&out), Vec::<u64>::new());
+        assert!(!new.print(&filter, Some(5), &mut out).unwrap());
+        assert_eq!(seqs(&out), [4, 5]);
+        assert!(!new.print(&filter, None, &mut out).unwrap());
+        assert_eq!(seqs(&out), [4, 5, 6]);
+        // The end of a sequence range ends the follower.
+        let range = Filter {
+            seq: Some(1..=2),
+            ..Filter::default()
+        };
+        let mut again = New {
+            scanner: Scanner::new(&dir, 1).unwrap(),
+            held: None,
+        };
+        assert!(again.print(&range, None, &mut out).unwrap());
+        assert_eq!(seqs(&out), [4, 5, 6, 1, 2]);
     }
 }
