@@ -6,6 +6,7 @@
 pub mod alphabet;
 pub mod channel;
 pub mod exchange;
+pub mod journal;
 pub mod process;
 pub mod segment;
 pub mod traces;

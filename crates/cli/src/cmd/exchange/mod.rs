@@ -104,7 +104,7 @@ pub enum Sub {
     SetRate(SetRateArgs),
     /// List the accounts and their balances.
     Accounts(JsonFlag),
-    /// Print the journal (the newest records the ring still holds); --follow for new ones.
+    /// Print the history: from the journal on disk (a memory-only exchange: what its ring holds), filtered; --follow for new records.
     Journal(JournalArgs),
     /// Verify conservation for every currency, non-negativity and the quotes; exit 1 on any violation.
     Check(JsonFlag),

@@ -1,41 +1,32 @@
-//! `shmex exchange journal`: the records the ring still holds, and with
-//! `--follow` the new ones as they come, until interrupted or until the
-//! exchange is removed.
+//! The journal of a memory-only exchange: the records its ring still
+//! holds, and with `--follow` the new ones as they come, until interrupted
+//! or until the exchange is removed.
 
 use std::io::{BufWriter, Write as _};
 use std::process::ExitCode;
-use std::time::Duration;
 
+use exchange::disk::Filter;
 use exchange::{Entry, Exchange, State};
 use shm::SegmentId;
 
-use super::codes::failure_json;
-use super::refusal::RemovalWatch;
-use super::show;
-
-/// How often a follower looks for new records.
-const FOLLOW_POLL: Duration = Duration::from_millis(50);
-
-/// Flags of `journal`.
-#[derive(Debug, clap::Args)]
-pub struct JournalArgs {
-    /// Only the last N records (0: none, e.g. to follow only new ones).
-    #[arg(long, value_name = "N")]
-    pub tail: Option<usize>,
-    /// Keep printing new records as they come, until interrupted (or the
-    /// exchange is removed); with --json, one object a line.
-    #[arg(long, short = 'f')]
-    pub follow: bool,
-    /// Print JSON: an array, or with --follow one object a line.
-    #[arg(long)]
-    pub json: bool,
-}
+use super::super::codes::failure_json;
+use super::super::refusal::RemovalWatch;
+use super::super::show;
+use super::{FOLLOW_POLL, JournalArgs};
 
 pub fn run(id: &SegmentId, a: &JournalArgs) -> anyhow::Result<ExitCode> {
     let ex = Exchange::open(id)?;
     let e = ex.engine();
     let state = e.state()?;
-    let entries = e.journal(a.tail)?;
+    let filter = a.filter();
+    let entries = if filter == Filter::default() {
+        e.journal(a.tail)?
+    } else {
+        let mut all = e.journal(None)?;
+        all.retain(|en| matches(&filter, &state, en));
+        let skip = all.len().saturating_sub(a.tail.unwrap_or(all.len()));
+        all.split_off(skip)
+    };
     shm::check_mappings()?;
     let mut out = BufWriter::new(std::io::stdout().lock());
     if a.follow {
@@ -44,7 +35,7 @@ pub fn run(id: &SegmentId, a: &JournalArgs) -> anyhow::Result<ExitCode> {
         }
         out.flush()?;
         let next = entries.last().map_or(state.next_seq, |en| en.seq + 1);
-        return follow(&ex, next, a.json, &mut out);
+        return follow(&ex, next, &filter, a.json, &mut out);
     }
     if a.json {
         out.write_all(b"[")?;
@@ -56,7 +47,11 @@ pub fn run(id: &SegmentId, a: &JournalArgs) -> anyhow::Result<ExitCode> {
         }
         out.write_all(b"]\n")?;
     } else if entries.is_empty() && a.tail != Some(0) {
-        writeln!(out, "the journal is empty")?;
+        if filter == Filter::default() {
+            writeln!(out, "the journal is empty")?;
+        } else {
+            writeln!(out, "no journal record passes the filters")?;
+        }
     } else {
         for en in &entries {
             writeln!(out, "{}", show::entry_text(&state, en))?;
@@ -64,6 +59,21 @@ pub fn run(id: &SegmentId, a: &JournalArgs) -> anyhow::Result<ExitCode> {
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether a ring entry passes `f`, as a record on disk would.
+fn matches(f: &Filter, state: &State, en: &Entry) -> bool {
+    f.seq.as_ref().is_none_or(|s| s.contains(&en.seq))
+        && f.account.as_deref().is_none_or(|a| en.account == a)
+        && f.code.is_none_or(|c| {
+            state
+                .currencies
+                .get(en.currency)
+                .is_some_and(|s| s.code == c)
+        })
+        && f.op.is_none_or(|o| en.op == o)
+        && f.since_ns.is_none_or(|t| en.time_ns >= t)
+        && f.until_ns.is_none_or(|t| en.time_ns <= t)
 }
 
 /// One record, as a line of text or a JSON object.
@@ -75,11 +85,13 @@ fn line(state: &State, en: &Entry, json: bool) -> String {
     }
 }
 
-/// Prints the records from `next` on as they come. Stops at a termination
-/// signal (exit status 0) or when the exchange is removed (1).
+/// Prints the records from `next` on that pass `filter` as they come.
+/// Stops at a termination signal (exit status 0) or when the exchange is
+/// removed (1).
 fn follow(
     ex: &Exchange,
     mut next: u64,
+    filter: &Filter,
     json: bool,
     out: &mut impl std::io::Write,
 ) -> anyhow::Result<ExitCode> {
@@ -110,7 +122,9 @@ fn follow(
                 }
             }
             for en in &new {
-                writeln!(out, "{}", line(&state, en, json))?;
+                if matches(filter, &state, en) {
+                    writeln!(out, "{}", line(&state, en, json))?;
+                }
                 next = en.seq + 1;
             }
             out.flush()?;
