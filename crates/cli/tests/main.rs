@@ -20,6 +20,8 @@ mod exchange_destroy;
 mod exchange_history;
 mod exchange_init;
 mod exchange_input;
+mod exchange_input_bad_lines;
+mod exchange_input_overflow;
 mod exchange_json;
 mod exchange_options;
 mod exchange_rates;

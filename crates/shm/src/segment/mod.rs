@@ -9,7 +9,14 @@ use std::time::{Duration, Instant};
 
 use crate::os::{posix, sysv};
 use crate::shrink::Watch;
-use crate::{Error, SegmentId, Shared, Truncated, user_name};
+use crate::{Error, SegmentId, Shared, Truncated};
+
+mod errors;
+mod removal;
+#[cfg(test)]
+mod tests;
+
+use errors::{check_mode, no_space, not_a_file};
 
 /// How a segment is attached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,23 +70,6 @@ pub struct Segment {
 unsafe impl Send for Segment {}
 // SAFETY: as for Send.
 unsafe impl Sync for Segment {}
-
-fn check_mode(mode: u32) -> Result<(), Error> {
-    if mode & !0o777 != 0 {
-        return Err(Error::Invalid(format!(
-            "invalid mode {mode:o}: only permission bits (at most 0777) are allowed"
-        )));
-    }
-    Ok(())
-}
-
-fn no_space(id: &SegmentId, size: u64, reason: impl Into<String>) -> Error {
-    Error::NoSpace {
-        what: id.to_string(),
-        size,
-        reason: reason.into(),
-    }
-}
 
 /// How long an attach waits for a POSIX segment's file to be free of an
 /// exclusive `flock` (which `remove_stale` holds for an instant).
@@ -330,64 +320,6 @@ impl Segment {
         Self::open_inner(id, Access::ReadOnly, Purpose::Observe)
     }
 
-    fn denied(id: &SegmentId) -> Error {
-        let (uid, mode) = match id {
-            SegmentId::SysV(key) => sysv::list()
-                .ok()
-                .and_then(|all| all.into_iter().find(|s| s.key == *key))
-                .map_or((u32::MAX, 0), |s| (s.uid, s.mode)),
-            SegmentId::Posix(name) => posix::lstat(name).map_or((u32::MAX, 0), |s| (s.uid, s.mode)),
-        };
-        let owner = if uid == u32::MAX {
-            "another user".to_owned()
-        } else {
-            user_name(uid)
-        };
-        Error::PermissionDenied {
-            what: id.to_string(),
-            owner,
-            mode,
-        }
-    }
-
-    fn map_open_error(id: &SegmentId, op: &'static str, e: io::Error) -> Error {
-        // Whatever the errno (glibc's `shm_open` says EINVAL for a
-        // directory), a name that is no regular file is refused as such.
-        if let SegmentId::Posix(name) = id
-            && let Ok(st) = posix::lstat(name)
-            && let Some(what) = st.file_type.describe()
-        {
-            return not_a_file(id, what);
-        }
-        match e.raw_os_error() {
-            Some(libc::ENOENT) => Error::NotFound {
-                what: id.to_string(),
-            },
-            Some(libc::EACCES | libc::EPERM) => Self::denied(id),
-            // O_NOFOLLOW met a symbolic link (that is gone by now).
-            Some(libc::ELOOP) => not_a_file(id, "symbolic link"),
-            _ => Error::os(op, id, e),
-        }
-    }
-
-    /// Refuses a segment whose owner this process has not allowed.
-    fn check_owner(id: &SegmentId, uid: u32) -> Result<(), Error> {
-        if crate::owner_allowed(uid) {
-            return Ok(());
-        }
-        let name = user_name(uid);
-        let owner = if name.starts_with("uid ") {
-            name
-        } else {
-            format!("user {name} (uid {uid})")
-        };
-        Err(Error::OtherOwner {
-            what: id.to_string(),
-            owner,
-            uid,
-        })
-    }
-
     fn open_inner(id: &SegmentId, access: Access, purpose: Purpose) -> Result<Segment, Error> {
         let read_only = access == Access::ReadOnly;
         match id {
@@ -443,127 +375,6 @@ impl Segment {
                 let handle = Handle::Posix { fd, unnamed: None };
                 Self::map_posix(id, handle, len, access, purpose)
             }
-        }
-    }
-
-    /// Removes the segment named by `id`. Processes still attached keep
-    /// using it until they detach; then the kernel frees it.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::NotFound`] if there is none; [`Error::PermissionDenied`] if
-    /// this user may not remove it.
-    pub fn remove(id: &SegmentId) -> Result<(), Error> {
-        match id {
-            SegmentId::SysV(key) => {
-                let shmid =
-                    sysv::get(*key, 0, 0).map_err(|e| Self::map_open_error(id, "shmget", e))?;
-                sysv::remove(shmid).map_err(|e| Self::map_open_error(id, "shmctl(IPC_RMID)", e))
-            }
-            SegmentId::Posix(name) => {
-                posix::unlink(name).map_err(|e| Self::map_open_error(id, "shm_unlink", e))
-            }
-        }
-    }
-
-    /// The key of the System V segment with id `shmid` (0 for one made
-    /// `IPC_PRIVATE`), as `ipcs -m` lists them.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::NotFound`] if no segment has that id;
-    /// [`Error::PermissionDenied`] if this user may not read it.
-    pub fn sysv_key_of(shmid: i32) -> Result<i32, Error> {
-        sysv::stat(shmid)
-            .map(|s| s.key)
-            .map_err(|e| Self::shmid_error(shmid, "shmctl(IPC_STAT)", e))
-    }
-
-    /// Removes the System V segment with id `shmid`, as `ipcrm -m` does
-    /// (also one made `IPC_PRIVATE`, which no key names).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::NotFound`] if no segment has that id;
-    /// [`Error::PermissionDenied`] if this user may not remove it.
-    pub fn remove_sysv_id(shmid: i32) -> Result<(), Error> {
-        sysv::remove(shmid).map_err(|e| Self::shmid_error(shmid, "shmctl(IPC_RMID)", e))
-    }
-
-    fn shmid_error(shmid: i32, op: &'static str, e: io::Error) -> Error {
-        let what = format!("with shmid {shmid}");
-        match e.raw_os_error() {
-            Some(libc::EINVAL | libc::EIDRM) => Error::NotFound { what },
-            Some(libc::EACCES | libc::EPERM) => Error::PermissionDenied {
-                what,
-                owner: sysv::list()
-                    .ok()
-                    .and_then(|all| all.into_iter().find(|s| s.shmid == shmid))
-                    .map_or_else(|| "another user".into(), |s| user_name(s.uid)),
-                mode: 0,
-            },
-            _ => Error::os(op, what, e),
-        }
-    }
-
-    /// Removes this very segment (by its System V id, not its key, so a
-    /// newer segment that reuses the key is never hit; for POSIX, only if
-    /// its name still refers to this file). Idempotent: a segment already
-    /// removed is not an error.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::PermissionDenied`] or [`Error::Os`] from the kernel.
-    pub fn remove_this(&self) -> Result<(), Error> {
-        let r = match &self.handle {
-            Handle::SysV { shmid } => sysv::remove(*shmid),
-            Handle::Posix {
-                unnamed: Some(_), ..
-            } => return Ok(()),
-            Handle::Posix { fd, unnamed: None } => {
-                let SegmentId::Posix(name) = &self.id else {
-                    unreachable!("a POSIX handle has a POSIX name")
-                };
-                match (posix::fstat(fd), posix::lstat(name)) {
-                    (Ok(mine), Ok(named)) if mine.same_file(&named) => posix::unlink(name),
-                    _ => return Ok(()),
-                }
-            }
-        };
-        match r {
-            Ok(()) => Ok(()),
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::ENOENT | libc::EINVAL | libc::EIDRM)
-                ) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(Self::map_open_error(&self.id, "remove", e)),
-        }
-    }
-
-    /// Whether this segment has been removed (its name unlinked, or its
-    /// System V id marked for destruction) while this process is still
-    /// attached to it: whatever is written to it now reaches nobody who
-    /// opens it by name later. One system call.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Os`] if the kernel cannot say.
-    pub fn is_removed(&self) -> Result<bool, Error> {
-        match &self.handle {
-            // Once IPC_RMID marks it for destruction the kernel sets its
-            // key to IPC_PRIVATE; a segment already gone is removed too.
-            Handle::SysV { shmid } => match sysv::stat(*shmid) {
-                Ok(st) => Ok(st.key == libc::IPC_PRIVATE),
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EIDRM | libc::EINVAL)) => Ok(true),
-                Err(e) => Err(Error::os("shmctl(IPC_STAT)", &self.id, e)),
-            },
-            Handle::Posix { fd, .. } => posix::fstat(fd)
-                .map(|st| st.nlink == 0)
-                .map_err(|e| Error::os("fstat", &self.id, e)),
         }
     }
 
@@ -790,17 +601,6 @@ impl Drop for Segment {
     }
 }
 
-/// A file under a segment's name that is no segment (a FIFO, a symbolic
-/// link, …): refused before anything could block on it.
-fn not_a_file(id: &SegmentId, what: &str) -> Error {
-    Error::Incompatible {
-        what: id.to_string(),
-        reason: format!(
-            "is a {what}, not a shared-memory file: some process put it in /dev/shm; remove it if it should not be there"
-        ),
-    }
-}
-
 /// Takes the shared liveness lock on a POSIX segment's file, waiting at
 /// most [`LOCK_WAIT`] while another process holds it exclusively.
 fn lock_shared(id: &SegmentId, fd: &OwnedFd) -> Result<(), Error> {
@@ -816,53 +616,5 @@ fn lock_shared(id: &SegmentId, fd: &OwnedFd) -> Result<(), Error> {
             });
         }
         std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Where linking an unnamed file is refused, it is named by copying:
-    /// the bytes written before are there, and the mapping is the named
-    /// file's from then on.
-    #[test]
-    fn an_unnamed_segment_can_be_named_by_copying() {
-        let name = format!("shmex-unit-copy-{}", std::process::id());
-        let id = SegmentId::posix(name.clone()).unwrap();
-        let mut seg = Segment::create_unnamed(&id, 8192, 0o640).unwrap();
-        if matches!(seg.handle, Handle::Posix { unnamed: None, .. }) {
-            // No unnamed files here: it was named at once.
-            Segment::remove(&id).unwrap();
-            return;
-        }
-        seg.write_at(5000, b"moved").unwrap();
-        assert!(
-            Segment::open(&id, Access::ReadOnly)
-                .unwrap_err()
-                .is_not_found()
-        );
-
-        let taken = Segment::create(&id, 64, 0o600).unwrap();
-        assert!(matches!(seg.publish_by_copy(), Err(Error::Exists { .. })));
-        assert_eq!(
-            posix::lstat(&name).unwrap().size,
-            64,
-            "the other one is kept"
-        );
-        drop(taken);
-        Segment::remove(&id).unwrap();
-
-        seg.publish_by_copy().unwrap();
-        let other = Segment::open(&id, Access::ReadWrite).unwrap();
-        let mut b = [0u8; 5];
-        other.read_at(5000, &mut b).unwrap();
-        assert_eq!(&b, b"moved");
-        seg.write_at(0, b"x").unwrap();
-        other.read_at(0, &mut b[..1]).unwrap();
-        assert_eq!(&b[..1], b"x", "both map the named file");
-        assert_eq!(posix::lstat(&name).unwrap().mode, 0o640);
-        assert!(seg.check_intact().is_ok());
-        Segment::remove(&id).unwrap();
     }
 }
