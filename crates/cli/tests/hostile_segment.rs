@@ -68,13 +68,17 @@ fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
     rx
 }
 
-/// Starts `recv` on a new channel and waits until its segment is there;
+/// Starts `recv` on a new channel and waits until it is parked on it;
 /// returns the channel's name, its id, and the receiver's index in `clean`.
 pub(crate) fn waiting_receiver(clean: &mut Cleanup, tag: &str) -> (String, SegmentId, usize) {
     let name = clean.name(tag);
     let id = SegmentId::Posix(name.clone());
     let r = clean.hold(start(&["recv", &name], Stdio::null()));
     wait_until("the receiver's channel", || exists(&id));
+    // Parked, not still starting up: its segment stays as it is until a
+    // sender comes (or an attack).
+    let pid = clean.child(r).id();
+    wait_until("the receiver parks", || parked(pid));
     (name, id, r)
 }
 
@@ -162,9 +166,6 @@ fn a_trader_whose_exchange_shrinks_fails_in_one_line() {
 fn a_waiting_receiver_whose_channel_shrinks_fails_in_one_line() {
     let mut clean = Cleanup::new();
     let (name, id, r) = waiting_receiver(&mut clean, "shrink-rx");
-    // The attack comes while it waits: parked, not still starting up.
-    let pid = clean.child(r).id();
-    wait_until("the receiver parks", || parked(pid));
     truncate(&shm_file(&name), 4096);
     assert_stops_within_2s(&mut clean, r, Instant::now(), &shrank(&id, 4096));
 }
