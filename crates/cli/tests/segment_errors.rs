@@ -18,13 +18,14 @@ use crate::support::{Cleanup, SegmentId, exists, wait_until};
 /// exited command's attachment only when its memory is torn down, and any
 /// process reading its `/proc/PID/maps` at that moment (a concurrent
 /// `segment ls`, say) delays that for a moment after `wait` has returned.
-/// So the attach count is read until it settles at 0, bounded; one that
-/// stays above 0 is a real leak and fails.
+/// So the attach count is read until it settles at 0, and the status
+/// (which looks at the holders in its own way) until it is no longer
+/// `live`, bounded; one that stays is a real leak and fails.
 fn snapshot(id: &SegmentId) -> (Vec<u8>, Value) {
     let mut info = Value::Null;
     wait_until(&format!("no process is attached to {id}"), || {
         info = inspect_json(id);
-        info["attached"] == 0
+        info["attached"] == 0 && info["status"] != "live"
     });
     (bytes_of(id), info)
 }

@@ -24,9 +24,17 @@ fn torn_quotes(backend: Backend) {
     std::thread::scope(|s| {
         s.spawn(|| {
             let e = ex.engine();
-            for i in 0..20_000 {
+            // At least 20,000 changes, and on until the readers have read
+            // a thousand quotes between them (on a loaded machine they may
+            // not get a core before the first 20,000 are done); bounded.
+            let start = std::time::Instant::now();
+            for i in 0.. {
                 let (b, sl) = PAIRS[i % 2];
                 e.set_rate(dollar, b, sl).unwrap();
+                let read = seen[0].load(Ordering::Relaxed) + seen[1].load(Ordering::Relaxed);
+                if i >= 20_000 && (read >= 1000 || start.elapsed().as_secs() >= 60) {
+                    break;
+                }
             }
             done.store(true, Ordering::Release);
         });
@@ -44,7 +52,11 @@ fn torn_quotes(backend: Backend) {
             });
         }
     });
-    assert!(seen[0].load(Ordering::Relaxed) + seen[1].load(Ordering::Relaxed) > 0);
+    let read = seen[0].load(Ordering::Relaxed) + seen[1].load(Ordering::Relaxed);
+    assert!(
+        read >= 1000,
+        "the readers read only {read} quotes in a minute"
+    );
     assert!(ex.engine().check().unwrap().is_empty());
 }
 

@@ -245,7 +245,11 @@ fn a_dead_holder_is_found_at_the_first_look() {
     let (mut sleeper, pid, start) = sleeper();
     let _ = sleeper.kill();
     let _ = sleeper.wait();
-    for _ in 0..5 {
+    // Each take is timed; the fastest of ten must come well before a
+    // slice (one take may be slowed by a loaded machine, not all ten: a
+    // waiter that looked only after a slice would fail every one).
+    let mut fastest = Duration::MAX;
+    for _ in 0..10 {
         f.word(0).store(owner_of(pid, start), Ordering::SeqCst);
         let t = Instant::now();
         let g = f.lock().lock_timeout(Duration::from_secs(10)).unwrap();
@@ -253,8 +257,9 @@ fn a_dead_holder_is_found_at_the_first_look() {
         assert!(g.owner_died());
         g.unlock().unwrap();
         assert!(took >= FIRST_LOOK, "judged before its first look: {took:?}");
-        assert!(took < SLICE, "took {took:?}");
+        fastest = fastest.min(took);
     }
+    assert!(fastest < SLICE, "the fastest of ten took {fastest:?}");
 }
 
 /// A caught SIGTERM ends a wait for a lock that a live process holds.
