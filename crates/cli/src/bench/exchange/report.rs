@@ -151,3 +151,268 @@ impl Figures {
         })
     }
 }
+
+/// Goals of the durable rows: 16 durable traders against each peer's 16
+/// processes, the acknowledgement p99 against `fdatasync`'s, and the
+/// durable trade loop.
+const GOAL_OVER_PEER: f64 = 10.0;
+const GOAL_ACK_OVER_SYNC: f64 = 3.0;
+
+/// The durable rows: samples by figure over the runs, their medians, and
+/// a note for each group (`shmex`, `sqlite`, `lmdb`) not measured or
+/// failed.
+pub(super) struct Durable {
+    dir: String,
+    runs: usize,
+    dur: Duration,
+    syncs: usize,
+    lines: usize,
+    samples: BTreeMap<String, Vec<f64>>,
+    medians: BTreeMap<String, f64>,
+    notes: BTreeMap<&'static str, String>,
+}
+
+fn rate(v: f64) -> String {
+    if v >= 1e6 {
+        mega(v)
+    } else if v >= 1e4 {
+        format!("{:.1} k/s", v / 1e3)
+    } else {
+        format!("{v:.0} /s")
+    }
+}
+
+fn micros(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{:.2} ms", v / 1e6)
+    } else {
+        format!("{:.1} µs", v / 1e3)
+    }
+}
+
+impl Durable {
+    pub(super) fn new(
+        dir: &std::path::Path,
+        runs: usize,
+        dur: Duration,
+        syncs: usize,
+        lines: usize,
+    ) -> Durable {
+        Durable {
+            dir: dir.display().to_string(),
+            runs,
+            dur,
+            syncs,
+            lines,
+            samples: BTreeMap::new(),
+            medians: BTreeMap::new(),
+            notes: BTreeMap::new(),
+        }
+    }
+
+    /// Notes why `group` is not measured (the first note stays).
+    pub(super) fn note(&mut self, group: &'static str, why: String) {
+        self.notes.entry(group).or_insert(why);
+    }
+
+    /// Whether `group` is still measured.
+    pub(super) fn measures(&self, group: &str) -> bool {
+        !self.notes.contains_key(group)
+    }
+
+    pub(super) fn add(&mut self, figure: &str, v: f64) {
+        self.samples.entry(figure.to_owned()).or_default().push(v);
+    }
+
+    /// Takes the medians.
+    pub(super) fn finish(&mut self) {
+        self.medians = self
+            .samples
+            .iter_mut()
+            .map(|(k, v)| (k.clone(), crate::bench::stats::median(v)))
+            .collect();
+    }
+
+    fn get(&self, figure: &str) -> Option<f64> {
+        self.medians.get(figure).copied()
+    }
+
+    /// `a ÷ b`, when both were measured.
+    fn over(&self, a: &str, b: &str) -> Option<f64> {
+        Some(self.get(a)? / self.get(b)?)
+    }
+
+    /// The goals' ratios (figure ÷ goal; 1 or more meets it).
+    fn ratios(&self) -> [(&'static str, Option<f64>); 4] {
+        [
+            (
+                "durable_16_over_sqlite_16",
+                self.over("shmex_16_ops", "sqlite_16_ops")
+                    .map(|x| x / GOAL_OVER_PEER),
+            ),
+            (
+                "durable_16_over_lmdb_16",
+                self.over("shmex_16_ops", "lmdb_16_ops")
+                    .map(|x| x / GOAL_OVER_PEER),
+            ),
+            (
+                "ack_p99_over_fdatasync_p99",
+                self.over("shmex_1_ack_p99", "fdatasync_p99")
+                    .map(|x| GOAL_ACK_OVER_SYNC / x),
+            ),
+            (
+                "durable_trade_loop_lines",
+                self.get("shmex_loop_lines").map(|x| x / GOAL_LINES),
+            ),
+        ]
+    }
+
+    /// The table.
+    pub(super) fn table(&self) -> String {
+        let na = || "n/a".to_owned();
+        let fig = |k: &str, f: fn(f64) -> String| self.get(k).map_or_else(na, f);
+        let ratio = |r: Option<f64>| r.map_or(String::new(), |r| format!("{r:.2}"));
+        let [over_sqlite, over_lmdb, ack, loop_lines] = self.ratios().map(|(_, r)| r);
+        let sync99 = self.get("fdatasync_p99");
+        let mut rows: Vec<(String, String, String, String)> = vec![
+            (
+                format!("fdatasync p50 ({} appends)", self.syncs),
+                fig("fdatasync_p50", micros),
+                String::new(),
+                String::new(),
+            ),
+            (
+                "fdatasync p99".into(),
+                fig("fdatasync_p99", micros),
+                String::new(),
+                String::new(),
+            ),
+            (
+                "durable, 1 trader: ops/s".into(),
+                fig("shmex_1_ops", rate),
+                String::new(),
+                String::new(),
+            ),
+            (
+                "durable, 1 trader: ack p50".into(),
+                fig("shmex_1_ack_p50", micros),
+                String::new(),
+                String::new(),
+            ),
+            (
+                "durable, 1 trader: ack p99".into(),
+                fig("shmex_1_ack_p99", micros),
+                sync99.map_or_else(
+                    || "≤ 3× fdatasync p99".into(),
+                    |s| format!("≤ 3× fdatasync ({})", micros(s * GOAL_ACK_OVER_SYNC)),
+                ),
+                ratio(ack),
+            ),
+            (
+                "durable, 16 traders: ops/s".into(),
+                fig("shmex_16_ops", rate),
+                String::new(),
+                String::new(),
+            ),
+            (
+                "  ÷ SQLite, 16 processes".into(),
+                self.over("shmex_16_ops", "sqlite_16_ops")
+                    .map_or_else(na, |x| format!("{x:.1}×")),
+                "≥ 10×".into(),
+                ratio(over_sqlite),
+            ),
+            (
+                "  ÷ LMDB, 16 processes".into(),
+                self.over("shmex_16_ops", "lmdb_16_ops")
+                    .map_or_else(na, |x| format!("{x:.1}×")),
+                "≥ 10×".into(),
+                ratio(over_lmdb),
+            ),
+            (
+                "durable, 16 traders: records/fdatasync".into(),
+                fig("shmex_16_per_flush", |v| format!("{v:.1}")),
+                String::new(),
+                String::new(),
+            ),
+            (
+                "durable trade loop, lines/s".into(),
+                fig("shmex_loop_lines", mega),
+                "≥ 1 M/s".into(),
+                ratio(loop_lines),
+            ),
+        ];
+        for (key, name) in [("sqlite", "SQLite"), ("lmdb", "LMDB")] {
+            rows.push((
+                format!("{name}, 1 process: ops/s"),
+                fig(&format!("{key}_1_ops"), rate),
+                String::new(),
+                String::new(),
+            ));
+            rows.push((
+                format!("{name}, 1 process: ack p50"),
+                fig(&format!("{key}_1_ack_p50"), micros),
+                String::new(),
+                String::new(),
+            ));
+            rows.push((
+                format!("{name}, 1 process: ack p99"),
+                fig(&format!("{key}_1_ack_p99"), micros),
+                String::new(),
+                String::new(),
+            ));
+            rows.push((
+                format!("{name}, 16 processes: ops/s"),
+                fig(&format!("{key}_16_ops"), rate),
+                String::new(),
+                String::new(),
+            ));
+        }
+        let mut s = format!(
+            "\nexchange, durable: median of {} of {:.1} s, in {}\n",
+            plural(self.runs as u64, "run", "runs"),
+            self.dur.as_secs_f64(),
+            self.dir
+        );
+        s.push_str(&format!(
+            "{:<40} {:>11}  {:<26} {:>5}\n",
+            "measure", "figure", "goal", "ratio"
+        ));
+        for (a, b, c, d) in rows {
+            s.push_str(&format!("{a:<40} {b:>11}  {c:<26} {d:>5}\n"));
+        }
+        for (group, why) in &self.notes {
+            s.push_str(&format!("{group}: {why}\n"));
+        }
+        s
+    }
+
+    /// The figures, goals, ratios and notes as JSON.
+    pub(super) fn to_json(&self) -> Value {
+        let figures: serde_json::Map<String, Value> = self
+            .medians
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v.round())))
+            .collect();
+        let ratios: serde_json::Map<String, Value> = self
+            .ratios()
+            .iter()
+            .map(|(k, r)| ((*k).to_owned(), json!(r)))
+            .collect();
+        json!({
+            "figures": figures,
+            "goals": {
+                "durable_16_over_peer_16": GOAL_OVER_PEER,
+                "ack_p99_over_fdatasync_p99": GOAL_ACK_OVER_SYNC,
+                "durable_trade_loop_lines_per_sec": GOAL_LINES,
+            },
+            "ratios": ratios,
+            "notes": self.notes,
+            "dir": self.dir,
+            "runs": self.runs,
+            "seconds_per_run": self.dur.as_secs_f64(),
+            "fdatasync_samples": self.syncs,
+            "trade_loop_lines": self.lines,
+            "traders": 16,
+        })
+    }
+}
