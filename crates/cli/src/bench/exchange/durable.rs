@@ -42,7 +42,10 @@ impl BenchDir {
     /// place when `base` is `None`.
     pub fn new(base: Option<&Path>) -> anyhow::Result<BenchDir> {
         let base = match base {
-            Some(b) => b.to_path_buf(),
+            // Absolute, as a journal's directory is recorded.
+            Some(b) => {
+                std::path::absolute(b).with_context(|| format!("cannot resolve {}", b.display()))?
+            }
             None => {
                 let one = SegmentId::posix("x")?;
                 let xdg = std::env::var_os("XDG_STATE_HOME");
@@ -270,19 +273,21 @@ impl Durable {
 
     /// The group commit's counters, `(flushes, records flushed)`, if this
     /// `shmex` shows them: fields `flushes` and `flushed_records` anywhere
-    /// in `exchange status --json`.
+    /// in `exchange status --json` (or `exchange info --json`).
     pub fn flush_counters(&self) -> Option<(u64, u64)> {
-        let mut cmd = self.shmex().ok()?;
-        cmd.args(["status", "--json"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        let o = exe::output(&mut cmd).ok()?;
-        if !o.status.success() {
-            return None;
-        }
-        let v: Value = serde_json::from_slice(&o.stdout).ok()?;
-        Some((find_u64(&v, "flushes")?, find_u64(&v, "flushed_records")?))
+        ["status", "info"].into_iter().find_map(|sub| {
+            let mut cmd = self.shmex().ok()?;
+            cmd.args([sub, "--json"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null());
+            let o = exe::output(&mut cmd).ok()?;
+            if !o.status.success() {
+                return None;
+            }
+            let v: Value = serde_json::from_slice(&o.stdout).ok()?;
+            Some((find_u64(&v, "flushes")?, find_u64(&v, "flushed_records")?))
+        })
     }
 }
 

@@ -112,7 +112,8 @@ fn durable_rows(args: &Args, progress: &Progress) -> anyhow::Result<Durable> {
     if !durable::journal_supported()? {
         d.note(
             "shmex",
-            "not measured: `exchange init` here has no --journal".into(),
+            "not measured: `exchange init` here keeps no journal on disk (it has no --no-journal)"
+                .into(),
         );
     }
     #[cfg(not(feature = "peers"))]

@@ -262,9 +262,18 @@ mod sqlite {
         x as i64
     }
 
+    /// A writer that finds the database locked tries again after 50 µs,
+    /// for up to a minute: SQLite's own busy timeout sleeps for up to
+    /// 100 ms at a time, which would leave the lock idle and understate
+    /// what 16 processes can commit.
+    fn retry(attempt: i32) -> bool {
+        std::thread::sleep(Duration::from_micros(50));
+        attempt < 1_200_000
+    }
+
     fn connect(dir: &Path) -> anyhow::Result<Connection> {
-        let c = Connection::open(dir.join("books.sqlite"))?;
-        c.busy_timeout(Duration::from_secs(60))?;
+        let mut c = Connection::open(dir.join("books.sqlite"))?;
+        c.busy_handler(Some(retry))?;
         let mode: String = c.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             anyhow::bail!("SQLite would not use WAL (journal_mode {mode})");

@@ -274,31 +274,18 @@ impl Durable {
         let ratio = |r: Option<f64>| r.map_or(String::new(), |r| format!("{r:.2}"));
         let [over_sqlite, over_lmdb, ack, loop_lines] = self.ratios().map(|(_, r)| r);
         let sync99 = self.get("fdatasync_p99");
+        // A row with no goal.
+        let plain =
+            |label: &str, figure: String| (label.to_owned(), figure, String::new(), String::new());
+        let times = |x: Option<f64>| x.map_or_else(na, |x| format!("{x:.1}×"));
         let mut rows: Vec<(String, String, String, String)> = vec![
-            (
-                format!("fdatasync p50 ({} appends)", self.syncs),
+            plain(
+                &format!("fdatasync p50 ({} appends)", self.syncs),
                 fig("fdatasync_p50", micros),
-                String::new(),
-                String::new(),
             ),
-            (
-                "fdatasync p99".into(),
-                fig("fdatasync_p99", micros),
-                String::new(),
-                String::new(),
-            ),
-            (
-                "durable, 1 trader: ops/s".into(),
-                fig("shmex_1_ops", rate),
-                String::new(),
-                String::new(),
-            ),
-            (
-                "durable, 1 trader: ack p50".into(),
-                fig("shmex_1_ack_p50", micros),
-                String::new(),
-                String::new(),
-            ),
+            plain("fdatasync p99", fig("fdatasync_p99", micros)),
+            plain("durable, 1 trader: ops/s", fig("shmex_1_ops", rate)),
+            plain("durable, 1 trader: ack p50", fig("shmex_1_ack_p50", micros)),
             (
                 "durable, 1 trader: ack p99".into(),
                 fig("shmex_1_ack_p99", micros),
@@ -308,31 +295,22 @@ impl Durable {
                 ),
                 ratio(ack),
             ),
-            (
-                "durable, 16 traders: ops/s".into(),
-                fig("shmex_16_ops", rate),
-                String::new(),
-                String::new(),
-            ),
+            plain("durable, 16 traders: ops/s", fig("shmex_16_ops", rate)),
             (
                 "  ÷ SQLite, 16 processes".into(),
-                self.over("shmex_16_ops", "sqlite_16_ops")
-                    .map_or_else(na, |x| format!("{x:.1}×")),
+                times(self.over("shmex_16_ops", "sqlite_16_ops")),
                 "≥ 10×".into(),
                 ratio(over_sqlite),
             ),
             (
                 "  ÷ LMDB, 16 processes".into(),
-                self.over("shmex_16_ops", "lmdb_16_ops")
-                    .map_or_else(na, |x| format!("{x:.1}×")),
+                times(self.over("shmex_16_ops", "lmdb_16_ops")),
                 "≥ 10×".into(),
                 ratio(over_lmdb),
             ),
-            (
-                "durable, 16 traders: records/fdatasync".into(),
+            plain(
+                "durable, 16 traders: records/fdatasync",
                 fig("shmex_16_per_flush", |v| format!("{v:.1}")),
-                String::new(),
-                String::new(),
             ),
             (
                 "durable trade loop, lines/s".into(),
@@ -342,30 +320,17 @@ impl Durable {
             ),
         ];
         for (key, name) in [("sqlite", "SQLite"), ("lmdb", "LMDB")] {
-            rows.push((
-                format!("{name}, 1 process: ops/s"),
-                fig(&format!("{key}_1_ops"), rate),
-                String::new(),
-                String::new(),
-            ));
-            rows.push((
-                format!("{name}, 1 process: ack p50"),
-                fig(&format!("{key}_1_ack_p50"), micros),
-                String::new(),
-                String::new(),
-            ));
-            rows.push((
-                format!("{name}, 1 process: ack p99"),
-                fig(&format!("{key}_1_ack_p99"), micros),
-                String::new(),
-                String::new(),
-            ));
-            rows.push((
-                format!("{name}, 16 processes: ops/s"),
-                fig(&format!("{key}_16_ops"), rate),
-                String::new(),
-                String::new(),
-            ));
+            for (what, figure, show) in [
+                ("1 process: ops/s", "1_ops", rate as fn(f64) -> String),
+                ("1 process: ack p50", "1_ack_p50", micros),
+                ("1 process: ack p99", "1_ack_p99", micros),
+                ("16 processes: ops/s", "16_ops", rate),
+            ] {
+                rows.push(plain(
+                    &format!("{name}, {what}"),
+                    fig(&format!("{key}_{figure}"), show),
+                ));
+            }
         }
         let mut s = format!(
             "\nexchange, durable: median of {} of {:.1} s, in {}\n",
