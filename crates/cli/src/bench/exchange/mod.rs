@@ -125,8 +125,8 @@ fn durable_rows(args: &Args, progress: &Progress) -> anyhow::Result<Durable> {
         step("fdatasync")?;
         let h = durable::fdatasync_run(&dir.path, syncs)?;
         let (p50, p99) = p50_p99(&h);
-        d.add("fdatasync_p50", p50);
-        d.add("fdatasync_p99", p99);
+        d.add("fdatasync_p50_ns", p50);
+        d.add("fdatasync_p99_ns", p99);
         if d.measures("shmex") {
             step("1 trader")?;
             let r = attempt(&mut d, "shmex", || {
@@ -134,9 +134,9 @@ fn durable_rows(args: &Args, progress: &Progress) -> anyhow::Result<Durable> {
             });
             if let Some(r) = r? {
                 let (p50, p99) = p50_p99(&r.ack);
-                d.add("shmex_1_ops", r.per_sec);
-                d.add("shmex_1_ack_p50", p50);
-                d.add("shmex_1_ack_p99", p99);
+                d.add("shmex_1_ops_per_sec", r.per_sec);
+                d.add("shmex_1_ack_p50_ns", p50);
+                d.add("shmex_1_ack_p99_ns", p99);
             }
         }
         if d.measures("shmex") {
@@ -145,9 +145,9 @@ fn durable_rows(args: &Args, progress: &Progress) -> anyhow::Result<Durable> {
                 durable::many_traders(&dir.path, &book, DURABLE_TRADERS, dur)
             });
             if let Some(r) = r? {
-                d.add("shmex_16_ops", r.per_sec);
+                d.add("shmex_16_ops_per_sec", r.per_sec);
                 if let Some(f) = r.per_flush {
-                    d.add("shmex_16_per_flush", f);
+                    d.add("shmex_16_records_per_fdatasync", f);
                 }
             }
         }
@@ -157,7 +157,7 @@ fn durable_rows(args: &Args, progress: &Progress) -> anyhow::Result<Durable> {
                 durable::Durable::new(&dir.path, &book)?.lines_run(&dir.path, &book, lines)
             });
             if let Some(v) = r? {
-                d.add("shmex_loop_lines", v);
+                d.add("shmex_trade_loop_lines_per_sec", v);
             }
         }
         #[cfg(feature = "peers")]
@@ -175,11 +175,11 @@ fn durable_rows(args: &Args, progress: &Progress) -> anyhow::Result<Durable> {
                     peers::run(kind, &dir.path, &book, procs, dur)
                 });
                 if let Some(r) = r? {
-                    d.add(&format!("{name}_{procs}_ops"), r.per_sec);
+                    d.add(&format!("{name}_{procs}_ops_per_sec"), r.per_sec);
                     if procs == 1 {
                         let (p50, p99) = p50_p99(&r.ack);
-                        d.add(&format!("{name}_1_ack_p50"), p50);
-                        d.add(&format!("{name}_1_ack_p99"), p99);
+                        d.add(&format!("{name}_1_ack_p50_ns"), p50);
+                        d.add(&format!("{name}_1_ack_p99_ns"), p99);
                     }
                 }
             }
