@@ -48,6 +48,9 @@ pub enum Command {
     /// Internal: a benchmark's trader process.
     #[command(name = "__exchange-worker", hide = true)]
     ExchangeWorker(WorkerArgs),
+    /// Internal: a benchmark's SQLite or LMDB worker process.
+    #[command(name = "__peer-worker", hide = true)]
+    PeerWorker(WorkerArgs),
 }
 
 /// Raw arguments for an internal worker, parsed by its own module.
@@ -73,6 +76,7 @@ pub fn run(args: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(a) => bench::run(&a),
         Command::ChannelWorker(a) => bench::channel::worker(&a.args),
         Command::ExchangeWorker(a) => trader::worker(&a.args),
+        Command::PeerWorker(a) => bench::peer_worker(&a.args),
     };
     // A segment that shrank under this process (design rule 8) explains
     // whatever came after it, and no command that read zeros from it may

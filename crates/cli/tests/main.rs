@@ -6,6 +6,7 @@ mod support;
 
 mod alphabet;
 mod alphabet_errors;
+mod bench_durable;
 mod channel;
 mod channel_peers;
 mod cli_epipe;

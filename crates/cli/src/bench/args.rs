@@ -15,6 +15,11 @@ pub struct Args {
     /// Repeat each figure this many times and report the median.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=50))]
     pub runs: u32,
+    /// Where the durable rows write their journals and databases (a
+    /// directory made for the run inside it, removed at the end) [default:
+    /// where journals go by default, $XDG_STATE_HOME/shmex].
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<std::path::PathBuf>,
 }
 
 /// Which benchmark.

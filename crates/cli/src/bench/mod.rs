@@ -16,6 +16,7 @@ use std::process::ExitCode;
 
 pub use args::Args;
 use args::What;
+pub use exchange::peer_worker;
 
 use crate::support::error::Interrupted;
 

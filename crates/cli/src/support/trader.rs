@@ -161,7 +161,9 @@ pub fn worker(args: &[String]) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn xorshift(s: &mut u64) -> u64 {
+/// The traders' random number generator (the benchmark's peers draw the
+/// same trades from it).
+pub fn xorshift(s: &mut u64) -> u64 {
     *s ^= *s << 13;
     *s ^= *s >> 7;
     *s ^= *s << 17;
