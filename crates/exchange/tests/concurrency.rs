@@ -89,13 +89,23 @@ fn concurrent_traders(backend: Backend) {
     std::thread::scope(|s| {
         let traders: Vec<_> = (0..4u64)
             .map(|t| {
-                let (ex, mutations) = (&ex, &mutations);
+                let (ex, mutations, snapshots) = (&ex, &mutations, &snapshots);
                 s.spawn(move || {
                     let e = ex.engine();
                     let (me, opened) = e.open_account(&format!("trader{t}")).unwrap();
                     let mut n = u64::from(opened.is_some());
                     let mut rng = 0x9e37_79b9 + t;
-                    for _ in 0..5_000 {
+                    // 5,000 operations, and on until the reader has taken
+                    // ten snapshots while they ran (on a loaded machine it
+                    // may not get a core sooner); bounded.
+                    let start = std::time::Instant::now();
+                    for i in 0.. {
+                        if i >= 5_000
+                            && (snapshots.load(Ordering::Relaxed) >= 10
+                                || start.elapsed().as_secs() >= 60)
+                        {
+                            break;
+                        }
                         let x = xorshift(&mut rng);
                         let c = CurrencyId::from_index(1 + (x % 4) as usize);
                         let amount = 1 + ((x >> 8) % 5_000) as i64;
@@ -131,7 +141,8 @@ fn concurrent_traders(backend: Backend) {
     });
     let e = ex.engine();
     assert!(e.check().unwrap().is_empty());
-    assert!(snapshots.load(Ordering::Relaxed) > 0);
+    let taken = snapshots.load(Ordering::Relaxed);
+    assert!(taken >= 10, "only {taken} snapshots in a minute of trading");
     let n = mutations.load(Ordering::Relaxed);
     assert_eq!(e.info().next_seq - 1, n, "one sequence number per mutation");
     let j = e.journal(None).unwrap();
