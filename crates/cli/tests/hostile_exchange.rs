@@ -491,7 +491,7 @@ const SIGABRT: i32 = 6;
 /// no hang; every process ends by itself with 0, 1 or 2.
 fn hostile_bytes_while_traders_run(b: Backend) {
     const RUN: Duration = Duration::from_secs(8);
-    let ex = exchange(b, "hx-fuzz", &["--accounts", "16", "--journal", "64"]);
+    let ex = exchange(b, "hx-fuzz", &["--accounts", "16", "--ring", "64"]);
     for name in ["t0", "t1", "t2"] {
         ex.ok(&["open", name]);
     }
