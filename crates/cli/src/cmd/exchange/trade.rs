@@ -4,6 +4,12 @@
 //! dry, so that an interactive client gets each answer at once. It stops,
 //! with exit status 1, once its exchange is removed: asked every 64 lines,
 //! and every [`REMOVAL_CHECK`] while input is idle.
+//!
+//! Nothing is acknowledged before it is on disk: the loop reads ahead
+//! while whole lines are already buffered (up to [`BATCH`]), carries them
+//! out, keeps their answers, waits once for the batch's last record to be
+//! durable, and only then writes the answers. A refused line's answer
+//! waits with the batch, so the answers keep the order of the lines.
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
@@ -26,6 +32,9 @@ mod terminal;
 
 /// Longest line accepted, in bytes (without the newline).
 pub const MAX_LINE: usize = 1024;
+
+/// Most lines answered with one wait for the disk.
+pub const BATCH: usize = 4096;
 
 const HELP: &str = "buy CODE AMOUNT | sell CODE AMOUNT | deposit CODE AMOUNT | withdraw CODE AMOUNT | quote | balance | help | quit";
 
@@ -205,13 +214,49 @@ fn error(out: &mut String, code: &str, msg: &str, json: bool) {
     }
 }
 
+/// Answers kept until their records are durable, then written.
+struct Answers<'e, 'a, W: Write> {
+    e: &'e Engine<'a>,
+    out: W,
+    /// The answers not yet written.
+    batch: String,
+    /// Lines in `batch`.
+    lines: usize,
+    /// The last record any answer in `batch` acknowledges.
+    seq: u64,
+}
+
+impl<W: Write> Answers<'_, '_, W> {
+    /// Waits until the batch's records are durable, then writes its
+    /// answers (not yet flushed).
+    fn release(&mut self) -> anyhow::Result<()> {
+        if self.lines == 0 {
+            return Ok(());
+        }
+        self.e.wait_durable(self.seq)?;
+        // No answer from books that shrank under this process.
+        shm::check_mappings()?;
+        self.out.write_all(self.batch.as_bytes())?;
+        self.batch.clear();
+        self.lines = 0;
+        super::after_answer(self.e);
+        Ok(())
+    }
+
+    /// Releases the batch and flushes stdout.
+    fn flush(&mut self) -> anyhow::Result<()> {
+        self.release()?;
+        Ok(self.out.flush()?)
+    }
+}
+
 /// Reads one line into `line` (at most `MAX_LINE + 2` bytes of it are
-/// kept; the rest is consumed and counted). Flushes `out` before any read
-/// that may block, and calls `idle` while none is ready. Returns the
+/// kept; the rest is consumed and counted). Releases and flushes the
+/// answers in `out` before any read that may block, and calls `idle` while none is ready. Returns the
 /// line's full length, or `None` at the end.
 fn read_line<R: Read + AsFd, W: Write>(
     input: &mut BufReader<R>,
-    out: &mut W,
+    out: &mut Answers<'_, '_, W>,
     line: &mut Vec<u8>,
     idle: &mut impl FnMut() -> anyhow::Result<()>,
 ) -> anyhow::Result<Option<usize>> {
@@ -258,6 +303,8 @@ struct Loop<'e, 'a> {
     currencies: Vec<(Code, u32)>,
     json: bool,
     quote: Vec<QuoteRow>,
+    /// The last record this loop's answers acknowledge.
+    seq: u64,
 }
 
 impl Loop<'_, '_> {
@@ -320,7 +367,10 @@ impl Loop<'_, '_> {
             match parse_order(v, code, amount, &self.currencies) {
                 Err(m) => error(out, m.code(), &m.to_string(), json),
                 Ok(order) => match order.apply(self.e, self.account) {
-                    Ok(r) => answer(out, self.e, self.name, &r, json),
+                    Ok(r) => {
+                        self.seq = self.seq.max(r.seq);
+                        answer(out, self.e, self.name, &r, json);
+                    }
                     Err(err) if err.is_fatal() => {
                         self.fatal = Some(err);
                         return true;
@@ -450,8 +500,11 @@ pub fn run(id: &SegmentId, account: &str, open: bool, json: bool) -> anyhow::Res
     let ex = Exchange::open(id)?;
     let e = ex.engine();
     // The exchange judges the name.
+    let mut opened = 0;
     let acct = if open {
-        e.open_account(account)?.0
+        let (a, r) = e.open_account(account)?;
+        opened = r.map_or(0, |r| r.seq);
+        a
     } else {
         e.lookup_account(account).with_context(|| {
             format!("the trade loop needs an open account (or --open to open {account:?})")
@@ -466,21 +519,40 @@ pub fn run(id: &SegmentId, account: &str, open: bool, json: bool) -> anyhow::Res
         currencies: e.currencies(),
         json,
         quote: Vec::new(),
+        seq: opened,
     };
     if terminal::interactive() {
         let banner = format!(
             "trading as {account} on exchange {id}: `help` lists the commands; `quit` or Ctrl-D leaves"
         );
         let prompt = format!("{account}> ");
-        terminal::run(&banner, &prompt, |line, out| lp.line(out, line, line.len()))?;
+        terminal::run(&banner, &prompt, |line, out| {
+            let done = lp.line(out, line, line.len());
+            if let Err(err) = e.wait_durable(lp.seq) {
+                // Not on disk: not acknowledged.
+                out.clear();
+                lp.fatal = Some(err);
+                return true;
+            }
+            super::after_answer(&e);
+            done
+        })?;
         return lp.end();
     }
     let mut input = BufReader::with_capacity(1 << 16, std::io::stdin().lock());
-    let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let mut out = Answers {
+        e: &e,
+        out: BufWriter::with_capacity(1 << 16, std::io::stdout().lock()),
+        batch: String::with_capacity(1 << 16),
+        lines: 0,
+        seq: 0,
+    };
     let mut line = Vec::with_capacity(MAX_LINE + 2);
-    let mut answer = String::with_capacity(512);
     let mut lines = 0u32;
     loop {
+        if out.lines >= BATCH {
+            out.release()?;
+        }
         let Some(len) = read_line(&mut input, &mut out, &mut line, &mut || removal.check())? else {
             break;
         };
@@ -488,14 +560,23 @@ pub fn run(id: &SegmentId, account: &str, open: bool, json: bool) -> anyhow::Res
         if lines.is_multiple_of(64) {
             removal.check()?;
         }
-        answer.clear();
-        let quit = lp.line(&mut answer, &line, len);
-        // No answer from books that shrank under this process.
-        shm::check_mappings()?;
-        out.write_all(answer.as_bytes())?;
+        let quit = lp.line(&mut out.batch, &line, len);
+        out.lines += 1;
+        out.seq = lp.seq;
+        if lp.fatal.is_some() {
+            // The error ends the loop; the lines before it are answered,
+            // once durable (if the error is the journal's, they are not).
+            out.flush()?;
+            return lp.end();
+        }
         if quit {
             break;
         }
+    }
+    out.seq = out.seq.max(lp.seq);
+    if out.lines == 0 && lp.seq > 0 {
+        // The account opened by --open, with no order after it.
+        e.wait_durable(lp.seq)?;
     }
     out.flush()?;
     lp.end()
