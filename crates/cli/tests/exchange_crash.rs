@@ -222,6 +222,7 @@ fn run_failpoint(ex: &Exchange, point: &str, sub: &[&str], stdin: &[u8]) -> std:
         env!("CARGO_BIN_EXE_shmex"),
     ])
     .args(ex.args(sub))
+    .env("XDG_STATE_HOME", crate::support::state_home())
     .env("SHMEX_FAILPOINT", point);
     run_bounded(&mut cmd, stdin)
 }

@@ -80,7 +80,7 @@ fn snapshot_destroy_restore_reproduces_every_field(b: Backend) {
     // Taking it changed nothing.
     assert_eq!(full(&ex), was);
 
-    ex.ok(&["destroy"]);
+    ex.ok(&["destroy", "--purge"]);
     assert!(!ex.exists());
     ex.ok(&["restore", file.to_str().unwrap()]);
     assert!(ex.exists());

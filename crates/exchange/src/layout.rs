@@ -318,7 +318,7 @@ mod tests {
         assert_eq!(offset_of!(Head, n_accounts), 80);
         assert_eq!(offset_of!(Head, committed_seq), 88);
         assert_eq!(offset_of!(Head, undo) + offset_of!(Undo, active), 152);
-        assert_eq!(Geometry::new(16, 1024, 8192).unwrap().off_rows, 384);
+        assert_eq!(Geometry::new(16, 1024, 8192).unwrap().off_rows, 768);
         assert_eq!(offset_of!(CurrencyRow, sell), 24);
     }
 

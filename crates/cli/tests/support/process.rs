@@ -11,7 +11,9 @@ use super::{Cleanup, PATIENCE, wait_for};
 
 /// A `Command` for the built `shmex` binary.
 pub fn shmex() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_shmex"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_shmex"));
+    c.env("XDG_STATE_HOME", super::state_home());
+    c
 }
 
 /// Waits for `child` to exit, bounded by [`PATIENCE`]: one still running

@@ -508,15 +508,15 @@ fn set_rate(id: &SegmentId, a: &SetRateArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// What follows an answer, off its path: a checkpoint if one is due. Its
-/// failure does not undo the answer (the journal has every record); it is
-/// reported once on stderr.
+/// What follows an answer, off its path: a checkpoint if one is due. A
+/// checkpoint only shortens a later recovery (the journal holds every
+/// record), so one that cannot be written (books a peer damaged, which
+/// `check` reports) is skipped quietly, and not tried again by this
+/// process.
 pub fn after_answer(e: &Engine<'_>) {
-    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if let Err(err) = e.maybe_checkpoint()
-        && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed)
-    {
-        eprintln!("shmex: warning: no checkpoint written: {err}");
+    static FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !FAILED.load(std::sync::atomic::Ordering::Relaxed) && e.maybe_checkpoint().is_err() {
+        FAILED.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
