@@ -33,6 +33,9 @@ fn the_default_exchange_is_named_shmex_exchange() {
             .env("XDG_STATE_HOME", crate::support::state_home()),
         b"",
     );
+    crate::support::remove_journal(&crate::support::SegmentId::Posix(
+        "shmex-exchange".to_owned(),
+    ));
     assert_eq!(
         o.status.code(),
         Some(0),

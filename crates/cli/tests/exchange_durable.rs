@@ -1,0 +1,266 @@
+//! The journal on disk: the books survive the loss of their segment (a
+//! reboot, simulated by removing the segment behind shmex's back) through
+//! `recover`; `destroy` keeps the journal and `--purge` removes it;
+//! `--no-journal` keeps nothing on disk; a torn last record is cut and
+//! reported, a bad record in the middle refused with its file and offset.
+//!
+//! Journals live in the tests' own `XDG_STATE_HOME` (see
+//! `support::state_home`), removed with each exchange.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use crate::support::exchange::traffic::{random_input, seed};
+use crate::support::exchange::{Backend, Exchange, on_both_backends};
+use crate::support::process::{Piped, assert_refused, run_bounded, show, stderr};
+use crate::support::{SegmentId, journal_dir};
+
+on_both_backends!(
+    a_reboot_loses_nothing,
+    destroy_keeps_the_journal_and_purge_removes_it,
+    no_journal_keeps_nothing_on_disk,
+);
+
+const TRADERS: usize = 4;
+const LINES: usize = 1500;
+
+/// Removes the exchange's segment as a reboot would, without shmex: the
+/// file in `/dev/shm`, or the System V key with `ipcrm`.
+pub fn remove_behind_its_back(ex: &Exchange) {
+    match &ex.id {
+        SegmentId::Posix(name) => {
+            std::fs::remove_file(crate::support::shm_file(name)).expect("rm /dev/shm/NAME");
+        }
+        SegmentId::SysV(key) => {
+            let o = run_bounded(
+                Command::new("ipcrm").args(["-M", &format!("{:#x}", *key as u32)]),
+                b"",
+            );
+            assert!(o.status.success(), "ipcrm: {}", show(&o));
+        }
+    }
+    assert!(!ex.exists(), "the segment is still there");
+}
+
+/// The journal files of the directory `dir`, in order.
+pub fn journal_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("read the journal directory")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("journal-") && n.ends_with(".log"))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Every file of `dir` with its bytes.
+fn contents(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut v: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(dir)
+        .expect("read the journal directory")
+        .map(|e| {
+            let p = e.expect("entry").path();
+            let b = std::fs::read(&p).expect("read a journal file");
+            (p, b)
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Puts `dir` back as `saved` holds it (files made since are removed).
+fn put_back(dir: &Path, saved: &[(PathBuf, Vec<u8>)]) {
+    for (p, _) in contents(dir) {
+        if !saved.iter().any(|(q, _)| *q == p) {
+            std::fs::remove_file(&p).expect("remove a new file");
+        }
+    }
+    for (p, b) in saved {
+        std::fs::write(p, b).expect("write a journal file back");
+    }
+}
+
+/// The start of each frame of a journal file's bytes: after the 64-byte
+/// header, each frame is 12 bytes and its body (whose length comes first).
+fn frames(bytes: &[u8]) -> Vec<usize> {
+    let mut at = 64;
+    let mut v = Vec::new();
+    while at + 4 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
+        v.push(at);
+        at += 12 + len;
+    }
+    assert_eq!(at, bytes.len(), "the frames end where the file does");
+    v
+}
+
+fn a_reboot_loses_nothing(b: Backend) {
+    let mut ex = Exchange::init(b, "dur-reboot", &[]);
+    let home = ex.quote()["home"].as_str().expect("home").to_string();
+    let s = seed();
+    eprintln!("seed {s}");
+    let mut rng = StdRng::seed_from_u64(s);
+    let inputs: Vec<Vec<u8>> = (0..TRADERS)
+        .map(|_| random_input(&mut rng, LINES, &home))
+        .collect();
+    let idx: Vec<usize> = (0..TRADERS)
+        .map(|i| ex.spawn(&["trade", "--account", &format!("t{i}"), "--open", "--json"]))
+        .collect();
+    let io: Vec<Piped> = idx
+        .iter()
+        .zip(&inputs)
+        .map(|(&i, input)| Piped::new(ex.child(i), input.clone()))
+        .collect();
+    for (&i, piped) in idx.iter().zip(io) {
+        let o = piped.output(ex.finish(i, &format!("trader {i}")));
+        assert!(o.status.success(), "trader {i}: {}", show(&o));
+    }
+    ex.ok(&["set-rate", "EURO", "--buy", "14", "--sell", "15", "--yes"]);
+    let before = ex.state();
+    assert!(before.journal.len() > TRADERS * 100, "the traders traded");
+
+    remove_behind_its_back(&ex);
+    let out = ex.ok(&["recover"]);
+    assert!(out.starts_with("recovered exchange "), "{out}");
+    assert_eq!(ex.state(), before, "the books after recover");
+    ex.check();
+    // It goes on from there.
+    ex.ok(&["buy", "--account", "t0", "DOLLAR", "0.01"]);
+    ex.check();
+}
+
+fn destroy_keeps_the_journal_and_purge_removes_it(b: Backend) {
+    let ex = Exchange::init(b, "dur-destroy", &[]);
+    let dir = journal_dir(&ex.id);
+    assert!(dir.join("identity.toml").is_file(), "init made the journal");
+    ex.ok(&["open", "alice"]);
+    ex.ok(&["buy", "--account", "alice", "DOLLAR", "3"]);
+    let before = ex.state();
+    assert_refused(&ex.run(&["recover"]), 1, &["exists", "destroy"]);
+
+    let out = ex.ok(&["destroy"]);
+    assert!(
+        out.contains(&format!("its journal is kept in {}", dir.display())),
+        "{out}"
+    );
+    assert!(!ex.exists());
+    assert!(
+        dir.join("identity.toml").is_file(),
+        "destroy kept the journal"
+    );
+    // A new exchange there would lose that history: refused.
+    assert_refused(&ex.run(&["init"]), 1, &["holds the journal", "recover"]);
+    assert!(!ex.exists());
+
+    ex.ok(&["recover"]);
+    assert_eq!(ex.state(), before, "the books after destroy and recover");
+    ex.check();
+
+    let out = ex.ok(&["destroy", "--purge"]);
+    assert!(
+        out.contains(&format!("removed its journal {}", dir.display())),
+        "{out}"
+    );
+    assert!(!dir.exists(), "--purge removed the journal");
+    assert_refused(&ex.run(&["recover"]), 1, &["does not exist"]);
+    ex.ok(&["init"]);
+}
+
+fn no_journal_keeps_nothing_on_disk(b: Backend) {
+    let ex = Exchange::init(b, "dur-none", &["--no-journal"]);
+    ex.ok(&["open", "alice"]);
+    ex.ok(&["buy", "--account", "alice", "DOLLAR", "3"]);
+    let got = ex.trade("alice", b"sell DOLLAR 1\n");
+    assert_eq!(got[0]["ok"], true, "{got:?}");
+    assert!(!journal_dir(&ex.id).exists(), "nothing on disk");
+    let out = ex.ok(&["destroy"]);
+    assert!(out.contains("no journal is kept on disk"), "{out}");
+    assert_refused(&ex.run(&["recover"]), 1, &["does not exist"]);
+}
+
+/// The journal is cut at every byte inside its last record: `recover`
+/// cuts exactly that record, says so, and the books are those after the
+/// record before it. A flipped byte in a record in the middle makes
+/// `recover` refuse, naming the file and the offset, and change nothing;
+/// `--keep-good-prefix` then keeps the records before it.
+#[test]
+fn a_torn_tail_is_cut_and_a_bad_record_refused() {
+    let ex = Exchange::init(Backend::Posix, "dur-torn", &[]);
+    ex.ok(&["open", "alice"]);
+    // One-shot commands: each record its own batch, made durable alone.
+    for amount in ["1", "2", "3", "4"] {
+        ex.ok(&["buy", "--account", "alice", "DOLLAR", amount]);
+    }
+    let full = ex.state();
+    ex.ok(&["sell", "--account", "alice", "DOLLAR", "5"]);
+    remove_behind_its_back(&ex);
+    let dir = journal_dir(&ex.id);
+    let saved = contents(&dir);
+    let file = journal_files(&dir).pop().expect("a journal file");
+    let bytes = std::fs::read(&file).expect("read the journal");
+    let starts = frames(&bytes);
+    let tail = *starts.last().expect("records");
+
+    for cut in tail + 1..bytes.len() {
+        put_back(&dir, &saved);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&file)
+            .and_then(|f| f.set_len(cut as u64))
+            .expect("cut the journal");
+        let out = ex.ok(&["recover"]);
+        let said = format!("cut a torn record at {} offset {tail} ", file.display());
+        assert!(out.contains(&said), "cut at {cut}: {out}");
+        assert_eq!(
+            std::fs::metadata(&file).expect("stat").len(),
+            tail as u64,
+            "cut at {cut}: the torn record is cut off"
+        );
+        assert_eq!(
+            ex.state(),
+            full,
+            "cut at {cut}: the books before the torn record"
+        );
+        if cut % 32 == 0 {
+            ex.check();
+        }
+        remove_behind_its_back(&ex);
+    }
+
+    // A flipped byte in the third record: refused, nothing changed.
+    put_back(&dir, &saved);
+    let bad = starts[2];
+    let mut flipped = bytes.clone();
+    flipped[bad + 40] ^= 0x10;
+    std::fs::write(&file, &flipped).expect("flip a byte");
+    let damaged = contents(&dir);
+    let o = ex.run(&["recover"]);
+    assert_refused(
+        &o,
+        1,
+        &[
+            "corrupt journal record in",
+            &file.display().to_string(),
+            &format!("at offset {bad}"),
+        ],
+    );
+    assert_eq!(contents(&dir), damaged, "a refused recover changes nothing");
+    assert!(!ex.exists(), "a refused recover makes no segment");
+
+    let out = ex.ok(&["recover", "--keep-good-prefix"]);
+    assert!(out.contains("kept the records before"), "{out}");
+    let journal = ex.journal();
+    assert_eq!(journal.len(), 2, "the open and the first buy: {journal:?}");
+    ex.check();
+    assert!(
+        std::fs::metadata(format!("{}.damaged", file.display())).is_ok(),
+        "the damaged file is kept aside: {}",
+        stderr(&o)
+    );
+}
