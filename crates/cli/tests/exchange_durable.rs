@@ -20,6 +20,7 @@ use crate::support::{SegmentId, journal_dir};
 
 on_both_backends!(
     a_reboot_loses_nothing,
+    files_rotate_and_checkpoints_bound_the_replay,
     destroy_keeps_the_journal_and_purge_removes_it,
     no_journal_keeps_nothing_on_disk,
 );
@@ -132,6 +133,52 @@ fn a_reboot_loses_nothing(b: Backend) {
     ex.check();
     // It goes on from there.
     ex.ok(&["buy", "--account", "t0", "DOLLAR", "0.01"]);
+    ex.check();
+}
+
+/// With small files and frequent checkpoints (the tuning variables), the
+/// journal spans many files, the newest two checkpoints and the genesis
+/// one are kept, and `recover` replays only what follows the newest. The
+/// ring of 64 records makes the trade loop flush mid-batch (a slot is
+/// reused only once its record is on disk).
+fn files_rotate_and_checkpoints_bound_the_replay(b: Backend) {
+    let ex = Exchange::init(b, "dur-rotate", &["--ring", "64"]);
+    let home = ex.quote()["home"].as_str().expect("home").to_string();
+    let mut rng = StdRng::seed_from_u64(seed());
+    // Three loops, each past the checkpoint interval: three checkpoints,
+    // of which the oldest goes.
+    for _ in 0..3 {
+        let mut input = random_input(&mut rng, 800, &home);
+        input.extend_from_slice(b"deposit TRY 1\n");
+        let o = run_bounded(
+            ex.cmd(&["trade", "--account", "rot", "--open", "--json"])
+                .env("SHMEX_JOURNAL_ROTATE", "4096")
+                .env("SHMEX_CHECKPOINT_RECORDS", "500"),
+            &input,
+        );
+        assert!(o.status.success(), "{}", show(&o));
+    }
+    let dir = journal_dir(&ex.id);
+    let files = journal_files(&dir);
+    assert!(files.len() > 10, "the journal rotated: {files:?}");
+    let checkpoints: Vec<String> = std::fs::read_dir(&dir)
+        .expect("read the journal directory")
+        .filter_map(|e| e.expect("entry").file_name().into_string().ok())
+        .filter(|n| n.starts_with("checkpoint-"))
+        .collect();
+    assert_eq!(
+        checkpoints.len(),
+        3,
+        "the newest two and the genesis: {checkpoints:?}"
+    );
+    let before = ex.state();
+    remove_behind_its_back(&ex);
+    let out = ex.ok(&["recover"]);
+    assert!(
+        !out.contains("checkpoint 0 "),
+        "replay starts at a checkpoint: {out}"
+    );
+    assert_eq!(ex.state(), before, "the books after recover");
     ex.check();
 }
 
