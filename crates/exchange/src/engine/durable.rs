@@ -47,7 +47,7 @@ use shm::sync::{LockError, LockGuard, SLICE, futex};
 use super::journal::{now_ns, read_pending};
 use super::{Engine, R};
 use crate::disk::{
-    Balances, DEFAULT_ROTATE_BYTES, DiskRecord, HEADER_LEN, JournalDir, JournalFile, Name,
+    Balances, DEFAULT_ROTATE_BYTES, DiskRecord, HEADER_LEN, JournalDir, JournalFile,
 };
 use crate::error::{OpError, OpenError};
 use crate::failpoint::{self, Failpoint};
@@ -441,12 +441,6 @@ impl<'a> Engine<'a> {
         let e = self
             .entry(seq, &p)
             .map_err(|why| self.corrupt(format!("journal record {seq} is invalid: {why}")))?;
-        let account = if e.account.is_empty() {
-            Name::EMPTY
-        } else {
-            Name::new(&e.account).map_err(|why| self.corrupt(why))?
-        };
-        let rollback = e.op == Op::Rollback;
         let balances = matches!(
             e.op,
             Op::Buy | Op::Sell | Op::Deposit | Op::Withdraw | Op::Open
@@ -455,24 +449,14 @@ impl<'a> Engine<'a> {
             home: p.bal_home,
             code: p.bal_code,
         });
-        Ok(DiskRecord {
-            seq,
+        DiskRecord::of_entry(
+            &e,
+            self.ex.codes[e.currency],
+            self.ex.decimals[e.currency],
             exchange_id,
-            time_ns: e.time_ns,
-            pid: e.pid,
-            op: e.op,
-            undone: e.undone,
-            undone_seq: if rollback { seq } else { 0 },
-            undone_pid: if rollback { e.extra as u32 } else { 0 },
-            code: self.ex.codes[e.currency],
-            decimals: self.ex.decimals[e.currency],
-            account,
-            amount: e.amount,
-            rate: e.rate,
-            buy_rate: if e.op == Op::SetRate { e.extra } else { 0 },
-            total: e.total,
             balances,
-        })
+        )
+        .map_err(|why| self.corrupt(format!("journal record {seq} is invalid: {why}")))
     }
 
     /// Writes a checkpoint if `SHMEX_CHECKPOINT_RECORDS` records or
