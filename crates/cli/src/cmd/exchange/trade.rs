@@ -557,8 +557,13 @@ pub fn run(id: &SegmentId, account: &str, open: bool, json: bool) -> anyhow::Res
             break;
         };
         lines = lines.wrapping_add(1);
-        if lines.is_multiple_of(64) {
-            removal.check()?;
+        if lines.is_multiple_of(64)
+            && let Err(gone) = removal.check()
+        {
+            // The lines before are answered if they are on disk; the
+            // removal is what ends the loop either way.
+            let _ = out.flush();
+            return Err(gone);
         }
         let quit = lp.line(&mut out.batch, &line, len);
         out.lines += 1;
