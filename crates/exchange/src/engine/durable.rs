@@ -401,7 +401,7 @@ impl<'a> Engine<'a> {
             f.truncate(off).map_err(|e| self.journal_error(e))?;
         }
         // The ring guard keeps every record past `durable` in the ring.
-        let target = committed.min(durable + self.journal.len() as u64);
+        let target = committed.min(durable.saturating_add(self.journal.len() as u64));
         buf.clear();
         for s in durable + 1..=target {
             let r = self.ring_record(s, j.exchange_id)?;
