@@ -15,6 +15,7 @@ use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::os::fd::AsFd;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use exchange::money::{self, Amount, MoneyError, Rate};
@@ -264,7 +265,11 @@ fn read_line<R: Read + AsFd, W: Write>(
     let mut total = 0usize;
     let mut any = false;
     loop {
-        if input.buffer().is_empty() {
+        // More input already waiting joins the batch; only a read that
+        // would block answers it first.
+        if input.buffer().is_empty()
+            && !shm::sys::poll_fd(input.get_ref().as_fd(), false, Duration::ZERO)?
+        {
             out.flush()?;
             while !shm::sys::poll_fd(input.get_ref().as_fd(), false, REMOVAL_CHECK)? {
                 idle()?;
