@@ -266,17 +266,30 @@ impl<'a> Engine<'a> {
         if d.durable_seq.load(Ordering::Acquire) >= seq {
             return Ok(());
         }
-        let committed = self.head.committed_seq.load(Ordering::Acquire);
-        if seq > committed {
-            return Err(self.corrupt(format!(
-                "record {seq} is to be made durable, but the last committed one is {committed}"
-            )));
-        }
         let start = Instant::now();
         let wait = knobs().wait;
         loop {
             if d.durable_seq.load(Ordering::Acquire) >= seq {
                 return Ok(());
+            }
+            // Committed records stay committed: only a peer's write makes
+            // this fail, and then no flush would ever reach `seq`.
+            let committed = self.head.committed_seq.load(Ordering::Acquire);
+            if seq > committed {
+                return Err(self.corrupt(format!(
+                    "record {seq} is to be made durable, but the last committed one is {committed}"
+                )));
+            }
+            if let Some(sig) = shm::sys::termination_signal() {
+                return Err(self.lock_error(LockError::Interrupted(sig)));
+            }
+            if start.elapsed() >= wait {
+                return Err(OpError::JournalBehind {
+                    what: self.ex.what.clone(),
+                    seq,
+                    durable: d.durable_seq.load(Ordering::Acquire),
+                    waited: secs(wait),
+                });
             }
             match d.flush_lock.try_lock() {
                 Ok(g) => {
@@ -292,17 +305,10 @@ impl<'a> Engine<'a> {
             }
             let left = wait.saturating_sub(start.elapsed());
             if left.is_zero() {
-                return Err(OpError::JournalBehind {
-                    what: self.ex.what.clone(),
-                    seq,
-                    durable: d.durable_seq.load(Ordering::Acquire),
-                    waited: secs(wait),
-                });
+                // The top of the loop reports it.
+                continue;
             }
             let woke = futex::wait(&d.turn, turn, Some(SLICE.min(left)));
-            if let Some(sig) = shm::sys::termination_signal() {
-                return Err(self.lock_error(LockError::Interrupted(sig)));
-            }
             if woke == futex::Wake::TimedOut && d.durable_seq.load(Ordering::Acquire) < seq {
                 // A slice without a flush: the leader may have died.
                 // Judge it now, and take the lock over if it did.

@@ -15,6 +15,7 @@ use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::os::fd::AsFd;
 use std::process::ExitCode;
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -215,11 +216,13 @@ fn error(out: &mut String, code: &str, msg: &str, json: bool) {
     }
 }
 
-/// Answers kept until their records are durable, then written.
-struct Answers<'e, 'a, W: Write> {
-    e: &'e Engine<'a>,
-    out: W,
-    /// The answers not yet written.
+/// Answers kept until their records are durable. The loop hands each
+/// batch to the writer thread ([`write_answers`]), which waits for the
+/// disk and writes it while the loop goes on with the next lines: the
+/// `fdatasync` of one batch overlaps the work of the next.
+struct Answers {
+    tx: Option<SyncSender<(String, u64)>>,
+    /// The answers not yet handed over.
     batch: String,
     /// Lines in `batch`.
     lines: usize,
@@ -227,37 +230,66 @@ struct Answers<'e, 'a, W: Write> {
     seq: u64,
 }
 
-impl<W: Write> Answers<'_, '_, W> {
-    /// Waits until the batch's records are durable, then writes its
-    /// answers (not yet flushed).
+/// The writer thread stopped (its error says why).
+#[derive(Debug, thiserror::Error)]
+#[error("the answers could not be written")]
+struct WriterStopped;
+
+impl Answers {
+    /// Hands the batch to the writer thread.
     fn release(&mut self) -> anyhow::Result<()> {
         if self.lines == 0 {
             return Ok(());
         }
-        self.e.wait_durable(self.seq)?;
-        // No answer from books that shrank under this process.
-        shm::check_mappings()?;
-        self.out.write_all(self.batch.as_bytes())?;
-        self.batch.clear();
+        let batch = std::mem::replace(&mut self.batch, String::with_capacity(1 << 16));
         self.lines = 0;
-        super::after_answer(self.e);
-        Ok(())
+        match &self.tx {
+            Some(tx) if tx.send((batch, self.seq)).is_ok() => Ok(()),
+            _ => Err(WriterStopped.into()),
+        }
     }
 
-    /// Releases the batch and flushes stdout.
+    /// Hands the batch over; the writer flushes stdout once it has
+    /// nothing more to write.
     fn flush(&mut self) -> anyhow::Result<()> {
-        self.release()?;
-        Ok(self.out.flush()?)
+        self.release()
     }
+}
+
+/// The writer thread: each batch of answers, once its last record is
+/// durable, to stdout; flushed whenever no batch is waiting.
+fn write_answers(ex: &Exchange, rx: &Receiver<(String, u64)>) -> anyhow::Result<()> {
+    let e = ex.engine();
+    let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    loop {
+        let (text, seq) = match rx.try_recv() {
+            Ok(x) => x,
+            Err(TryRecvError::Empty) => {
+                out.flush()?;
+                match rx.recv() {
+                    Ok(x) => x,
+                    Err(_) => break,
+                }
+            }
+            Err(TryRecvError::Disconnected) => break,
+        };
+        e.wait_durable(seq)?;
+        // No answer from books that shrank under this process.
+        shm::check_mappings()?;
+        out.write_all(text.as_bytes())?;
+        super::after_answer(&e);
+    }
+    out.flush()?;
+    Ok(())
 }
 
 /// Reads one line into `line` (at most `MAX_LINE + 2` bytes of it are
 /// kept; the rest is consumed and counted). Releases and flushes the
 /// answers in `out` before any read that may block, and calls `idle` while none is ready. Returns the
 /// line's full length, or `None` at the end.
-fn read_line<R: Read + AsFd, W: Write>(
+fn read_line<R: Read + AsFd>(
     input: &mut BufReader<R>,
-    out: &mut Answers<'_, '_, W>,
+    out: &mut Answers,
     line: &mut Vec<u8>,
     idle: &mut impl FnMut() -> anyhow::Result<()>,
 ) -> anyhow::Result<Option<usize>> {
@@ -545,20 +577,47 @@ pub fn run(id: &SegmentId, account: &str, open: bool, json: bool) -> anyhow::Res
         return lp.end();
     }
     let mut input = BufReader::with_capacity(1 << 16, std::io::stdin().lock());
+    let (tx, rx) = std::sync::mpsc::sync_channel(4);
     let mut out = Answers {
-        e: &e,
-        out: BufWriter::with_capacity(1 << 16, std::io::stdout().lock()),
+        tx: Some(tx),
         batch: String::with_capacity(1 << 16),
         lines: 0,
         seq: 0,
     };
+    let ex = &ex;
+    std::thread::scope(|s| {
+        let writer = s.spawn(move || write_answers(ex, &rx));
+        let r = piped(&mut lp, &mut out, &mut removal, &mut input);
+        // The writer writes what it was handed, then stops.
+        out.tx = None;
+        let w = writer
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the answer writer panicked")));
+        match (r, w) {
+            (Err(e), Err(w)) if e.is::<WriterStopped>() => Err(w),
+            (Err(e), _) => Err(e),
+            (Ok(()), Err(w)) => Err(w),
+            (Ok(()), Ok(())) => lp.end(),
+        }
+    })
+}
+
+/// The loop on piped input: lines already read join the batch of answers,
+/// handed over before a read that would block, every [`BATCH`] lines, and
+/// at the end.
+fn piped<R: Read + AsFd>(
+    lp: &mut Loop<'_, '_>,
+    out: &mut Answers,
+    removal: &mut RemovalWatch<'_>,
+    input: &mut BufReader<R>,
+) -> anyhow::Result<()> {
     let mut line = Vec::with_capacity(MAX_LINE + 2);
     let mut lines = 0u32;
     loop {
         if out.lines >= BATCH {
             out.release()?;
         }
-        let Some(len) = read_line(&mut input, &mut out, &mut line, &mut || removal.check())? else {
+        let Some(len) = read_line(input, out, &mut line, &mut || removal.check())? else {
             break;
         };
         lines = lines.wrapping_add(1);
@@ -576,18 +635,15 @@ pub fn run(id: &SegmentId, account: &str, open: bool, json: bool) -> anyhow::Res
         if lp.fatal.is_some() {
             // The error ends the loop; the lines before it are answered,
             // once durable (if the error is the journal's, they are not).
-            out.flush()?;
-            return lp.end();
+            return out.flush();
         }
         if quit {
             break;
         }
     }
-    out.seq = out.seq.max(lp.seq);
     if out.lines == 0 && lp.seq > 0 {
         // The account opened by --open, with no order after it.
-        e.wait_durable(lp.seq)?;
+        lp.e.wait_durable(lp.seq)?;
     }
-    out.flush()?;
-    lp.end()
+    out.flush()
 }
