@@ -49,6 +49,9 @@
 //!   mutation;
 //! * `undo.rs`: steps 3 and 5, and the rollback;
 //! * `journal.rs`: the records of step 4, written and read back;
+//! * `durable.rs`: the journal on disk: group commit
+//!   ([`Engine::wait_durable`]), the ring guard (in `next_seq`, step 2),
+//!   checkpoints;
 //! * `read.rs`: the seqlock snapshots; `lookup.rs`: names and ids.
 #![forbid(unsafe_code)]
 
