@@ -47,7 +47,7 @@ use shm::sync::{LockError, LockGuard, SLICE, futex};
 use super::journal::{now_ns, read_pending};
 use super::{Engine, R};
 use crate::disk::{
-    Balances, DEFAULT_ROTATE_BYTES, DiskRecord, HEADER_LEN, JournalDir, JournalFile,
+    Balances, DEFAULT_ROTATE_BYTES, DiskRecord, HEADER_LEN, JournalDir, JournalFile, Scanner,
 };
 use crate::error::{OpError, OpenError};
 use crate::failpoint::{self, Failpoint};
@@ -362,6 +362,14 @@ impl<'a> Engine<'a> {
         if committed <= durable {
             return Ok(());
         }
+        if g.owner_died() {
+            // The leader before died mid-flush, maybe between publishing
+            // the offset and the sequence number, or a new file and its
+            // offset: where record `durable` ends is read from the disk.
+            let (at_file, at) = self.durable_end(dir, durable)?;
+            d.disk_file.store(at_file, R);
+            d.disk_offset.store(at, R);
+        }
         let mut file_seq = d.disk_file.load(R);
         let mut off = d.disk_offset.load(R);
         if file_seq == 0 || file_seq > durable + 1 || off < HEADER_LEN {
@@ -391,16 +399,10 @@ impl<'a> Engine<'a> {
         };
         let size = f.size().map_err(|e| self.journal_error(e))?;
         if size < off {
-            // A leader died between publishing a new file and its offset.
-            if g.owner_died() && size == HEADER_LEN && file_seq == durable + 1 {
-                off = HEADER_LEN;
-                d.disk_offset.store(off, R);
-            } else {
-                return Err(self.journal_error(format!(
-                    "{} is {size} bytes long, but records up to {durable} end at offset {off}",
-                    f.path().display()
-                )));
-            }
+            return Err(self.journal_error(format!(
+                "{} is {size} bytes long, but records up to {durable} end at offset {off}",
+                f.path().display()
+            )));
         }
         if size > off {
             // What a leader that died (or failed) wrote and never synced.
@@ -428,6 +430,31 @@ impl<'a> Engine<'a> {
         d.durable_seq.store(target, Ordering::Release);
         d.flushes.fetch_add(1, R);
         Ok(())
+    }
+
+    /// Where record `durable` ends on disk (the file, the offset): where
+    /// the next batch goes. Read by scanning the journal from that record's
+    /// file, after a leader died.
+    #[cold]
+    fn durable_end(&self, dir: &JournalDir, durable: u64) -> Result<(u64, u64), OpError> {
+        let next = durable + 1;
+        let mut scan = Scanner::new(dir, next).map_err(|e| self.journal_error(e))?;
+        let (file, at, found) = match scan.next() {
+            Some(Ok(s)) => (s.file, s.offset, s.record.seq),
+            Some(Err(e)) => return Err(self.journal_error(e)),
+            None => {
+                let t = scan
+                    .tail()
+                    .ok_or_else(|| self.journal_error("the journal has no file"))?;
+                (t.file, t.offset, t.next_seq)
+            }
+        };
+        if found != next {
+            return Err(self.journal_error(format!(
+                "record {next} is not where the journal goes on after record {durable} (record {found} is)"
+            )));
+        }
+        Ok((file, at))
     }
 
     /// Ring record `seq` as a disk record, checked: its slot must still
