@@ -20,6 +20,7 @@ use crate::support::{SegmentId, journal_dir};
 
 on_both_backends!(
     a_reboot_loses_nothing,
+    a_scribbled_journal_place_is_refused,
     files_rotate_and_checkpoints_bound_the_replay,
     destroy_keeps_the_journal_and_purge_removes_it,
     no_journal_keeps_nothing_on_disk,
@@ -310,4 +311,71 @@ fn a_torn_tail_is_cut_and_a_bad_record_refused() {
         "the damaged file is kept aside: {}",
         stderr(&o)
     );
+}
+
+/// Payload offsets of the journal's place in the segment (format 4; the
+/// exchange crate's test `offsets_the_hostile_tests_write_to` pins them).
+const EXCHANGE_ID: usize = 392;
+const DIR_LEN: usize = 400;
+const DIR: usize = 408;
+
+/// A peer that rewrites where the journal is, or whose it is, gets no
+/// acknowledgement written elsewhere: the order is refused (exit 1, one
+/// line naming the journal), and nothing is written into the other place.
+fn a_scribbled_journal_place_is_refused(b: Backend) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let ex = Exchange::init(b, "dur-hostile", &[]);
+    ex.ok(&["open", "alice"]);
+    let seg = shm::Segment::open(&ex.id, shm::Access::ReadWrite).expect("attach");
+    let word = |off: usize| -> &AtomicU64 {
+        seg.view(shm::header::HEADER_SIZE + off)
+            .expect("a payload word")
+    };
+    let other = tempfile::tempdir().expect("a directory");
+    let path = other.path().to_str().expect("UTF-8").as_bytes().to_vec();
+    let (old_len, old_first) = (
+        word(DIR_LEN).load(Ordering::SeqCst),
+        word(DIR).load(Ordering::SeqCst),
+    );
+    // Another directory: not a journal (no identity), so nothing is written.
+    let mut padded = path.clone();
+    padded.resize(256, 0);
+    let saved: Vec<u64> = (0..32)
+        .map(|i| word(DIR + 8 * i).load(Ordering::SeqCst))
+        .collect();
+    for (i, chunk) in padded.chunks(8).enumerate() {
+        let w = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        word(DIR + 8 * i).store(w, Ordering::SeqCst);
+    }
+    word(DIR_LEN).store(path.len() as u64, Ordering::SeqCst);
+    let o = ex.run(&["buy", "--account", "alice", "DOLLAR", "1", "--json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("\"code\":\"journal_error\""),
+        "{}",
+        show(&o)
+    );
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", show(&o));
+    assert_eq!(
+        std::fs::read_dir(other.path()).expect("read").count(),
+        0,
+        "nothing written in the other directory"
+    );
+    for (i, w) in saved.iter().enumerate() {
+        word(DIR + 8 * i).store(*w, Ordering::SeqCst);
+    }
+    word(DIR_LEN).store(old_len, Ordering::SeqCst);
+    assert_eq!(word(DIR).load(Ordering::SeqCst), old_first);
+    // Another exchange's id: the directory is refused as foreign.
+    let id = word(EXCHANGE_ID).load(Ordering::SeqCst);
+    word(EXCHANGE_ID).store(id ^ 1, Ordering::SeqCst);
+    assert_refused(
+        &ex.run(&["buy", "--account", "alice", "DOLLAR", "1"]),
+        1,
+        &["journal", "belongs to exchange"],
+    );
+    word(EXCHANGE_ID).store(id, Ordering::SeqCst);
+    // Put back, it works, and nothing refused reached the disk as done.
+    ex.ok(&["buy", "--account", "alice", "DOLLAR", "1"]);
+    ex.check();
 }

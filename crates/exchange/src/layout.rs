@@ -319,6 +319,11 @@ mod tests {
         assert_eq!(offset_of!(Head, committed_seq), 88);
         assert_eq!(offset_of!(Head, undo) + offset_of!(Undo, active), 152);
         assert_eq!(Geometry::new(16, 1024, 8192).unwrap().off_rows, 768);
+        let durable = offset_of!(Head, durable);
+        assert_eq!(durable + offset_of!(Durable, exchange_id), 392);
+        assert_eq!(durable + offset_of!(Durable, dir_len), 400);
+        assert_eq!(durable + offset_of!(Durable, dir), 408);
+        assert_eq!(durable + offset_of!(Durable, durable_seq), 696);
         assert_eq!(offset_of!(CurrencyRow, sell), 24);
     }
 
