@@ -128,12 +128,16 @@ pub fn on_destroy(ex: &Exchange, purge: bool) -> anyhow::Result<String> {
         dir.purge().map_err(OpenError::from)?;
         return Ok(format!("removed its journal {}", path.display()));
     }
-    let e = ex.engine();
-    let seq = e.checkpoint()?;
+    // Books that fail the check, or a journal that cannot be written,
+    // get no checkpoint; the segment goes all the same, as asked.
+    let checkpointed = match ex.engine().checkpoint() {
+        Ok(Some(s)) => format!(", checkpointed at record {s}"),
+        Ok(None) => String::new(),
+        Err(e) => format!(" without a final checkpoint ({e})"),
+    };
     Ok(format!(
-        "its journal is kept in {}{} (`shmex exchange recover` brings the exchange back; `destroy --purge` removes the journal too)",
+        "its journal is kept in {}{checkpointed} (`shmex exchange recover` brings the exchange back; `destroy --purge` removes the journal too)",
         path.display(),
-        seq.map_or(String::new(), |s| format!(", checkpointed at record {s}"))
     ))
 }
 
