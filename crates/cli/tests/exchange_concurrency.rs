@@ -25,7 +25,7 @@ const JOURNAL: &str = "200000";
 on_both_backends!(eight_traders_at_once);
 
 fn eight_traders_at_once(b: Backend) {
-    let mut ex = Exchange::init(b, "ex-conc", &["--journal", JOURNAL]);
+    let mut ex = Exchange::init(b, "ex-conc", &["--ring", JOURNAL]);
     let genesis = ex.quote();
     let home = genesis["home"].as_str().expect("home").to_string();
     let start_seq = ex.journal().last().map(|r| r["seq"].as_u64().expect("seq"));

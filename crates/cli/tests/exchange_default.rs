@@ -17,7 +17,7 @@ unset SHMEX_EXCHANGE
 "$0" exchange init >/dev/null; echo "init: $?"
 echo "shm: $(ls /dev/shm)"
 "$0" exchange quote >/dev/null; echo "quote: $?"
-"$0" exchange destroy >/dev/null; echo "destroy: $?"
+"$0" exchange destroy --purge >/dev/null; echo "destroy: $?"
 echo "shm: $(ls /dev/shm)"
 "#;
 
@@ -29,9 +29,13 @@ fn the_default_exchange_is_named_shmex_exchange() {
     let o = run_bounded(
         Command::new("unshare")
             .args(["--mount", "--propagation", "private", "sh", "-c", SCRIPT])
-            .arg(crate::support::process::bin()),
+            .arg(crate::support::process::bin())
+            .env("XDG_STATE_HOME", crate::support::state_home()),
         b"",
     );
+    crate::support::remove_journal(&crate::support::SegmentId::Posix(
+        "shmex-exchange".to_owned(),
+    ));
     assert_eq!(
         o.status.code(),
         Some(0),

@@ -68,7 +68,7 @@ fn bad_init_options_are_refused_and_create_nothing(b: Backend) {
             &["account capacity 0 is out of range"],
         ),
         (
-            &["init", "--journal", "0"],
+            &["init", "--ring", "0"],
             &["journal capacity 0 is out of range"],
         ),
         (
@@ -77,8 +77,8 @@ fn bad_init_options_are_refused_and_create_nothing(b: Backend) {
         ),
         (&["init", "--accounts", "-1"], &["unexpected argument '-1'"]),
         (
-            &["init", "--journal", "lots"],
-            &["invalid value 'lots' for '--journal <N>'"],
+            &["init", "--ring", "lots"],
+            &["invalid value 'lots' for '--ring <N>'"],
         ),
     ];
     for (args, needles) in bad {
@@ -107,7 +107,7 @@ fn account_capacity_is_enforced(b: Backend) {
 }
 
 fn the_journal_ring_keeps_the_newest_records(b: Backend) {
-    let ex = Exchange::init(b, "ex-opt-ring", &["--journal", "4"]);
+    let ex = Exchange::init(b, "ex-opt-ring", &["--ring", "4"]);
     let mut input = String::new();
     for i in 1..=10 {
         input.push_str(&format!("deposit TRY {i}\n"));

@@ -80,7 +80,7 @@ fn snapshot_destroy_restore_reproduces_every_field(b: Backend) {
     // Taking it changed nothing.
     assert_eq!(full(&ex), was);
 
-    ex.ok(&["destroy"]);
+    ex.ok(&["destroy", "--purge"]);
     assert!(!ex.exists());
     ex.ok(&["restore", file.to_str().unwrap()]);
     assert!(ex.exists());
@@ -235,7 +235,7 @@ fn restore_refuses_a_bad_file_and_creates_nothing(b: Backend) {
 /// with.
 fn snapshots_of_a_busy_exchange_are_consistent(b: Backend) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut ex = Exchange::init(b, "ex-snap-live", &["--journal", "1024"]);
+    let mut ex = Exchange::init(b, "ex-snap-live", &["--ring", "1024"]);
     let mut workers = Vec::new();
     for i in 0..4 {
         let h = ex.spawn_hammer(&format!("h{i}"), 1500, i + 1, std::process::Stdio::null());

@@ -7,7 +7,7 @@
 //! answer with exit status 0: it reports corruption (exit 1, one line that
 //! names the exchange), and `check` passes or reports exactly the damage.
 //!
-//! The offsets written to are the exchange's layout (format 3); the
+//! The offsets written to are the exchange's layout (format 4); the
 //! exchange crate's test `offsets_the_hostile_tests_write_to` pins them.
 
 use std::io::Read as _;
@@ -39,9 +39,9 @@ mod at {
     pub const N_CURRENCIES: usize = 72;
     pub const COMMITTED_SEQ: usize = 88;
     /// Where the head ends (the undo record included).
-    pub const HEAD_END: usize = 368;
+    pub const HEAD_END: usize = 384;
     /// Currency rows, 64 bytes each; DOLLAR is row 1.
-    pub const ROWS: usize = 384;
+    pub const ROWS: usize = 768;
     pub const ROW: usize = 64;
     pub const SELL: usize = 24;
 }
@@ -491,7 +491,7 @@ const SIGABRT: i32 = 6;
 /// no hang; every process ends by itself with 0, 1 or 2.
 fn hostile_bytes_while_traders_run(b: Backend) {
     const RUN: Duration = Duration::from_secs(8);
-    let ex = exchange(b, "hx-fuzz", &["--accounts", "16", "--journal", "64"]);
+    let ex = exchange(b, "hx-fuzz", &["--accounts", "16", "--ring", "64"]);
     for name in ["t0", "t1", "t2"] {
         ex.ok(&["open", name]);
     }

@@ -392,7 +392,10 @@ fn an_exchange_of_another_user_is_refused_unless_allowed() {
     let mut cleanup = Cleanup::new();
     for id in both_backends(&mut cleanup, "owner-ex") {
         let ex = |sub: &[&str]| exchange_args(&id, sub);
-        let made = nobody(&reachable_shmex().1, &ex(&["init", "--mode", "0666"]));
+        let made = nobody(
+            &reachable_shmex().1,
+            &ex(&["init", "--mode", "0666", "--no-journal"]),
+        );
         assert_eq!(made.status.code(), Some(0), "{id}: {}", show(&made));
         shm::allow_owner(65534);
         let before = bytes_of(&id);

@@ -18,6 +18,8 @@ mod exchange_concurrency;
 mod exchange_crash;
 mod exchange_default;
 mod exchange_destroy;
+mod exchange_durable;
+mod exchange_durable_crash;
 mod exchange_history;
 mod exchange_init;
 mod exchange_input;

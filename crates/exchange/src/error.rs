@@ -55,6 +55,21 @@ pub enum OpenError {
     /// The segment layer failed.
     #[error(transparent)]
     Segment(shm::Error),
+    /// The journal directory or one of its files cannot be used.
+    #[error(transparent)]
+    Journal(#[from] crate::disk::DiskError),
+    /// A journal directory path too long for the segment to record.
+    #[error(
+        "the journal directory path {path} is {len} bytes, longer than {max}: choose a shorter one with --journal DIR"
+    )]
+    JournalPath {
+        /// The path.
+        path: String,
+        /// Its length in bytes.
+        len: usize,
+        /// The longest path the segment records.
+        max: usize,
+    },
 }
 
 impl From<shm::Error> for OpenError {
@@ -78,6 +93,7 @@ impl OpenError {
             OpenError::LockTimeout(_) => "invalid_lock_timeout",
             OpenError::ForeignNamespace { .. } => "foreign_namespace",
             OpenError::Segment(_) => "segment_error",
+            OpenError::Journal(_) | OpenError::JournalPath { .. } => "journal_error",
         }
     }
 }
@@ -235,6 +251,31 @@ pub enum OpError {
     /// what it reads now is zeros, not the books.
     #[error(transparent)]
     Truncated(#[from] shm::Truncated),
+    /// The journal on disk cannot be written: the operation's record may
+    /// not be durable, so it is not acknowledged.
+    #[error("exchange {what}: the journal on disk cannot be written: {reason}")]
+    Journal {
+        /// The exchange.
+        what: String,
+        /// Why, naming the directory or file.
+        reason: String,
+    },
+    /// The journal on disk did not catch up in time: a record was not
+    /// durable by the deadline (it is not acknowledged), or the ring had no
+    /// free slot for a new one (which then changed nothing).
+    #[error(
+        "exchange {what}: record {seq} was not on disk after {waited} (the disk has records up to {durable}; SHMEX_DURABLE_TIMEOUT sets how long to wait)"
+    )]
+    JournalBehind {
+        /// The exchange.
+        what: String,
+        /// The record waited for.
+        seq: u64,
+        /// The last durable record.
+        durable: u64,
+        /// How long it waited, e.g. `10 s`.
+        waited: String,
+    },
 }
 
 fn unknown_account(name: &str, suggestion: Option<&str>) -> String {
@@ -268,7 +309,11 @@ impl OpError {
     pub fn is_fatal(&self) -> bool {
         matches!(
             self,
-            OpError::Corrupt { .. } | OpError::Lock { .. } | OpError::Truncated(_)
+            OpError::Corrupt { .. }
+                | OpError::Lock { .. }
+                | OpError::Truncated(_)
+                | OpError::Journal { .. }
+                | OpError::JournalBehind { .. }
         )
     }
 
@@ -314,6 +359,8 @@ impl OpError {
             OpError::AccountClosed { .. } => "account_closed",
             OpError::RateMove { .. } => "confirmation_needed",
             OpError::Truncated(_) => "truncated",
+            OpError::Journal { .. } => "journal_error",
+            OpError::JournalBehind { .. } => "journal_behind",
         }
     }
 }

@@ -38,10 +38,14 @@ pub enum Failpoint {
     /// In a buy or sell, with the lock held, before anything is read:
     /// pauses, then carries on.
     HoldInTrade,
+    /// In the flush leader, after the records are written to the journal
+    /// file and before `fdatasync`: the next leader must cut what it
+    /// wrote and write it again.
+    MidFlush,
 }
 
 /// The names `SHMEX_FAILPOINT` accepts.
-pub const NAMES: [&str; 7] = [
+pub const NAMES: [&str; 8] = [
     "mid-trade",
     "mid-deposit",
     "mid-set-rate",
@@ -49,6 +53,7 @@ pub const NAMES: [&str; 7] = [
     "after-journal",
     "mid-rollback",
     "hold-in-trade",
+    "mid-flush",
 ];
 
 impl Failpoint {
@@ -64,6 +69,7 @@ impl Failpoint {
             "after-journal" => Failpoint::AfterJournal,
             "mid-rollback" => Failpoint::MidRollback,
             "hold-in-trade" => Failpoint::HoldInTrade,
+            "mid-flush" => Failpoint::MidFlush,
             _ => return None,
         })
     }

@@ -11,7 +11,7 @@
 //! `a` holds currency `c` in balance `a·C + c`.
 #![forbid(unsafe_code)]
 
-use std::sync::atomic::{AtomicI64, AtomicU64};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64};
 
 use shm::sync::{ProcessLock, SeqLock};
 
@@ -21,7 +21,9 @@ use crate::error::CapacityError;
 /// v2: closed accounts (the top bit of a name's length).
 /// v3: the process lock in place of glibc's robust mutex, the creator's
 /// namespaces, and `committed_seq` in place of `next_seq`.
-pub(crate) const FORMAT: u64 = 0x5845_0003; // "XE" v3
+/// v4: the durable journal on disk (the [`Durable`] words), and each ring
+/// record's resulting balances.
+pub(crate) const FORMAT: u64 = 0x5845_0004; // "XE" v4
 
 /// Most fields one operation changes (a trade changes four).
 pub(crate) const MAX_UNDO: usize = 6;
@@ -67,6 +69,44 @@ shm::shared_struct! {
         pub reserved: [AtomicU64; 4],
         /// The undo record of the operation in progress.
         pub undo: Undo,
+        /// The journal on disk, if there is one.
+        pub durable: Durable,
+    }
+
+    /// Where the journal on disk is, and how far it goes. Written at
+    /// creation; then `durable_seq`, `turn`, `disk_file` and `disk_offset`
+    /// change only under `flush_lock` (never the main lock), and the
+    /// checkpoint words only under `checkpoint_lock`.
+    pub(crate) struct Durable {
+        /// 1: records are made durable in the journal directory; 0: memory
+        /// only (`--no-journal`).
+        pub on: AtomicU64,
+        /// The exchange id every file and record of the journal carries.
+        pub exchange_id: AtomicU64,
+        /// Bytes of the journal directory's absolute path.
+        pub dir_len: AtomicU64,
+        /// The path, packed little-endian.
+        pub dir: [AtomicU64; DIR_WORDS],
+        /// Held by the flush leader.
+        pub flush_lock: ProcessLock,
+        /// Held by whoever writes a checkpoint.
+        pub checkpoint_lock: ProcessLock,
+        /// The highest sequence number on disk and synced (`fdatasync`).
+        pub durable_seq: AtomicU64,
+        /// The first sequence number of the journal file being written.
+        pub disk_file: AtomicU64,
+        /// Where durable data ends in that file.
+        pub disk_offset: AtomicU64,
+        /// The sequence number of the newest checkpoint.
+        pub checkpoint_seq: AtomicU64,
+        /// When it was written, ns since the epoch.
+        pub checkpoint_ns: AtomicU64,
+        /// How many flushes (`fdatasync`s) made records durable.
+        pub flushes: AtomicU64,
+        /// Bumped after every flush; waiters sleep on it.
+        pub turn: AtomicU32,
+        /// Spare, zero.
+        pub spare: AtomicU32,
     }
 
     /// What to restore if the lock holder dies mid-operation.
@@ -137,8 +177,18 @@ shm::shared_struct! {
         pub name_len: AtomicU64,
         /// Account name bytes.
         pub name: [AtomicU64; 4],
+        /// The account's home balance after the operation (receipt data
+        /// for the journal on disk; 0 where the operation has none).
+        pub bal_home: AtomicI64,
+        /// Its balance of the record's currency after the operation.
+        pub bal_code: AtomicI64,
     }
 }
+
+/// Words of the journal directory's path in the segment.
+pub(crate) const DIR_WORDS: usize = 32;
+/// Longest journal directory path, in bytes.
+pub const DIR_MAX: usize = DIR_WORDS * 8;
 
 const fn align64(n: u64) -> u64 {
     (n + 63) & !63
@@ -240,7 +290,7 @@ mod tests {
     #[test]
     fn sizes_are_what_the_format_says() {
         assert_eq!(std::mem::size_of::<CurrencyRow>(), 64);
-        assert_eq!(std::mem::size_of::<Record>(), 96);
+        assert_eq!(std::mem::size_of::<Record>(), 112);
         assert_eq!(std::mem::size_of::<AccountName>(), 40);
         let g = Geometry::new(16, 1024, 8192).unwrap();
         assert_eq!(g.off_rows % 64, 0);
@@ -268,7 +318,12 @@ mod tests {
         assert_eq!(offset_of!(Head, n_accounts), 80);
         assert_eq!(offset_of!(Head, committed_seq), 88);
         assert_eq!(offset_of!(Head, undo) + offset_of!(Undo, active), 152);
-        assert_eq!(Geometry::new(16, 1024, 8192).unwrap().off_rows, 384);
+        assert_eq!(Geometry::new(16, 1024, 8192).unwrap().off_rows, 768);
+        let durable = offset_of!(Head, durable);
+        assert_eq!(durable + offset_of!(Durable, exchange_id), 392);
+        assert_eq!(durable + offset_of!(Durable, dir_len), 400);
+        assert_eq!(durable + offset_of!(Durable, dir), 408);
+        assert_eq!(durable + offset_of!(Durable, durable_seq), 696);
         assert_eq!(offset_of!(CurrencyRow, sell), 24);
     }
 

@@ -42,12 +42,12 @@ mod state;
 mod types;
 
 pub use config::{Config, CurrencySpec};
-pub use engine::{Engine, Exchange, Info, QuoteRow, RateChange, Receipt, check_rates};
+pub use engine::{Engine, Exchange, Info, JournalInit, QuoteRow, RateChange, Receipt, check_rates};
 pub use error::{
     CapacityError, CodeError, FailpointError, LockTimeoutError, NameError, OpError, OpenError,
     SnapshotError, StateError, TableError,
 };
-pub use layout::{MAX_ACCOUNTS, MAX_CURRENCIES, MAX_JOURNAL, NAME_MAX};
+pub use layout::{DIR_MAX, MAX_ACCOUNTS, MAX_CURRENCIES, MAX_JOURNAL, NAME_MAX};
 pub use state::{AccountState, Capacity, CurrencyState, Entry, State};
 pub use types::{AccountId, Code, CurrencyId, Op, Order, check_account_name};
 

@@ -3,7 +3,7 @@
 //! each operation then reports corruption naming the exchange, or `check`
 //! reports the damage; nothing panics, nothing is applied half.
 //!
-//! Offsets are those of format 3, for the capacities below (the layout's
+//! Offsets are those of format 4, for the capacities below (the layout's
 //! unit test `offsets_the_hostile_tests_write_to` pins the head's).
 
 mod common;
@@ -31,11 +31,11 @@ const UNDO_COUNT: usize = 168;
 const UNDO_FIELDS: usize = 176;
 const UNDO_OLDS: usize = 224;
 const UNDO_PENDING_META: usize = 288;
-const ROWS: usize = 384;
+const ROWS: usize = 768;
 const HOLDING: usize = 32;
-const NAMES: usize = 896;
-const JOURNAL: usize = 1344;
-const RECORD: usize = 96;
+const NAMES: usize = 1280;
+const JOURNAL: usize = 1728;
+const RECORD: usize = 112;
 const RECORD_META: usize = 16;
 
 struct Peer(Segment);

@@ -48,6 +48,31 @@ pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// The `XDG_STATE_HOME` of every `shmex` a test runs, so that journals
+/// on disk go under the target directory, one per test process, never to
+/// the user's `~/.local/state`. [`Cleanup`] removes each exchange's
+/// journal there, and the directory once it is empty.
+pub fn state_home() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("xdg-state-{}", std::process::id()))
+}
+
+/// The default journal directory of exchange `id` in [`state_home`].
+pub fn journal_dir(id: &SegmentId) -> PathBuf {
+    state_home()
+        .join("shmex")
+        .join(::exchange::disk::dir_name(id))
+}
+
+/// Removes the journal directory of `id` in [`state_home`], and the
+/// directories above it that are left empty.
+pub fn remove_journal(id: &SegmentId) {
+    let dir = journal_dir(id);
+    let _ = std::fs::remove_dir_all(&dir);
+    let parent = state_home().join("shmex");
+    let _ = std::fs::remove_dir(&parent);
+    let _ = std::fs::remove_dir(state_home());
+}
+
 /// The file of POSIX segment `name`.
 pub fn shm_file(name: &str) -> PathBuf {
     PathBuf::from("/dev/shm").join(name)
@@ -168,6 +193,7 @@ impl Drop for Cleanup {
                     break;
                 }
             }
+            remove_journal(id);
         }
     }
 }

@@ -21,7 +21,9 @@ pub fn bin() -> std::path::PathBuf {
 
 /// A `Command` for the `shmex` binary under test ([`bin`]).
 pub fn shmex() -> Command {
-    Command::new(bin())
+    let mut c = Command::new(bin());
+    c.env("XDG_STATE_HOME", super::state_home());
+    c
 }
 
 /// Waits for `child` to exit, bounded by [`PATIENCE`]: one still running

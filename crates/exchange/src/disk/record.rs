@@ -487,6 +487,23 @@ impl DiskRecord {
             .currencies
             .get(e.currency)
             .ok_or(RecordError::Code([0; 8]))?;
+        DiskRecord::of_entry(e, c.code, c.decimals, exchange_id, balances)
+    }
+
+    /// The record of a ring entry `e` whose currency is `code` with
+    /// `decimals`; as [`DiskRecord::from_entry`] otherwise.
+    ///
+    /// # Errors
+    ///
+    /// [`RecordError::Name`] for a bad account name, and as
+    /// [`DiskRecord::validate`].
+    pub fn of_entry(
+        e: &Entry,
+        code: Code,
+        decimals: u32,
+        exchange_id: u64,
+        balances: Option<Balances>,
+    ) -> Result<DiskRecord, RecordError> {
         let account = if e.account.is_empty() {
             Name::EMPTY
         } else {
@@ -502,8 +519,8 @@ impl DiskRecord {
             undone: e.undone,
             undone_seq: if rollback { e.seq } else { 0 },
             undone_pid: if rollback { e.extra as u32 } else { 0 },
-            code: c.code,
-            decimals: c.decimals,
+            code,
+            decimals,
             account,
             amount: e.amount,
             rate: e.rate,

@@ -264,9 +264,12 @@ impl<'d> Scanner<'d> {
         Ok(())
     }
 
-    /// What the unreadable bytes at `offset` of the current file are.
-    fn classify(&mut self, offset: u64, reason: String) -> Result<Damage, DiskError> {
-        if !self.is_last()? {
+    /// What the unreadable bytes at `offset` of the current file are;
+    /// `last`: whether the file was the last one before they were read
+    /// (a later file is made only once this one is complete, so a read
+    /// made after a later file appeared sees the whole file).
+    fn classify(&mut self, offset: u64, reason: String, last: bool) -> Result<Damage, DiskError> {
+        if !last {
             return Ok(self.corrupt(
                 offset,
                 format!("{reason}, in a file that later files follow"),
@@ -337,7 +340,10 @@ impl<'d> Scanner<'d> {
             // A file is published only once its header is synced, and
             // records follow only then: a bad header is torn only in the
             // last file and with no valid frame after it.
-            Err(DiskError::Header { reason, .. }) => self.classify(0, reason).map(Some),
+            Err(DiskError::Header { reason, .. }) => {
+                let last = self.is_last()?;
+                self.classify(0, reason, last).map(Some)
+            }
             Err(e) => Err(e),
         }
     }
@@ -400,7 +406,15 @@ impl Iterator for Scanner<'_> {
                     | RecordError::Checksum { .. },
                 ) => {
                     // What was buffered may be a write in progress since
-                    // completed: read again before judging.
+                    // completed: read again before judging. Whether a
+                    // later file exists is asked first: once one does,
+                    // this file is complete, and the read again sees it
+                    // whole (asked after, a write completed in between
+                    // would be taken for damage followed by a file).
+                    let last = match self.is_last() {
+                        Ok(last) => last,
+                        Err(e) => return self.fail(e),
+                    };
                     self.forget_buffer();
                     let again = match self.window() {
                         Ok(w) => DiskRecord::decode(w),
@@ -413,7 +427,7 @@ impl Iterator for Scanner<'_> {
                             | RecordError::Length(_)
                             | RecordError::Checksum { .. }),
                         ) => {
-                            return match self.classify(at, e.to_string()) {
+                            return match self.classify(at, e.to_string(), last) {
                                 Ok(d) => self.stop(d),
                                 Err(e) => self.fail(e),
                             };

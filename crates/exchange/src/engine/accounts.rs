@@ -226,6 +226,7 @@ impl<'a> Engine<'a> {
         let mut p = self.pending(Op::Open, 0, None, opening, 0, opening);
         p.name_len = len;
         p.name = words;
+        (p.bal_home, p.bal_code) = (opening, opening);
         self.begin(
             seq,
             &[(Field::Accounts, n as i64), (Field::Deposits(0), deposits)],

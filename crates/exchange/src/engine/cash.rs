@@ -107,6 +107,14 @@ impl<'a> Engine<'a> {
         let total = total_cell.load(R);
         let (new_bal, new_total) = self.plan_cash(op, ci, amount, bal, total, ai)?;
         let seq = self.next_seq()?;
+        let mut p = *p;
+        p.bal_code = new_bal;
+        p.bal_home = if ci == 0 {
+            new_bal
+        } else {
+            self.balances[ai * self.slots].load(R)
+        };
+        let p = &p;
         self.begin(
             seq,
             &[(Field::Balance(ai * self.slots + ci), bal), (field, total)],

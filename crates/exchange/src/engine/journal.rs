@@ -64,6 +64,10 @@ pub(super) struct Pending {
     pub(super) name_len: u64,
     pub(super) name: [u64; 4],
     pub(super) time_ns: u64,
+    /// The account's home balance afterwards (receipt data).
+    pub(super) bal_home: i64,
+    /// Its balance of the currency afterwards.
+    pub(super) bal_code: i64,
 }
 
 pub(super) fn write_record(rec: &Record, seq: u64, p: &Pending) {
@@ -80,6 +84,8 @@ pub(super) fn write_record(rec: &Record, seq: u64, p: &Pending) {
     for (w, v) in rec.name.iter().zip(p.name) {
         w.store(v, R);
     }
+    rec.bal_home.store(p.bal_home, R);
+    rec.bal_code.store(p.bal_code, R);
     rec.seq.store(seq, Ordering::Release);
 }
 
@@ -98,6 +104,8 @@ pub(super) fn read_pending(rec: &Record) -> Pending {
             rec.name[3].load(R),
         ],
         time_ns: rec.time_ns.load(R),
+        bal_home: rec.bal_home.load(R),
+        bal_code: rec.bal_code.load(R),
     }
 }
 
@@ -131,6 +139,8 @@ impl<'a> Engine<'a> {
             name_len,
             name,
             time_ns: now_ns(),
+            bal_home: 0,
+            bal_code: 0,
         }
     }
 
@@ -164,7 +174,7 @@ impl<'a> Engine<'a> {
     }
 
     /// A whole record's values as an entry, or why they cannot be one.
-    fn entry(&self, seq: u64, p: &Pending) -> Result<Entry, String> {
+    pub(super) fn entry(&self, seq: u64, p: &Pending) -> Result<Entry, String> {
         let meta = Meta::unpack(p.meta);
         let known = |b: u64| b == 0 || Op::from_code(b as u8).is_some();
         let op = match meta.op {

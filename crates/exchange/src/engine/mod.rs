@@ -49,12 +49,16 @@
 //!   mutation;
 //! * `undo.rs`: steps 3 and 5, and the rollback;
 //! * `journal.rs`: the records of step 4, written and read back;
+//! * `durable.rs`: the journal on disk: group commit
+//!   ([`Engine::wait_durable`]), the ring guard (in `next_seq`, step 2),
+//!   checkpoints;
 //! * `read.rs`: the seqlock snapshots; `lookup.rs`: names and ids.
 #![forbid(unsafe_code)]
 
 mod accounts;
 mod cash;
 mod checks;
+mod durable;
 mod journal;
 mod lock;
 mod lookup;
@@ -79,6 +83,7 @@ use crate::state::Capacity;
 use crate::types::{Code, CurrencyId, Op};
 use lock::Probe;
 
+pub use durable::JournalInit;
 pub use rates::{RateChange, check_rates};
 
 const R: Ordering = Ordering::Relaxed;
@@ -117,6 +122,8 @@ pub struct Exchange {
     lock_wait: Duration,
     /// The exchange as messages name it.
     what: String,
+    /// The journal on disk, if there is one.
+    journal: Option<durable::Journal>,
 }
 
 /// What a successful operation did.
@@ -190,6 +197,8 @@ pub struct Engine<'a> {
     pid: u32,
     fp: Failpoint,
     probe: Option<Probe>,
+    /// Whether records must be durable before their ring slot is reused.
+    durable: bool,
 }
 
 impl std::fmt::Debug for Engine<'_> {

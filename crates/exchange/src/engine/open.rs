@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use shm::header::Layout;
 use shm::{Access, Lifetime, Managed, ManagedOptions, SegmentId};
 
+use super::durable::{self, Journal, JournalInit};
 use super::journal::{Meta, Pending, now_ns, write_record};
 use super::lock::lock_wait;
 use super::{Engine, Exchange, R};
@@ -31,22 +32,27 @@ impl Exchange {
         journal: &[Entry],
         mode: u32,
     ) -> Result<Exchange, OpenError> {
+        Exchange::create_durable(id, state, journal, mode, None)
+    }
+
+    /// As [`Exchange::create`], with the journal on disk that `disk`
+    /// describes (made by the caller: the directory, its genesis
+    /// checkpoint and first file), or memory only for `None`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Exchange::create`]; [`OpenError::JournalPath`] for a path that
+    /// is not absolute or too long to record.
+    pub fn create_durable(
+        id: &SegmentId,
+        state: &State,
+        journal: &[Entry],
+        mode: u32,
+        disk: Option<&JournalInit>,
+    ) -> Result<Exchange, OpenError> {
         let fp = failpoint::armed()?;
         let lock_wait = lock_wait()?;
-        let cap = state.capacity;
-        let geo =
-            Geometry::new(cap.currencies, cap.accounts, cap.journal).map_err(StateError::from)?;
-        let violations = state.check();
-        if !violations.is_empty() {
-            return Err(StateError::Books(violations).into());
-        }
-        if journal.len() > cap.journal {
-            return Err(StateError::Journal {
-                records: journal.len(),
-                capacity: cap.journal,
-            }
-            .into());
-        }
+        let geo = Exchange::geometry_of(state, journal)?;
         let opts = ManagedOptions {
             kind: crate::KIND,
             lifetime: Lifetime::Persistent,
@@ -55,14 +61,12 @@ impl Exchange {
             payload_size: geo.size,
         };
         let what = id.to_string();
-        let m =
-            Managed::create(id, &opts, |m| write_state(m, &geo, state, journal)).map_err(|e| {
-                match e {
-                    OpenError::Segment(shm::Error::Exists { .. }) => {
-                        OpenError::Exists { what: what.clone() }
-                    }
-                    e => e,
+        let m = Managed::create(id, &opts, |m| write_state(m, &geo, state, journal, disk))
+            .map_err(|e| match e {
+                OpenError::Segment(shm::Error::Exists { .. }) => {
+                    OpenError::Exists { what: what.clone() }
                 }
+                e => e,
             })?;
         Ok(Exchange {
             m,
@@ -71,8 +75,35 @@ impl Exchange {
             decimals: state.currencies.iter().map(|c| c.decimals).collect(),
             failpoint: fp,
             lock_wait,
+            journal: disk.map(|d| Journal::new(d.dir.clone(), d.exchange_id)),
             what,
         })
+    }
+
+    /// Whether `state` and the ring records `journal` can make an
+    /// exchange: what [`Exchange::create`] checks before anything is made.
+    ///
+    /// # Errors
+    ///
+    /// [`StateError`] saying why not.
+    pub fn check_state(state: &State, journal: &[Entry]) -> Result<(), StateError> {
+        Exchange::geometry_of(state, journal).map(|_| ())
+    }
+
+    fn geometry_of(state: &State, journal: &[Entry]) -> Result<Geometry, StateError> {
+        let cap = state.capacity;
+        let geo = Geometry::new(cap.currencies, cap.accounts, cap.journal)?;
+        let violations = state.check();
+        if !violations.is_empty() {
+            return Err(StateError::Books(violations));
+        }
+        if journal.len() > cap.journal {
+            return Err(StateError::Journal {
+                records: journal.len(),
+                capacity: cap.journal,
+            });
+        }
+        Ok(geo)
     }
 
     /// Opens an existing exchange and validates its layout.
@@ -164,6 +195,7 @@ impl Exchange {
                 "it counts {n} currencies, but row {i} holds one"
             )));
         }
+        let journal = Journal::from_head(&head.durable, &id.to_string())?;
         let ex = Exchange {
             m,
             geo,
@@ -172,6 +204,7 @@ impl Exchange {
             failpoint: fp,
             lock_wait,
             what: id.to_string(),
+            journal,
         };
         // Every view must be available before `engine` promises them.
         ex.try_engine()?;
@@ -234,6 +267,7 @@ impl Exchange {
             pid: std::process::id(),
             fp: self.failpoint,
             probe: None,
+            durable: self.journal.is_some(),
         })
     }
 
@@ -271,6 +305,7 @@ fn write_state(
     geo: &Geometry,
     state: &State,
     journal: &[Entry],
+    disk: Option<&JournalInit>,
 ) -> Result<(), OpenError> {
     let head: &Head = m.payload_view(0)?;
     let rows: &[CurrencyRow] = m.payload_slice(geo.off_rows, state.currencies.len())?;
@@ -327,9 +362,12 @@ fn write_state(
             name_len: e.account.len() as u64,
             name: pack_name(e.account.as_bytes()),
             time_ns: e.time_ns,
+            bal_home: 0,
+            bal_code: 0,
         };
         write_record(rec, e.seq, &p);
     }
+    durable::write_head(&head.durable, disk)?;
     head.format.store(FORMAT, Ordering::Release);
     Ok(())
 }

@@ -153,6 +153,7 @@ impl<'a> Engine<'a> {
         let bc = bc_cell.load(R);
         let (rate, total, new) = self.plan_trade::<BUY>(ci, amount, [stock, till, bh, bc], ai)?;
         (p.rate, p.total) = (rate, total);
+        (p.bal_home, p.bal_code) = (new[2], new[3]);
         let seq = self.next_seq()?;
         self.begin(
             seq,

@@ -230,10 +230,24 @@ impl<'a> Engine<'a> {
     }
 
     /// The sequence number the next operation gets.
+    ///
+    /// With a journal on disk, this is also the ring guard: the slot the
+    /// operation will write must not hold a record that is not durable
+    /// yet, so it waits (bounded) until that record is; a refusal changes
+    /// nothing, as nothing is written before this.
+    #[inline]
     pub(super) fn next_seq(&self) -> Result<u64, OpError> {
         let c = self.head.committed_seq.load(R);
-        c.checked_add(1)
-            .ok_or_else(|| self.corrupt(format!("its last sequence number is {c}: no next one")))
+        let s = c
+            .checked_add(1)
+            .ok_or_else(|| self.corrupt(format!("its last sequence number is {c}: no next one")))?;
+        if self.durable {
+            let cap = self.journal.len() as u64;
+            if s > cap && s - cap > self.head.durable.durable_seq.load(Ordering::Acquire) {
+                self.ring_wait(s - cap)?;
+            }
+        }
+        Ok(s)
     }
 
     /// Step 3: the undo record, for the operation numbered `seq`.

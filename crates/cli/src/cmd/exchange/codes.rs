@@ -65,7 +65,7 @@ pub const CODES: &[(&str, &str, &str)] = &[
     (
         "exchange_exists",
         "1",
-        "`init` or `restore` found one there",
+        "`init`, `restore` or `recover` found one there",
     ),
     (
         "exchange_removed",
@@ -137,6 +137,21 @@ pub const CODES: &[(&str, &str, &str)] = &[
         "truncated",
         "1",
         "another process truncated the segment under this one",
+    ),
+    (
+        "journal_error",
+        "1",
+        "the journal on disk cannot be used: its directory, a file, or a record in it",
+    ),
+    (
+        "journal_exists",
+        "1",
+        "`init` or `restore` into a directory that holds a journal (without `--force`)",
+    ),
+    (
+        "journal_behind",
+        "1",
+        "a record was not on disk by `SHMEX_DURABLE_TIMEOUT` (10 s unless set): not acknowledged",
     ),
     ("channel_error", "1", "an error of a channel"),
     ("segment_error", "1", "another error of the segment layer"),

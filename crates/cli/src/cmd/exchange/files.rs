@@ -10,7 +10,6 @@ use anyhow::Context as _;
 use exchange::{Entry, Exchange, OpenError, State};
 use shm::SegmentId;
 
-use super::replace;
 use super::show::describe;
 use crate::support::error::BadInput;
 use crate::support::parse::parse_mode;
@@ -35,6 +34,8 @@ pub struct RestoreArgs {
     /// Permission bits of the segment.
     #[arg(long, value_name = "MODE", default_value = "0600")]
     pub mode: String,
+    #[command(flatten)]
+    pub disk: super::durable::JournalFlags,
 }
 
 /// Whether a file argument means the standard stream.
@@ -114,19 +115,10 @@ pub fn restore(id: &SegmentId, a: &RestoreArgs) -> anyhow::Result<ExitCode> {
     };
     let refusing = || format!("refusing to restore from {from}");
     let (state, journal) = exchange::snapshot::from_toml(&text).with_context(refusing)?;
-    let create = || Exchange::create(id, &state, &journal, mode).with_context(refusing);
-    match Exchange::create(id, &state, &journal, mode) {
-        Err(OpenError::Exists { .. }) if a.force => {
-            replace(id)?;
-            create()?;
-        }
-        Err(e @ OpenError::Invalid(_)) => {
-            return Err(e).with_context(refusing);
-        }
-        r => {
-            r?;
-        }
+    if let Err(e) = Exchange::check_state(&state, &journal) {
+        return Err(OpenError::from(e)).with_context(refusing);
     }
+    super::durable::create(id, &state, &journal, mode, &a.disk, a.force)?;
     println!(
         "restored exchange {} from {from}: {}",
         describe(id),

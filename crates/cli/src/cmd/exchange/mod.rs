@@ -5,6 +5,7 @@
 //! (`--key K`).
 
 mod codes;
+mod durable;
 mod files;
 mod holders;
 mod journal;
@@ -115,8 +116,16 @@ pub enum Sub {
     Snapshot(FileArg),
     /// Recreate the exchange from a snapshot FILE (`-` is stdin); refuses a file that fails validation or check.
     Restore(RestoreArgs),
-    /// Remove the exchange; refused while processes are attached, unless --force.
+    /// Remove the exchange; refused while processes are attached, unless --force. The journal
+    /// on disk is kept (checkpointed), and its place printed; --purge removes it too.
     Destroy(DestroyArgs),
+    /// Rebuild the exchange's segment from its journal on disk (after a reboot, or once the
+    /// segment was removed): the newest valid checkpoint and every record after it.
+    ///
+    /// Refuses if the segment exists. A torn last record (a write cut short by a crash, never
+    /// acknowledged) is cut off and reported. A bad record in the middle of the journal stops it,
+    /// naming the file and offset, and changes nothing, unless --keep-good-prefix.
+    Recover(durable::RecoverArgs),
 }
 
 impl Sub {
@@ -130,7 +139,11 @@ impl Sub {
             Sub::SetRate(a) => a.json,
             Sub::Journal(a) => a.json,
             Sub::Watch(a) => a.json,
-            Sub::Init(_) | Sub::Snapshot(_) | Sub::Restore(_) | Sub::Destroy(_) => false,
+            Sub::Init(_)
+            | Sub::Snapshot(_)
+            | Sub::Restore(_)
+            | Sub::Destroy(_)
+            | Sub::Recover(_) => false,
         }
     }
 }
@@ -155,9 +168,9 @@ pub struct InitArgs {
     /// Room for this many currencies, the home currency included [default: 16].
     #[arg(long, value_name = "N")]
     pub currencies: Option<usize>,
-    /// Journal records kept before the oldest are overwritten [default: 8192].
+    /// Journal records the ring in memory keeps for readers [default: 8192].
     #[arg(long, value_name = "N")]
-    pub journal: Option<usize>,
+    pub ring: Option<usize>,
     /// Home currency code [default: TRY].
     #[arg(long, value_name = "CODE")]
     pub home: Option<String>,
@@ -167,9 +180,11 @@ pub struct InitArgs {
     /// Permission bits of the segment.
     #[arg(long, value_name = "MODE", default_value = "0600")]
     pub mode: String,
-    /// Replace an existing exchange.
+    /// Replace an existing exchange (and the journal in the journal directory).
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub disk: durable::JournalFlags,
 }
 
 /// Flags of `open` and `close`.
@@ -241,6 +256,9 @@ pub struct DestroyArgs {
     /// Remove it even while processes are attached; they notice and stop.
     #[arg(long)]
     pub force: bool,
+    /// Remove its journal directory on disk too: the books are then gone for good.
+    #[arg(long)]
+    pub purge: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -273,7 +291,8 @@ fn run_sub(id: &SegmentId, command: Sub) -> anyhow::Result<ExitCode> {
         Sub::Watch(a) => watch::run(&id, &a),
         Sub::Snapshot(a) => files::snapshot(&id, &a),
         Sub::Restore(a) => files::restore(&id, &a),
-        Sub::Destroy(a) => destroy(&id, a.force),
+        Sub::Destroy(a) => destroy(&id, a.force, a.purge),
+        Sub::Recover(a) => durable::recover(&id, &a),
     }
 }
 
@@ -327,17 +346,11 @@ fn init(id: &SegmentId, a: &InitArgs) -> anyhow::Result<ExitCode> {
     config.capacity = Capacity {
         accounts: a.accounts.unwrap_or(d.accounts),
         currencies: a.currencies.unwrap_or(d.currencies),
-        journal: a.journal.unwrap_or(d.journal),
+        journal: a.ring.unwrap_or(d.journal),
     };
     let mode = parse_mode(&a.mode)?;
     let state = config.into_state()?;
-    let ex = match Exchange::create(id, &state, &[], mode) {
-        Err(OpenError::Exists { .. }) if a.force => {
-            replace(id)?;
-            Exchange::create(id, &state, &[], mode)?
-        }
-        r => r?,
-    };
+    let (ex, journal) = durable::create(id, &state, &[], mode, &a.disk, a.force)?;
     let cap = ex.capacity();
     let home = state.home();
     let mut out = std::io::stdout().lock();
@@ -357,6 +370,13 @@ fn init(id: &SegmentId, a: &InitArgs) -> anyhow::Result<ExitCode> {
         plural(cap.currencies as u64, "currency", "currencies"),
         plural(cap.journal as u64, "journal record", "journal records"),
     )?;
+    match journal {
+        Some(dir) => writeln!(out, "journal: {}", dir.display())?,
+        None => writeln!(
+            out,
+            "journal: none (--no-journal): the books live in memory only"
+        )?,
+    }
     for n in notes {
         writeln!(out, "note: {n}")?;
     }
@@ -390,7 +410,9 @@ fn one_shot(id: &SegmentId, order: Order, a: &OneShot) -> anyhow::Result<ExitCod
     let mut line = String::new();
     trade::answer(&mut line, &e, &a.account, &r, a.json);
     shm::check_mappings()?;
+    e.wait_durable(r.seq)?;
     std::io::stdout().lock().write_all(line.as_bytes())?;
+    after_answer(&e);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -418,13 +440,16 @@ fn open(id: &SegmentId, a: &AccountArgs) -> anyhow::Result<ExitCode> {
             a.name, r.seq
         )
     };
+    e.wait_durable(r.seq)?;
     std::io::stdout().lock().write_all(text.as_bytes())?;
+    after_answer(&e);
     Ok(ExitCode::SUCCESS)
 }
 
 fn close(id: &SegmentId, a: &AccountArgs) -> anyhow::Result<ExitCode> {
     let ex = Exchange::open(id)?;
-    let r = ex.engine().close_account(&a.name)?;
+    let e = ex.engine();
+    let r = e.close_account(&a.name)?;
     let text = if a.json {
         format!(
             "{{\"ok\":true,\"op\":\"close\",\"account\":{},\"seq\":{}}}\n",
@@ -434,7 +459,9 @@ fn close(id: &SegmentId, a: &AccountArgs) -> anyhow::Result<ExitCode> {
     } else {
         format!("closed account {} (seq {})\n", a.name, r.seq)
     };
+    e.wait_durable(r.seq)?;
     std::io::stdout().lock().write_all(text.as_bytes())?;
+    after_answer(&e);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -476,8 +503,22 @@ fn set_rate(id: &SegmentId, a: &SetRateArgs) -> anyhow::Result<ExitCode> {
         )
     };
     shm::check_mappings()?;
+    e.wait_durable(ch.receipt.seq)?;
     std::io::stdout().lock().write_all(text.as_bytes())?;
+    after_answer(&e);
     Ok(ExitCode::SUCCESS)
+}
+
+/// What follows an answer, off its path: a checkpoint if one is due. A
+/// checkpoint only shortens a later recovery (the journal holds every
+/// record), so one that cannot be written (books a peer damaged, which
+/// `check` reports) is skipped quietly, and not tried again by this
+/// process.
+pub fn after_answer(e: &Engine<'_>) {
+    static FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !FAILED.load(std::sync::atomic::Ordering::Relaxed) && e.maybe_checkpoint().is_err() {
+        FAILED.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// The currency named `code`, or an error listing the ones there are.
@@ -560,14 +601,7 @@ fn replace(id: &SegmentId) -> anyhow::Result<()> {
     }
 }
 
-/// Where the books of a destroyed exchange can still be found: today only
-/// in snapshots the user took, since no journal is kept on disk yet. (The
-/// durable journal, once written, names its directory here.)
-fn what_remains(_id: &SegmentId) -> &'static str {
-    "no journal is kept on disk: its books are gone unless you took a snapshot (bring one back with `shmex exchange restore FILE`)"
-}
-
-fn destroy(id: &SegmentId, force: bool) -> anyhow::Result<ExitCode> {
+fn destroy(id: &SegmentId, force: bool, purge: bool) -> anyhow::Result<ExitCode> {
     // Opened first: only an exchange is destroyed here, never a segment of
     // another kind.
     let ex = Exchange::open(id)?;
@@ -581,7 +615,17 @@ fn destroy(id: &SegmentId, force: bool) -> anyhow::Result<ExitCode> {
         }
         .into());
     }
+    // The final checkpoint comes before the removal; the purge after it.
+    let remains = if purge {
+        None
+    } else {
+        Some(durable::on_destroy(&ex, false)?)
+    };
     ex.remove()?;
+    let remains = match remains {
+        Some(r) => r,
+        None => durable::on_destroy(&ex, true)?,
+    };
     drop(ex);
     let mut out = std::io::stdout().lock();
     write!(out, "destroyed exchange {}", describe(id))?;
@@ -603,7 +647,7 @@ fn destroy(id: &SegmentId, force: bool) -> anyhow::Result<ExitCode> {
             plural(attached, "process was", "processes were")
         )?;
     }
-    writeln!(out, "; {}", what_remains(id))?;
+    writeln!(out, "; {remains}")?;
     Ok(ExitCode::SUCCESS)
 }
 

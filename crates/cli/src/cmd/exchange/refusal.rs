@@ -42,6 +42,24 @@ pub enum Refusal {
         /// `trade loop`, `board`, `journal follower`.
         who: &'static str,
     },
+    /// `init` or `restore` into a directory that holds a journal.
+    #[error(
+        "{path} holds the journal of exchange {exchange_id:#018x}, which `destroy` kept: bring that exchange back with `shmex exchange recover`, remove the journal with `rm -r {path}`, choose another directory with --journal DIR, or replace it with --force (its history is then deleted)"
+    )]
+    JournalOccupied {
+        /// The directory.
+        path: String,
+        /// The exchange whose journal is there.
+        exchange_id: u64,
+    },
+    /// `recover` while the exchange's segment exists.
+    #[error(
+        "exchange {what} exists: recover rebuilds a segment that is gone (after a reboot); `shmex exchange destroy` it first to rebuild it from the journal"
+    )]
+    RecoverExists {
+        /// The exchange.
+        what: String,
+    },
     /// `check` found violations.
     #[error("check of exchange {what} found {}: {first}", plural(*n as u64, "violation", "violations"))]
     CheckFailed {
@@ -61,6 +79,8 @@ impl Refusal {
             Refusal::InUse { .. } => "in_use",
             Refusal::Removed { .. } => "exchange_removed",
             Refusal::CheckFailed { .. } => "check_failed",
+            Refusal::JournalOccupied { .. } => "journal_exists",
+            Refusal::RecoverExists { .. } => "exchange_exists",
         }
     }
 }

@@ -4,11 +4,19 @@
 //! dry, so that an interactive client gets each answer at once. It stops,
 //! with exit status 1, once its exchange is removed: asked every 64 lines,
 //! and every [`REMOVAL_CHECK`] while input is idle.
+//!
+//! Nothing is acknowledged before it is on disk: the loop reads ahead
+//! while whole lines are already buffered (up to [`BATCH`]), carries them
+//! out, keeps their answers, waits once for the batch's last record to be
+//! durable, and only then writes the answers. A refused line's answer
+//! waits with the batch, so the answers keep the order of the lines.
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::os::fd::AsFd;
 use std::process::ExitCode;
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use exchange::money::{Amount, Rate};
@@ -25,6 +33,9 @@ mod terminal;
 
 /// Longest line accepted, in bytes (without the newline).
 pub const MAX_LINE: usize = 1024;
+
+/// Most lines answered with one wait for the disk.
+pub const BATCH: usize = 4096;
 
 const HELP: &str = "buy CODE AMOUNT | sell CODE AMOUNT | deposit CODE AMOUNT | withdraw CODE AMOUNT | quote | balance | help | quit";
 
@@ -98,13 +109,80 @@ fn error(out: &mut String, code: &str, msg: &str, json: bool) {
     }
 }
 
+/// Answers kept until their records are durable. The loop hands each
+/// batch to the writer thread ([`write_answers`]), which waits for the
+/// disk and writes it while the loop goes on with the next lines: the
+/// `fdatasync` of one batch overlaps the work of the next.
+struct Answers {
+    tx: Option<SyncSender<(String, u64)>>,
+    /// The answers not yet handed over.
+    batch: String,
+    /// Lines in `batch`.
+    lines: usize,
+    /// The last record any answer in `batch` acknowledges.
+    seq: u64,
+}
+
+/// The writer thread stopped (its error says why).
+#[derive(Debug, thiserror::Error)]
+#[error("the answers could not be written")]
+struct WriterStopped;
+
+impl Answers {
+    /// Hands the batch to the writer thread.
+    fn release(&mut self) -> anyhow::Result<()> {
+        if self.lines == 0 {
+            return Ok(());
+        }
+        let batch = std::mem::replace(&mut self.batch, String::with_capacity(1 << 16));
+        self.lines = 0;
+        match &self.tx {
+            Some(tx) if tx.send((batch, self.seq)).is_ok() => Ok(()),
+            _ => Err(WriterStopped.into()),
+        }
+    }
+
+    /// Hands the batch over; the writer flushes stdout once it has
+    /// nothing more to write.
+    fn flush(&mut self) -> anyhow::Result<()> {
+        self.release()
+    }
+}
+
+/// The writer thread: each batch of answers, once its last record is
+/// durable, to stdout; flushed whenever no batch is waiting.
+fn write_answers(ex: &Exchange, rx: &Receiver<(String, u64)>) -> anyhow::Result<()> {
+    let e = ex.engine();
+    let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    loop {
+        let (text, seq) = match rx.try_recv() {
+            Ok(x) => x,
+            Err(TryRecvError::Empty) => {
+                out.flush()?;
+                match rx.recv() {
+                    Ok(x) => x,
+                    Err(_) => break,
+                }
+            }
+            Err(TryRecvError::Disconnected) => break,
+        };
+        e.wait_durable(seq)?;
+        // No answer from books that shrank under this process.
+        shm::check_mappings()?;
+        out.write_all(text.as_bytes())?;
+        super::after_answer(&e);
+    }
+    out.flush()?;
+    Ok(())
+}
+
 /// Reads one line into `line` (at most `MAX_LINE + 2` bytes of it are
-/// kept; the rest is consumed and counted). Flushes `out` before any read
-/// that may block, and calls `idle` while none is ready. Returns the
+/// kept; the rest is consumed and counted). Releases and flushes the
+/// answers in `out` before any read that may block, and calls `idle` while none is ready. Returns the
 /// line's full length, or `None` at the end.
-fn read_line<R: Read + AsFd, W: Write>(
+fn read_line<R: Read + AsFd>(
     input: &mut BufReader<R>,
-    out: &mut W,
+    out: &mut Answers,
     line: &mut Vec<u8>,
     idle: &mut impl FnMut() -> anyhow::Result<()>,
 ) -> anyhow::Result<Option<usize>> {
@@ -112,7 +190,11 @@ fn read_line<R: Read + AsFd, W: Write>(
     let mut total = 0usize;
     let mut any = false;
     loop {
-        if input.buffer().is_empty() {
+        // More input already waiting joins the batch; only a read that
+        // would block answers it first.
+        if input.buffer().is_empty()
+            && !shm::sys::poll_fd(input.get_ref().as_fd(), false, Duration::ZERO)?
+        {
             out.flush()?;
             while !shm::sys::poll_fd(input.get_ref().as_fd(), false, REMOVAL_CHECK)? {
                 idle()?;
@@ -151,6 +233,8 @@ struct Loop<'e, 'a> {
     currencies: Vec<(Code, u32)>,
     json: bool,
     quote: Vec<QuoteRow>,
+    /// The last record this loop's answers acknowledge.
+    seq: u64,
 }
 
 impl Loop<'_, '_> {
@@ -213,7 +297,10 @@ impl Loop<'_, '_> {
             match parse_order(v, code, amount, &self.currencies) {
                 Err(m) => error(out, m.code(), &m.to_string(), json),
                 Ok(order) => match order.apply(self.e, self.account) {
-                    Ok(r) => answer(out, self.e, self.name, &r, json),
+                    Ok(r) => {
+                        self.seq = self.seq.max(r.seq);
+                        answer(out, self.e, self.name, &r, json);
+                    }
                     Err(err) if err.is_fatal() => {
                         self.fatal = Some(err);
                         return true;
@@ -343,8 +430,11 @@ pub fn run(id: &SegmentId, account: &str, open: bool, json: bool) -> anyhow::Res
     let ex = Exchange::open(id)?;
     let e = ex.engine();
     // The exchange judges the name.
+    let mut opened = 0;
     let acct = if open {
-        e.open_account(account)?.0
+        let (a, r) = e.open_account(account)?;
+        opened = r.map_or(0, |r| r.seq);
+        a
     } else {
         e.lookup_account(account).with_context(|| {
             format!("the trade loop needs an open account (or --open to open {account:?})")
@@ -359,37 +449,94 @@ pub fn run(id: &SegmentId, account: &str, open: bool, json: bool) -> anyhow::Res
         currencies: e.currencies(),
         json,
         quote: Vec::new(),
+        seq: opened,
     };
     if terminal::interactive() {
         let banner = format!(
             "trading as {account} on exchange {id}: `help` lists the commands; `quit` or Ctrl-D leaves"
         );
         let prompt = format!("{account}> ");
-        terminal::run(&banner, &prompt, |line, out| lp.line(out, line, line.len()))?;
+        terminal::run(&banner, &prompt, |line, out| {
+            let done = lp.line(out, line, line.len());
+            if let Err(err) = e.wait_durable(lp.seq) {
+                // Not on disk: not acknowledged.
+                out.clear();
+                lp.fatal = Some(err);
+                return true;
+            }
+            super::after_answer(&e);
+            done
+        })?;
         return lp.end();
     }
     let mut input = BufReader::with_capacity(1 << 16, std::io::stdin().lock());
-    let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let (tx, rx) = std::sync::mpsc::sync_channel(4);
+    let mut out = Answers {
+        tx: Some(tx),
+        batch: String::with_capacity(1 << 16),
+        lines: 0,
+        seq: 0,
+    };
+    let ex = &ex;
+    std::thread::scope(|s| {
+        let writer = s.spawn(move || write_answers(ex, &rx));
+        let r = piped(&mut lp, &mut out, &mut removal, &mut input);
+        // The writer writes what it was handed, then stops.
+        out.tx = None;
+        let w = writer
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the answer writer panicked")));
+        match (r, w) {
+            (Err(e), Err(w)) if e.is::<WriterStopped>() => Err(w),
+            (Err(e), _) => Err(e),
+            (Ok(()), Err(w)) => Err(w),
+            (Ok(()), Ok(())) => lp.end(),
+        }
+    })
+}
+
+/// The loop on piped input: lines already read join the batch of answers,
+/// handed over before a read that would block, every [`BATCH`] lines, and
+/// at the end.
+fn piped<R: Read + AsFd>(
+    lp: &mut Loop<'_, '_>,
+    out: &mut Answers,
+    removal: &mut RemovalWatch<'_>,
+    input: &mut BufReader<R>,
+) -> anyhow::Result<()> {
     let mut line = Vec::with_capacity(MAX_LINE + 2);
-    let mut answer = String::with_capacity(512);
     let mut lines = 0u32;
     loop {
-        let Some(len) = read_line(&mut input, &mut out, &mut line, &mut || removal.check())? else {
+        if out.lines >= BATCH {
+            out.release()?;
+        }
+        let Some(len) = read_line(input, out, &mut line, &mut || removal.check())? else {
             break;
         };
         lines = lines.wrapping_add(1);
-        if lines.is_multiple_of(64) {
-            removal.check()?;
+        if lines.is_multiple_of(64)
+            && let Err(gone) = removal.check()
+        {
+            // The lines before are answered if they are on disk; the
+            // removal is what ends the loop either way.
+            let _ = out.flush();
+            return Err(gone);
         }
-        answer.clear();
-        let quit = lp.line(&mut answer, &line, len);
-        // No answer from books that shrank under this process.
-        shm::check_mappings()?;
-        out.write_all(answer.as_bytes())?;
+        let quit = lp.line(&mut out.batch, &line, len);
+        out.lines += 1;
+        out.seq = lp.seq;
+        if lp.fatal.is_some() {
+            // The error ends the loop; the lines before it are answered,
+            // once durable (if the error is the journal's, they are not).
+            return out.flush();
+        }
         if quit {
             break;
         }
     }
-    out.flush()?;
-    lp.end()
+    if out.lines == 0 && lp.seq > 0 {
+        // The account opened by --open, with no order after it.
+        lp.e.wait_durable(lp.seq)?;
+    }
+    out.flush()
 }

@@ -312,7 +312,7 @@ impl Drop for Exchange {
         // `destroy` first, so anything else the exchange made goes too; the
         // Cleanup guard then removes the segment if `destroy` could not.
         if let Ok(mut child) = self
-            .cmd(&["destroy"])
+            .cmd(&["destroy", "--purge"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

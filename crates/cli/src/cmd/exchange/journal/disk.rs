@@ -32,7 +32,14 @@ pub fn run(path: &Path, a: &JournalArgs) -> anyhow::Result<ExitCode> {
         // Reading needs no segment: a damaged one is the other commands' to report.
         Err(_) => None,
     };
-    let durable = || durable_end(ex.as_ref());
+    // The segment's own journal, checked to be this one, says how far
+    // the records are durable; a segment by that name that keeps another
+    // journal (or none) says nothing about this one (but its removal still
+    // ends a follower).
+    let own = ex
+        .as_ref()
+        .filter(|ex| ex.journal_id() == Some(dir.exchange_id()));
+    let durable = || durable_end(own);
     let found = first_pass(&dir, &books, &filter, a.tail, !a.json, durable())?;
     let mut out = Out {
         out: BufWriter::new(std::io::stdout().lock()),
@@ -112,9 +119,8 @@ fn currencies(dir: &JournalDir) -> anyhow::Result<exchange::State> {
 /// complete record on disk counts (no segment: what is on disk is all
 /// there is). A flush leader writes a batch, syncs it, then publishes it:
 /// a record read before that is not yet shown.
-fn durable_end(_ex: Option<&Exchange>) -> Option<u64> {
-    // The segment does not publish its journal's durable end yet.
-    None
+fn durable_end(ex: Option<&Exchange>) -> Option<u64> {
+    ex.map(|ex| ex.engine().durable_seq())
 }
 
 fn open_if_present(id: &SegmentId) -> anyhow::Result<Option<Exchange>> {

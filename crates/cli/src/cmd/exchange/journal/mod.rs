@@ -79,12 +79,18 @@ pub fn run(id: &SegmentId, a: &JournalArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The journal directory to read: `flag` if given, else the exchange's
-/// default one if it exists; `None` (read the ring) for an exchange that
-/// keeps no journal on disk.
+/// The journal directory to read: `flag` if given; else the one the
+/// exchange's segment records, or `None` (read the ring) for an exchange
+/// that keeps no journal on disk; else, with no segment (after a reboot,
+/// say), the exchange's default directory if it exists.
 fn journal_dir_for(id: &SegmentId, flag: Option<&Path>) -> anyhow::Result<Option<PathBuf>> {
     if let Some(dir) = flag {
         return Ok(Some(dir.to_path_buf()));
+    }
+    match exchange::Exchange::open(id) {
+        Ok(ex) => return Ok(ex.journal_dir()),
+        Err(exchange::OpenError::Missing { .. }) => {}
+        Err(e) => return Err(e.into()),
     }
     let dir = match exchange::disk::default_dir(
         id,
