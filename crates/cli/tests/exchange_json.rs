@@ -231,19 +231,19 @@ fn journal_records_have_times_and_no_filler(b: Backend) {
     };
     assert_eq!(
         keys(&j[0]),
-        with(&["account", "code", "amount"]),
+        with(&["account", "code", "amount", "balances"]),
         "{}",
         j[0]
     );
     assert_eq!(
         keys(&j[1]),
-        with(&["account", "code", "amount"]),
+        with(&["account", "code", "amount", "balances"]),
         "{}",
         j[1]
     );
     assert_eq!(
         keys(&j[2]),
-        with(&["account", "code", "amount", "rate", "total"]),
+        with(&["account", "code", "amount", "rate", "total", "balances"]),
         "{}",
         j[2]
     );

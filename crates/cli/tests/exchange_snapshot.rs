@@ -3,7 +3,8 @@
 //! and the totals `check` verifies), on either backend and across them; a
 //! restore over an existing exchange needs --force; a tampered, truncated,
 //! foreign or missing file is refused with one clear line and creates
-//! nothing.
+//! nothing. The exchanges here keep no journal on disk (`--no-journal`), so
+//! that `journal` shows the records the snapshot carries, from the ring.
 
 use std::path::{Path, PathBuf};
 
@@ -38,7 +39,7 @@ fn full(ex: &Exchange) -> Full {
 /// An exchange with some history: trades, deposits, a withdrawal, a rate
 /// change. The DOLLAR stock ends at 9998.00.
 fn busy(b: Backend, tag: &str) -> Exchange {
-    let ex = Exchange::init(b, tag, &[]);
+    let ex = Exchange::init(b, tag, &["--no-journal"]);
     let ok = |a: &[serde_json::Value]| {
         for x in a {
             assert_eq!(x["ok"], true, "{x}");
@@ -82,7 +83,7 @@ fn snapshot_destroy_restore_reproduces_every_field(b: Backend) {
 
     ex.ok(&["destroy", "--purge"]);
     assert!(!ex.exists());
-    ex.ok(&["restore", file.to_str().unwrap()]);
+    ex.ok(&["restore", "--no-journal", file.to_str().unwrap()]);
     assert!(ex.exists());
     assert_eq!(full(&ex), was, "restore reproduces every field");
 
@@ -105,12 +106,12 @@ fn restore_into_the_other_backend() {
     let was = full(&posix);
     let file = snapshot(&posix, dir.path(), "from-posix.toml");
     let sysv = Exchange::new(Backend::SysV, "ex-snap-x");
-    sysv.ok(&["restore", file.to_str().unwrap()]);
+    sysv.ok(&["restore", "--no-journal", file.to_str().unwrap()]);
     assert_eq!(full(&sysv), was, "a POSIX snapshot restored in System V");
 
     let file = snapshot(&sysv, dir.path(), "from-sysv.toml");
     let again = Exchange::new(Backend::Posix, "ex-snap-x");
-    again.ok(&["restore", file.to_str().unwrap()]);
+    again.ok(&["restore", "--no-journal", file.to_str().unwrap()]);
     assert_eq!(full(&again), was, "and back");
 }
 
@@ -121,14 +122,18 @@ fn restore_over_an_existing_exchange_needs_force(b: Backend) {
     let file = snapshot(&src, dir.path(), "src.toml");
     let file = file.to_str().unwrap();
 
-    let dst = Exchange::init(b, "ex-snap-dst", &[]);
+    let dst = Exchange::init(b, "ex-snap-dst", &["--no-journal"]);
     dst.ok(&["open", "zed"]);
     dst.ok(&["buy", "--account", "zed", "EURO", "1"]);
     let before = full(&dst);
-    assert_refused(&dst.run(&["restore", file]), 1, &["--force"]);
+    assert_refused(
+        &dst.run(&["restore", "--no-journal", file]),
+        1,
+        &["--force"],
+    );
     assert_eq!(full(&dst), before, "a refused restore changes nothing");
 
-    dst.ok(&["restore", "--force", file]);
+    dst.ok(&["restore", "--no-journal", "--force", file]);
     assert_eq!(full(&dst), want, "restore --force replaces the exchange");
 }
 
@@ -208,14 +213,14 @@ fn restore_refuses_a_bad_file_and_creates_nothing(b: Backend) {
             std::fs::write(&path, c).expect("write");
         }
         let p = path.to_str().unwrap();
-        let o = target.run(&["restore", p]);
+        let o = target.run(&["restore", "--no-journal", p]);
         assert_restore_refused(&o, needles);
         assert!(
             !target.exists(),
             "{why}: a refused restore created the exchange"
         );
         // Over an existing exchange with --force, it is left as it was.
-        let o = src.run(&["restore", "--force", p]);
+        let o = src.run(&["restore", "--no-journal", "--force", p]);
         assert_restore_refused(&o, needles);
         assert_eq!(
             full(&src),
@@ -225,7 +230,7 @@ fn restore_refuses_a_bad_file_and_creates_nothing(b: Backend) {
     }
 
     // The untouched file still restores.
-    target.ok(&["restore", good_path.to_str().unwrap()]);
+    target.ok(&["restore", "--no-journal", good_path.to_str().unwrap()]);
     assert_eq!(full(&target), before);
 }
 
@@ -235,7 +240,7 @@ fn restore_refuses_a_bad_file_and_creates_nothing(b: Backend) {
 /// with.
 fn snapshots_of_a_busy_exchange_are_consistent(b: Backend) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut ex = Exchange::init(b, "ex-snap-live", &["--ring", "1024"]);
+    let mut ex = Exchange::init(b, "ex-snap-live", &["--ring", "1024", "--no-journal"]);
     let mut workers = Vec::new();
     for i in 0..4 {
         let h = ex.spawn_hammer(&format!("h{i}"), 1500, i + 1, std::process::Stdio::null());
@@ -277,7 +282,7 @@ fn snapshots_of_a_busy_exchange_are_consistent(b: Backend) {
     let mut taken_at = std::collections::BTreeSet::new();
     for f in &files {
         let r = Exchange::new(b, "ex-snap-live-r");
-        r.ok(&["restore", f.to_str().unwrap()]);
+        r.ok(&["restore", "--no-journal", f.to_str().unwrap()]);
         r.check();
         let j = r.journal();
         assert_no_gaps(&j, "a snapshot's journal");

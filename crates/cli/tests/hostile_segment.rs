@@ -571,7 +571,8 @@ fn a_type_name_with_terminal_escapes_is_printed_escaped() {
 /// corruption.
 #[test]
 fn account_names_from_the_segment_are_printed_escaped() {
-    let ex = Exchange::init(Backend::Posix, "esc-acct", &[]);
+    // Memory only, so that `journal` reads the records in the segment.
+    let ex = Exchange::init(Backend::Posix, "esc-acct", &["--no-journal"]);
     let plain = "zzqqzzqqzzqqzzqq";
     let out = ex.run_in(&["trade", "--account", plain, "--open"], b"buy DOLLAR 1\n");
     assert_ok(&out);
