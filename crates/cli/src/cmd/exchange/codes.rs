@@ -258,6 +258,9 @@ pub fn code_of(err: &anyhow::Error) -> &'static str {
 }
 
 fn code_for(cause: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    if cause.is::<exchange::disk::DiskError>() {
+        return Some("journal_error");
+    }
     if let Some(e) = cause.downcast_ref::<super::Refusal>() {
         return Some(e.code());
     }

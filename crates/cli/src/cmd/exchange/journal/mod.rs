@@ -74,7 +74,14 @@ impl JournalArgs {
 
 pub fn run(id: &SegmentId, a: &JournalArgs) -> anyhow::Result<ExitCode> {
     match journal_dir_for(id, a.journal.as_deref())? {
-        Some(dir) => disk::run(&dir, a),
+        // The journal's damage names the exchange as well as the file.
+        Some(dir) => disk::run(&dir, a).map_err(|e| {
+            if e.chain().any(|c| c.is::<exchange::disk::DiskError>()) {
+                e.context(format!("the journal of exchange {id}"))
+            } else {
+                e
+            }
+        }),
         None => ring::run(id, a),
     }
 }
