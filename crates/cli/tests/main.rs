@@ -21,6 +21,7 @@ mod exchange_destroy;
 mod exchange_durable;
 mod exchange_durable_crash;
 mod exchange_history;
+mod exchange_history_live;
 mod exchange_init;
 mod exchange_input;
 mod exchange_input_bad_lines;
