@@ -1,6 +1,5 @@
 //! `segment rm`: by key, name or System V id, or every stale segment.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use shm::{Segment, SegmentId, SegmentInfo};
@@ -119,7 +118,7 @@ pub(super) fn remove_stale(patterns: &[String], dry_run: bool) -> anyhow::Result
 /// act in the window between the listing and the removal.
 #[cfg(debug_assertions)]
 fn test_pause(var: &str) {
-    let Some(path) = std::env::var_os(var).map(PathBuf::from) else {
+    let Some(path) = std::env::var_os(var).map(std::path::PathBuf::from) else {
         return;
     };
     if std::fs::write(&path, b"").is_err() {
