@@ -9,13 +9,18 @@
 //! while whole lines are already buffered (up to [`BATCH`]), carries them
 //! out, keeps their answers, waits once for the batch's last record to be
 //! durable, and only then writes the answers. A refused line's answer
-//! waits with the batch, so the answers keep the order of the lines.
+//! waits with the batch, so the answers keep the order of the lines. A
+//! client that waits for each answer is answered by the loop itself; a
+//! stream of lines, by a writer thread while the loop reads on (see
+//! [`Answers`]).
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::os::fd::AsFd;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -109,12 +114,25 @@ fn error(out: &mut String, code: &str, msg: &str, json: bool) {
     }
 }
 
-/// Answers kept until their records are durable. The loop hands each
-/// batch to the writer thread ([`write_answers`]), which waits for the
-/// disk and writes it while the loop goes on with the next lines: the
-/// `fdatasync` of one batch overlaps the work of the next.
-struct Answers {
+/// Where the answers go: stdout, buffered, shared by the loop and the
+/// writer thread.
+type Sink = Mutex<BufWriter<std::io::Stdout>>;
+
+/// Answers kept until their records are durable.
+///
+/// When input runs dry and no batch is still with the writer thread, the
+/// loop waits for the disk and writes the batch itself: an interactive
+/// client, which sends its next line only once it has its answer, costs
+/// no hand-off between threads. Otherwise the loop hands the batch to the
+/// writer thread ([`write_answers`]), which waits for the disk and writes
+/// it while the loop goes on with the next lines: the `fdatasync` of one
+/// batch overlaps the work of the next.
+struct Answers<'s> {
+    e: &'s Engine<'s>,
     tx: Option<SyncSender<(String, u64)>>,
+    sink: &'s Sink,
+    /// Batches handed to the writer thread and not yet in `sink`.
+    queued: &'s AtomicUsize,
     /// The answers not yet handed over.
     batch: String,
     /// Lines in `batch`.
@@ -128,7 +146,7 @@ struct Answers {
 #[error("the answers could not be written")]
 struct WriterStopped;
 
-impl Answers {
+impl Answers<'_> {
     /// Hands the batch to the writer thread.
     fn release(&mut self) -> anyhow::Result<()> {
         if self.lines == 0 {
@@ -136,29 +154,53 @@ impl Answers {
         }
         let batch = std::mem::replace(&mut self.batch, String::with_capacity(1 << 16));
         self.lines = 0;
+        self.queued.fetch_add(1, Ordering::AcqRel);
         match &self.tx {
             Some(tx) if tx.send((batch, self.seq)).is_ok() => Ok(()),
             _ => Err(WriterStopped.into()),
         }
     }
 
-    /// Hands the batch over; the writer flushes stdout once it has
-    /// nothing more to write.
+    /// Answers the batch before a read that may block: here, once its
+    /// records are durable, if nothing is ahead of it with the writer
+    /// thread; else through the writer thread, which flushes stdout once
+    /// it has nothing more to write.
     fn flush(&mut self) -> anyhow::Result<()> {
-        self.release()
+        if self.lines == 0 {
+            return Ok(());
+        }
+        if self.queued.load(Ordering::Acquire) > 0 {
+            return self.release();
+        }
+        self.e.wait_durable(self.seq)?;
+        // No answer from books that shrank under this process.
+        shm::check_mappings()?;
+        let mut out = self.sink.lock().unwrap_or_else(PoisonError::into_inner);
+        out.write_all(self.batch.as_bytes())?;
+        out.flush()?;
+        drop(out);
+        self.batch.clear();
+        self.lines = 0;
+        super::after_answer(self.e);
+        Ok(())
     }
 }
 
 /// The writer thread: each batch of answers, once its last record is
 /// durable, to stdout; flushed whenever no batch is waiting.
-fn write_answers(ex: &Exchange, rx: &Receiver<(String, u64)>) -> anyhow::Result<()> {
+fn write_answers(
+    ex: &Exchange,
+    sink: &Sink,
+    queued: &AtomicUsize,
+    rx: &Receiver<(String, u64)>,
+) -> anyhow::Result<()> {
     let e = ex.engine();
-    let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let out = || sink.lock().unwrap_or_else(PoisonError::into_inner);
     loop {
         let (text, seq) = match rx.try_recv() {
             Ok(x) => x,
             Err(TryRecvError::Empty) => {
-                out.flush()?;
+                out().flush()?;
                 match rx.recv() {
                     Ok(x) => x,
                     Err(_) => break,
@@ -169,10 +211,15 @@ fn write_answers(ex: &Exchange, rx: &Receiver<(String, u64)>) -> anyhow::Result<
         e.wait_durable(seq)?;
         // No answer from books that shrank under this process.
         shm::check_mappings()?;
-        out.write_all(text.as_bytes())?;
+        {
+            let mut out = out();
+            out.write_all(text.as_bytes())?;
+            // In `sink`, so the loop may write after it.
+            queued.fetch_sub(1, Ordering::AcqRel);
+        }
         super::after_answer(&e);
     }
-    out.flush()?;
+    out().flush()?;
     Ok(())
 }
 
@@ -182,7 +229,7 @@ fn write_answers(ex: &Exchange, rx: &Receiver<(String, u64)>) -> anyhow::Result<
 /// line's full length, or `None` at the end.
 fn read_line<R: Read + AsFd>(
     input: &mut BufReader<R>,
-    out: &mut Answers,
+    out: &mut Answers<'_>,
     line: &mut Vec<u8>,
     idle: &mut impl FnMut() -> anyhow::Result<()>,
 ) -> anyhow::Result<Option<usize>> {
@@ -471,15 +518,21 @@ pub fn run(id: &SegmentId, account: &str, open: bool, json: bool) -> anyhow::Res
     }
     let mut input = BufReader::with_capacity(1 << 16, std::io::stdin().lock());
     let (tx, rx) = std::sync::mpsc::sync_channel(4);
+    let sink = Mutex::new(BufWriter::with_capacity(1 << 16, std::io::stdout()));
+    let queued = AtomicUsize::new(0);
     let mut out = Answers {
+        e: &e,
         tx: Some(tx),
+        sink: &sink,
+        queued: &queued,
         batch: String::with_capacity(1 << 16),
         lines: 0,
         seq: 0,
     };
     let ex = &ex;
+    let (sink, queued) = (&sink, &queued);
     std::thread::scope(|s| {
-        let writer = s.spawn(move || write_answers(ex, &rx));
+        let writer = s.spawn(move || write_answers(ex, sink, queued, &rx));
         let r = piped(&mut lp, &mut out, &mut removal, &mut input);
         // The writer writes what it was handed, then stops.
         out.tx = None;
@@ -500,7 +553,7 @@ pub fn run(id: &SegmentId, account: &str, open: bool, json: bool) -> anyhow::Res
 /// at the end.
 fn piped<R: Read + AsFd>(
     lp: &mut Loop<'_, '_>,
-    out: &mut Answers,
+    out: &mut Answers<'_>,
     removal: &mut RemovalWatch<'_>,
     input: &mut BufReader<R>,
 ) -> anyhow::Result<()> {
