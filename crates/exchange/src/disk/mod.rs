@@ -16,7 +16,7 @@
 //!   it is a real directory of the user's, not writable by others, holding
 //!   the expected exchange; every file in it is opened relative to it,
 //!   without following symbolic links.
-//! * [`file`]: a journal file ([`JournalFile`]): header, writes at an
+//! * [`file`](mod@file): a journal file ([`JournalFile`]): header, writes at an
 //!   offset, `fdatasync`, truncation, rotation.
 //! * [`scan`]: reads every record in order ([`Scanner`]), and tells a torn
 //!   last write ([`Torn`], cut off by recovery) from corruption

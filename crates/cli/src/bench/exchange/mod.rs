@@ -7,7 +7,7 @@
 //!
 //! Then the durable rows ([`durable`]): the machine's `fdatasync`, shmex
 //! with its journal on disk, and, with `--features peers`, SQLite and LMDB
-//! doing the same trades ([`peers`]), all on the same file system in the
+//! doing the same trades (`peers`), all on the same file system in the
 //! same run, so that the goals are ratios between figures of one run.
 //!
 //! [`measure`] holds the memory-only measurements, [`report`] the tables

@@ -1,7 +1,7 @@
 //! Machine codes for the exchange commands' failures: every error a
 //! `--json` command can meet has a stable `code` beside its message, and
 //! the failure is one JSON object on stdout. The README's table lists
-//! [`CODES`]; a test keeps the two in step.
+//! `CODES`; a test keeps the two in step.
 
 use std::io::Write as _;
 

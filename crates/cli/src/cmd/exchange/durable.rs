@@ -18,7 +18,7 @@ use crate::support::time::now_ns;
 /// `--journal DIR` and `--no-journal`.
 #[derive(Debug, clap::Args)]
 pub struct JournalFlags {
-    /// Keep the journal in DIR [default: $XDG_STATE_HOME/shmex/<exchange>, else ~/.local/state/shmex/<exchange>].
+    /// Keep the journal in DIR [default: $XDG_STATE_HOME/shmex/EXCHANGE, else ~/.local/state/shmex/EXCHANGE, EXCHANGE being the exchange's name].
     #[arg(long, value_name = "DIR", conflicts_with = "no_journal")]
     pub journal: Option<PathBuf>,
     /// Keep no journal on disk: the books live in memory only and are lost at a reboot.
