@@ -7,11 +7,14 @@
 //! ([`Engine::wait_durable`]). A waiter whose record is not durable yet
 //! tries the flush lock (a [`ProcessLock`](shm::sync::ProcessLock) of its
 //! own, never the main lock): the one that gets it is the **flush
-//! leader**. The leader reads every committed record not yet on disk from
-//! the ring, validating each (a peer may have written anything there),
-//! writes them with one `pwrite` at `disk_offset`, makes them durable with
-//! one `fdatasync`, then publishes `disk_offset` and `durable_seq` and
-//! wakes the waiters, who sleep on the `turn` futex word in slices of
+//! leader**. The leader first yields the CPU while more records are
+//! still being committed (a few times at most: the traders the last flush
+//! answered are about to commit, and this batch takes them too). It then
+//! reads every committed record not yet on disk from the ring, validating
+//! each (a peer may have written anything there), writes them with one
+//! `pwrite` at `disk_offset`, makes them durable with one `fdatasync`,
+//! then publishes `disk_offset` and `durable_seq` and wakes the waiters,
+//! who sleep on the `turn` futex word in slices of
 //! [`SLICE`], and so share that one `fdatasync`.
 //!
 //! * A leader killed mid-flush: `disk_offset` and `durable_seq` move only
@@ -57,6 +60,9 @@ use crate::types::Op;
 /// How long an acknowledgement waits for its record to reach the disk
 /// unless `SHMEX_DURABLE_TIMEOUT` says otherwise.
 const DEFAULT_DURABLE_WAIT: Duration = Duration::from_secs(10);
+/// Most times a flush leader yields the CPU while new records keep
+/// being committed, before it takes the batch (see [`Engine::flush`]).
+const GATHER_YIELDS: u32 = 4;
 /// Records between automatic checkpoints.
 const DEFAULT_CHECKPOINT_RECORDS: u64 = 100_000;
 /// Seconds between automatic checkpoints.
@@ -358,9 +364,21 @@ impl<'a> Engine<'a> {
             return Ok(());
         };
         let durable = d.durable_seq.load(Ordering::Acquire);
-        let committed = self.head.committed_seq.load(Ordering::Acquire);
+        let mut committed = self.head.committed_seq.load(Ordering::Acquire);
         if committed <= durable {
             return Ok(());
+        }
+        // Traders just answered by the last flush are about to commit
+        // their next operations: give them the CPU while they do, so that
+        // this flush takes them too rather than leaving them a flush of
+        // their own. Alone, the first yield sees nothing new.
+        for _ in 0..GATHER_YIELDS {
+            std::thread::yield_now();
+            let c = self.head.committed_seq.load(Ordering::Acquire);
+            if c == committed {
+                break;
+            }
+            committed = c;
         }
         if g.owner_died() {
             // The leader before died mid-flush, maybe between publishing
