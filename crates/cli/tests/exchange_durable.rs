@@ -23,6 +23,7 @@ on_both_backends!(
     a_scribbled_journal_place_is_refused,
     files_rotate_and_checkpoints_bound_the_replay,
     destroy_keeps_the_journal_and_purge_removes_it,
+    recover_refuses_the_journal_of_another_exchange,
     no_journal_keeps_nothing_on_disk,
 );
 
@@ -218,6 +219,34 @@ fn destroy_keeps_the_journal_and_purge_removes_it(b: Backend) {
     assert!(!dir.exists(), "--purge removed the journal");
     assert_refused(&ex.run(&["recover"]), 1, &["does not exist"]);
     ex.ok(&["init"]);
+}
+
+/// `recover --journal DIR` recovers the exchange named, never another:
+/// the journal of another exchange is refused, naming its exchange and the
+/// option that recovers it, and nothing is created.
+fn recover_refuses_the_journal_of_another_exchange(b: Backend) {
+    let mine = Exchange::init(b, "dur-mine", &[]);
+    let other = Exchange::new(b, "dur-other");
+    let dir = journal_dir(&mine.id);
+    let d = dir.to_str().expect("a UTF-8 path");
+    mine.ok(&["open", "alice"]);
+    mine.ok(&["buy", "--account", "alice", "DOLLAR", "3"]);
+    let before = mine.state();
+    mine.ok(&["destroy"]);
+    let flag = match &mine.id {
+        SegmentId::Posix(name) => format!("--exchange {name}"),
+        SegmentId::SysV(key) => format!("--key {:#x}", *key as u32),
+    };
+    let o = other.run(&["recover", "--journal", d]);
+    assert_refused(&o, 1, &["is the journal of exchange", &flag]);
+    assert!(!mine.exists() && !other.exists(), "nothing was created");
+    assert!(
+        !journal_dir(&other.id).exists(),
+        "no journal was made for the other exchange"
+    );
+    mine.ok(&["recover", "--journal", d]);
+    assert_eq!(mine.state(), before, "the books after recover --journal");
+    mine.check();
 }
 
 fn no_journal_keeps_nothing_on_disk(b: Backend) {

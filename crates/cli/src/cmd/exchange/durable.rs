@@ -144,7 +144,7 @@ pub fn on_destroy(ex: &Exchange, purge: bool) -> anyhow::Result<String> {
 /// Flags of `recover`.
 #[derive(Debug, clap::Args)]
 pub struct RecoverArgs {
-    /// The journal to recover from [default: the exchange's default directory].
+    /// The journal to recover from [default: the exchange's default directory]; it must be the named exchange's.
     #[arg(long, value_name = "DIR")]
     pub journal: Option<PathBuf>,
     /// When a record in the middle of the journal is bad, keep the records before it and set
@@ -167,11 +167,19 @@ pub fn recover(id: &SegmentId, a: &RecoverArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot recover exchange {}", describe(id)))?;
     let identity = dir.identity().clone();
     let target = &identity.segment;
-    if a.journal.is_none() && target != id {
-        return Err(OpenError::Journal(DiskError::Identity {
-            path: dir.path().to_path_buf(),
-            reason: format!("it is the journal of exchange {target}, not of {id}"),
-        })
+    // The exchange recovered is the one named, never another one the
+    // directory happens to belong to.
+    if target != id {
+        let flag = match target {
+            SegmentId::Posix(name) => format!("--exchange {name}"),
+            SegmentId::SysV(key) => format!("--key {:#x}", *key as u32),
+        };
+        return Err(Refusal::OthersJournal {
+            path: dir.path().display().to_string(),
+            found: describe(target),
+            named: describe(id),
+            flag,
+        }
         .into());
     }
     match Exchange::open(target) {

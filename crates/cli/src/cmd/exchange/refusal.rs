@@ -60,6 +60,20 @@ pub enum Refusal {
         /// The exchange.
         what: String,
     },
+    /// `recover --journal DIR` of a journal that is another exchange's.
+    #[error(
+        "{path} is the journal of exchange {found}, not of {named}: recover that one with {flag}"
+    )]
+    OthersJournal {
+        /// The directory.
+        path: String,
+        /// The exchange the journal belongs to.
+        found: String,
+        /// The exchange named.
+        named: String,
+        /// The option that names `found`.
+        flag: String,
+    },
     /// `check` found violations.
     #[error("check of exchange {what} found {}: {first}", plural(*n as u64, "violation", "violations"))]
     CheckFailed {
@@ -81,6 +95,8 @@ impl Refusal {
             Refusal::CheckFailed { .. } => "check_failed",
             Refusal::JournalOccupied { .. } => "journal_exists",
             Refusal::RecoverExists { .. } => "exchange_exists",
+            // The journal cannot be used for the exchange named.
+            Refusal::OthersJournal { .. } => "journal_error",
         }
     }
 }
