@@ -24,6 +24,7 @@ on_both_backends!(
     files_rotate_and_checkpoints_bound_the_replay,
     destroy_keeps_the_journal_and_purge_removes_it,
     recover_refuses_the_journal_of_another_exchange,
+    purge_removes_a_kept_journal_without_its_segment,
     no_journal_keeps_nothing_on_disk,
 );
 
@@ -247,6 +248,31 @@ fn recover_refuses_the_journal_of_another_exchange(b: Backend) {
     mine.ok(&["recover", "--journal", d]);
     assert_eq!(mine.state(), before, "the books after recover --journal");
     mine.check();
+}
+
+/// Once `destroy` has kept the journal, `destroy --purge` removes it
+/// without the segment (and without a `recover` first); a plain `destroy`
+/// still refuses, changing nothing.
+fn purge_removes_a_kept_journal_without_its_segment(b: Backend) {
+    let ex = Exchange::init(b, "dur-purge", &[]);
+    let dir = journal_dir(&ex.id);
+    ex.ok(&["open", "alice"]);
+    ex.ok(&["destroy"]);
+    assert!(
+        dir.join("identity.toml").is_file(),
+        "destroy kept the journal"
+    );
+    assert_refused(&ex.run(&["destroy"]), 1, &["does not exist"]);
+    assert!(dir.join("identity.toml").is_file(), "still kept");
+    let out = ex.ok(&["destroy", "--purge"]);
+    assert!(
+        out.contains("does not exist")
+            && out.contains(&format!("removed its journal {}", dir.display())),
+        "{out}"
+    );
+    assert!(!dir.exists(), "--purge removed the kept journal");
+    assert!(!ex.exists(), "and made no segment");
+    assert_refused(&ex.run(&["destroy", "--purge"]), 1, &["does not exist"]);
 }
 
 fn no_journal_keeps_nothing_on_disk(b: Backend) {

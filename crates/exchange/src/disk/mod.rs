@@ -96,7 +96,7 @@ pub mod replay;
 pub mod scan;
 
 pub use checkpoint::{Checkpoint, CheckpointRead};
-pub use dir::{Identity, JournalDir, default_dir, dir_name, new_exchange_id};
+pub use dir::{IDENTITY, Identity, JournalDir, default_dir, dir_name, new_exchange_id};
 pub use file::{DEFAULT_ROTATE_BYTES, HEADER_LEN, JournalFile};
 pub use record::{Balances, Decoded, DiskRecord, Name, RecordError, encode_batch};
 pub use replay::{Rebuilt, ReplayError, apply, rebuild};

@@ -141,6 +141,24 @@ pub fn on_destroy(ex: &Exchange, purge: bool) -> anyhow::Result<String> {
     ))
 }
 
+/// `destroy --purge` of an exchange whose segment is gone: removes the
+/// journal `destroy` kept in the exchange's default directory, if that
+/// directory holds this exchange's journal; `None` if there is none.
+pub fn purge_kept(id: &SegmentId) -> anyhow::Result<Option<PathBuf>> {
+    let Ok(path) = default_dir(id) else {
+        return Ok(None);
+    };
+    if !path.join(disk::IDENTITY).exists() {
+        return Ok(None);
+    }
+    let dir = JournalDir::open(&path, None).map_err(OpenError::from)?;
+    if dir.identity().segment != *id {
+        return Ok(None);
+    }
+    dir.purge().map_err(OpenError::from)?;
+    Ok(Some(path))
+}
+
 /// Flags of `recover`.
 #[derive(Debug, clap::Args)]
 pub struct RecoverArgs {

@@ -117,7 +117,8 @@ pub enum Sub {
     /// Recreate the exchange from a snapshot FILE (`-` is stdin); refuses a file that fails validation or check.
     Restore(RestoreArgs),
     /// Remove the exchange; refused while processes are attached, unless --force. The journal
-    /// on disk is kept (checkpointed), and its place printed; --purge removes it too.
+    /// on disk is kept (checkpointed), and its place printed; --purge removes it too (also a
+    /// journal kept by an earlier destroy, once the exchange is gone).
     Destroy(DestroyArgs),
     /// Rebuild the exchange's segment from its journal on disk (after a reboot, or once the
     /// segment was removed): the newest valid checkpoint and every record after it.
@@ -604,7 +605,17 @@ fn replace(id: &SegmentId) -> anyhow::Result<()> {
 fn destroy(id: &SegmentId, force: bool, purge: bool) -> anyhow::Result<ExitCode> {
     // Opened first: only an exchange is destroyed here, never a segment of
     // another kind.
-    let ex = Exchange::open(id)?;
+    let ex = match Exchange::open(id) {
+        Err(OpenError::Missing { .. }) if purge && let Some(path) = durable::purge_kept(id)? => {
+            println!(
+                "exchange {} does not exist; removed its journal {}",
+                describe(id),
+                path.display()
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        r => r?,
+    };
     let (holders, unseen) = holders::holders(id);
     let attached = holders.len() as u64 + unseen;
     if attached > 0 && !force {
