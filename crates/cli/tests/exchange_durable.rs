@@ -25,6 +25,7 @@ on_both_backends!(
     destroy_keeps_the_journal_and_purge_removes_it,
     recover_refuses_the_journal_of_another_exchange,
     purge_removes_a_kept_journal_without_its_segment,
+    a_refused_journal_place_changes_nothing,
     no_journal_keeps_nothing_on_disk,
 );
 
@@ -273,6 +274,54 @@ fn purge_removes_a_kept_journal_without_its_segment(b: Backend) {
     assert!(!dir.exists(), "--purge removed the kept journal");
     assert!(!ex.exists(), "and made no segment");
     assert_refused(&ex.run(&["destroy", "--purge"]), 1, &["does not exist"]);
+}
+
+/// `init --force --journal DIR` refused for its directory (a path too
+/// long for the segment to record, a directory of other files) changes
+/// nothing: the exchange it would replace is still there, with its
+/// journal, and no directory was made.
+fn a_refused_journal_place_changes_nothing(b: Backend) {
+    let ex = Exchange::init(b, "dur-place", &[]);
+    ex.ok(&["open", "alice"]);
+    ex.ok(&["buy", "--account", "alice", "DOLLAR", "3"]);
+    let before = ex.state();
+    let tmp = tempfile::Builder::new()
+        .prefix("shmex-test-place-")
+        .tempdir()
+        .expect("tempdir");
+    let long = tmp.path().join("d".repeat(200)).join("e".repeat(100));
+    let long = long.to_str().expect("a UTF-8 path");
+    assert_refused(
+        &ex.run(&["init", "--force", "--journal", long]),
+        1,
+        &["bytes, longer than 256", "--journal DIR"],
+    );
+    assert!(
+        std::fs::read_dir(tmp.path())
+            .expect("the temporary directory")
+            .next()
+            .is_none(),
+        "no directory was made"
+    );
+    let other = tmp.path().join("notes");
+    std::fs::create_dir(&other).expect("mkdir");
+    std::fs::write(other.join("todo.txt"), b"mine").expect("a file");
+    let other = other.to_str().expect("a UTF-8 path");
+    assert_refused(
+        &ex.run(&["init", "--force", "--journal", other]),
+        1,
+        &["todo.txt", "choose another directory"],
+    );
+    assert_eq!(
+        std::fs::read(tmp.path().join("notes/todo.txt")).expect("still there"),
+        b"mine"
+    );
+    assert_eq!(ex.state(), before, "the exchange was not replaced");
+    assert!(
+        journal_dir(&ex.id).join("identity.toml").is_file(),
+        "nor its journal"
+    );
+    ex.check();
 }
 
 fn no_journal_keeps_nothing_on_disk(b: Backend) {

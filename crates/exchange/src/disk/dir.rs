@@ -318,6 +318,21 @@ fn read_identity(dir: &File, dir_path: &Path) -> Result<Identity, DiskError> {
 
 /// Makes `path` absolute (without resolving symbolic links), so that what
 /// the segment records means the same in every process.
+/// The entries of the directory `fd` (at `path`), sorted.
+fn list_names(fd: &File, path: &Path) -> Result<Vec<String>, DiskError> {
+    let err = |e: rustix::io::Errno| DiskError::io("list", path)(e.into());
+    let mut out = Vec::new();
+    for entry in rustix::fs::Dir::read_from(fd).map_err(err)? {
+        let entry = entry.map_err(err)?;
+        let name = entry.file_name().to_string_lossy();
+        if name != "." && name != ".." {
+            out.push(name.into_owned());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 fn absolute(path: &Path) -> Result<PathBuf, DiskError> {
     std::path::absolute(path).map_err(DiskError::io("resolve", path))
 }
@@ -400,6 +415,35 @@ impl JournalDir {
             }
         }
         Ok(dir)
+    }
+
+    /// The refusals of [`JournalDir::create`] with `path` and `replace`,
+    /// judged without creating or removing anything: for a caller that
+    /// must change nothing else before a refusal. Returns `path` made
+    /// absolute.
+    ///
+    /// # Errors
+    ///
+    /// As [`JournalDir::create`] would refuse an existing directory.
+    pub fn check_create(path: &Path, replace: bool) -> Result<PathBuf, DiskError> {
+        let path = absolute(path)?;
+        let fd = match open_dir(&path) {
+            Ok(fd) => fd,
+            Err(DiskError::Missing { .. }) => return Ok(path),
+            Err(e) => return Err(e),
+        };
+        let names = list_names(&fd, &path)?;
+        if let Some(other) = names.iter().find(|n| !is_ours(n)) {
+            return Err(DiskError::NotOurs {
+                path,
+                entry: other.clone(),
+            });
+        }
+        if !names.is_empty() && !replace {
+            let exchange_id = read_identity(&fd, &path).map_or(0, |i| i.exchange_id);
+            return Err(DiskError::Occupied { path, exchange_id });
+        }
+        Ok(path)
     }
 
     /// Opens the journal directory `path`: a real directory (not a
@@ -526,17 +570,7 @@ impl JournalDir {
 
     /// The names in the directory (not `.` and `..`), sorted.
     pub(crate) fn names(&self) -> Result<Vec<String>, DiskError> {
-        let err = |e: rustix::io::Errno| DiskError::io("list", &self.path)(e.into());
-        let mut out = Vec::new();
-        for entry in rustix::fs::Dir::read_from(&self.fd).map_err(err)? {
-            let entry = entry.map_err(err)?;
-            let name = entry.file_name().to_string_lossy();
-            if name != "." && name != ".." {
-                out.push(name.into_owned());
-            }
-        }
-        out.sort();
-        Ok(out)
+        list_names(&self.fd, &self.path)
     }
 }
 

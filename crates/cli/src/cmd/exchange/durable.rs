@@ -48,6 +48,27 @@ pub fn create(
     flags: &JournalFlags,
     force: bool,
 ) -> anyhow::Result<(Exchange, Option<PathBuf>)> {
+    // Every refusal of the journal's place comes before anything changes
+    // (an exchange replaced, a directory made).
+    let path = if flags.no_journal {
+        None
+    } else {
+        let path = match &flags.journal {
+            Some(p) => p.clone(),
+            None => default_dir(id).map_err(OpenError::from)?,
+        };
+        let path = JournalDir::check_create(&path, force).map_err(occupied)?;
+        let len = path.as_os_str().len();
+        if len > exchange::DIR_MAX {
+            return Err(OpenError::JournalPath {
+                path: path.display().to_string(),
+                len,
+                max: exchange::DIR_MAX,
+            }
+            .into());
+        }
+        Some(path)
+    };
     // An exchange there keeps its journal unless it is replaced.
     match Exchange::open(id) {
         Err(OpenError::Missing { .. }) => {}
@@ -59,12 +80,8 @@ pub fn create(
             .into());
         }
     }
-    if flags.no_journal {
+    let Some(path) = path else {
         return Ok((Exchange::create(id, state, entries, mode)?, None));
-    }
-    let path = match &flags.journal {
-        Some(p) => p.clone(),
-        None => default_dir(id).map_err(OpenError::from)?,
     };
     let now = now_ns();
     let identity = Identity {
@@ -75,17 +92,7 @@ pub fn create(
         mode,
         opening: state.opening,
     };
-    let dir = match JournalDir::create(&path, &identity, force) {
-        Ok(d) => d,
-        Err(DiskError::Occupied { path, exchange_id }) => {
-            return Err(Refusal::JournalOccupied {
-                path: path.display().to_string(),
-                exchange_id,
-            }
-            .into());
-        }
-        Err(e) => return Err(OpenError::from(e).into()),
-    };
+    let dir = JournalDir::create(&path, &identity, force).map_err(occupied)?;
     let made = (|| -> anyhow::Result<Exchange> {
         dir.write_checkpoint(state, now).map_err(OpenError::from)?;
         dir.create_journal(state.next_seq, now)
@@ -114,6 +121,19 @@ pub fn create(
             let _ = dir.purge();
             Err(e)
         }
+    }
+}
+
+/// A journal directory's refusal: one that holds a journal is the
+/// command's refusal, the rest the journal's errors.
+fn occupied(e: DiskError) -> anyhow::Error {
+    match e {
+        DiskError::Occupied { path, exchange_id } => Refusal::JournalOccupied {
+            path: path.display().to_string(),
+            exchange_id,
+        }
+        .into(),
+        e => OpenError::from(e).into(),
     }
 }
 
