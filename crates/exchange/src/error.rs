@@ -3,7 +3,8 @@
 
 use shm::sync::LockError;
 
-use crate::layout::{MAX_ACCOUNTS, MAX_CURRENCIES, MAX_JOURNAL};
+pub use crate::failpoint::FailpointError;
+pub use crate::layout::CapacityError;
 use crate::money::MoneyError;
 
 /// Why an exchange could not be created, opened or removed.
@@ -388,23 +389,6 @@ pub enum StateError {
     },
 }
 
-/// A capacity out of the range an exchange can have.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum CapacityError {
-    /// Room for currencies, the home currency included.
-    #[error(
-        "currency capacity {0} is out of range: it counts the home currency and must be 2 to {MAX_CURRENCIES}"
-    )]
-    Currencies(usize),
-    /// Room for accounts.
-    #[error("account capacity {0} is out of range: 1 to {MAX_ACCOUNTS}")]
-    Accounts(usize),
-    /// Room for journal records.
-    #[error("journal capacity {0} is out of range: 1 to {MAX_JOURNAL}")]
-    Journal(usize),
-}
-
 /// A text that is not a currency code: what [`Code::new`] refuses.
 ///
 /// [`Code::new`]: crate::Code::new
@@ -426,14 +410,6 @@ pub struct CodeError {
 pub struct NameError {
     /// The name given.
     pub name: String,
-}
-
-/// `SHMEX_FAILPOINT` holds a name that is no failpoint.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown failpoint {value:?} in SHMEX_FAILPOINT: known are {known}", known = crate::failpoint::NAMES.join(", "))]
-pub struct FailpointError {
-    /// The variable's value.
-    pub value: String,
 }
 
 /// `SHMEX_LOCK_TIMEOUT` holds no duration.

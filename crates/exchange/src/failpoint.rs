@@ -11,8 +11,6 @@
 
 use std::sync::OnceLock;
 
-use crate::error::FailpointError;
-
 /// A named point where a process may be made to abort.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Failpoint {
@@ -73,6 +71,14 @@ impl Failpoint {
             _ => return None,
         })
     }
+}
+
+/// `SHMEX_FAILPOINT` holds a name that is no failpoint.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown failpoint {value:?} in SHMEX_FAILPOINT: known are {known}", known = NAMES.join(", "))]
+pub struct FailpointError {
+    /// The variable's value.
+    pub value: String,
 }
 
 static ARMED: OnceLock<Result<Failpoint, FailpointError>> = OnceLock::new();

@@ -15,8 +15,6 @@ use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64};
 
 use shm::sync::{ProcessLock, SeqLock};
 
-use crate::error::CapacityError;
-
 /// Format of the payload; bumped when the layout changes meaning.
 /// v2: closed accounts (the top bit of a name's length).
 /// v3: the process lock in place of glibc's robust mutex, the creator's
@@ -249,6 +247,10 @@ impl Geometry {
     }
 }
 
+/// The bit of an account slot's name length that marks the account
+/// closed.
+pub(crate) const CLOSED: u64 = 1 << 63;
+
 /// Packs up to 8 ASCII bytes.
 pub(crate) fn pack8(bytes: &[u8]) -> u64 {
     let mut b = [0u8; 8];
@@ -256,31 +258,21 @@ pub(crate) fn pack8(bytes: &[u8]) -> u64 {
     u64::from_le_bytes(b)
 }
 
-/// Packs a name of up to 32 bytes into four words.
-pub(crate) fn pack_name(name: &[u8]) -> [u64; 4] {
-    let mut w = [0u64; 4];
-    for (i, chunk) in name.chunks(8).take(4).enumerate() {
-        w[i] = pack8(chunk);
-    }
-    w
-}
-
-/// Unpacks an account name; `None` unless it is one that
-/// [`pack_name`] could have packed: a valid account name
-/// ([`check_account_name`](crate::check_account_name)) followed by zero
-/// bytes only.
-pub(crate) fn unpack_name(len: u64, words: [u64; 4]) -> Option<String> {
-    let len = usize::try_from(len).ok().filter(|&l| l <= NAME_MAX)?;
-    let mut b = [0u8; 32];
-    for (i, w) in words.iter().enumerate() {
-        b[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
-    }
-    if b[len..].iter().any(|&x| x != 0) {
-        return None;
-    }
-    let name = std::str::from_utf8(&b[..len]).ok()?;
-    crate::check_account_name(name).ok()?;
-    Some(name.to_owned())
+/// A capacity out of the range an exchange can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CapacityError {
+    /// Room for currencies, the home currency included.
+    #[error(
+        "currency capacity {0} is out of range: it counts the home currency and must be 2 to {MAX_CURRENCIES}"
+    )]
+    Currencies(usize),
+    /// Room for accounts.
+    #[error("account capacity {0} is out of range: 1 to {MAX_ACCOUNTS}")]
+    Accounts(usize),
+    /// Room for journal records.
+    #[error("journal capacity {0} is out of range: 1 to {MAX_JOURNAL}")]
+    Journal(usize),
 }
 
 #[cfg(test)]
@@ -325,24 +317,5 @@ mod tests {
         assert_eq!(durable + offset_of!(Durable, dir), 408);
         assert_eq!(durable + offset_of!(Durable, durable_seq), 696);
         assert_eq!(offset_of!(CurrencyRow, sell), 24);
-    }
-
-    #[test]
-    fn names_round_trip() {
-        let n = "a23456789012345678901234567890_z";
-        assert_eq!(n.len(), 32);
-        assert_eq!(unpack_name(32, pack_name(n.as_bytes())).as_deref(), Some(n));
-        assert_eq!(unpack_name(33, [0; 4]), None);
-        assert_eq!(unpack_name(0, [0; 4]), None, "empty");
-        assert_eq!(
-            unpack_name(2, pack_name(b"a\n")),
-            None,
-            "a control character"
-        );
-        assert_eq!(
-            unpack_name(1, pack_name(b"ab")),
-            None,
-            "bytes past the length"
-        );
     }
 }

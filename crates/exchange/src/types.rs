@@ -223,6 +223,35 @@ pub fn check_account_name(name: &str) -> Result<(), NameError> {
     }
 }
 
+/// Packs a name of up to 32 bytes into four words.
+pub(crate) fn pack_name(name: &[u8]) -> [u64; 4] {
+    let mut w = [0u64; 4];
+    for (i, chunk) in name.chunks(8).take(4).enumerate() {
+        w[i] = crate::layout::pack8(chunk);
+    }
+    w
+}
+
+/// Unpacks an account name; `None` unless it is one that
+/// [`pack_name`] could have packed: a valid account name
+/// ([`check_account_name`]) followed by zero
+/// bytes only.
+pub(crate) fn unpack_name(len: u64, words: [u64; 4]) -> Option<String> {
+    let len = usize::try_from(len)
+        .ok()
+        .filter(|&l| l <= crate::layout::NAME_MAX)?;
+    let mut b = [0u8; 32];
+    for (i, w) in words.iter().enumerate() {
+        b[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
+    }
+    if b[len..].iter().any(|&x| x != 0) {
+        return None;
+    }
+    let name = std::str::from_utf8(&b[..len]).ok()?;
+    check_account_name(name).ok()?;
+    Some(name.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,5 +290,24 @@ mod tests {
             assert_eq!(Op::from_code(op.code()), Some(op));
             assert_eq!(Op::from_name(op.name()), Some(op));
         }
+    }
+
+    #[test]
+    fn names_round_trip() {
+        let n = "a23456789012345678901234567890_z";
+        assert_eq!(n.len(), 32);
+        assert_eq!(unpack_name(32, pack_name(n.as_bytes())).as_deref(), Some(n));
+        assert_eq!(unpack_name(33, [0; 4]), None);
+        assert_eq!(unpack_name(0, [0; 4]), None, "empty");
+        assert_eq!(
+            unpack_name(2, pack_name(b"a\n")),
+            None,
+            "a control character"
+        );
+        assert_eq!(
+            unpack_name(1, pack_name(b"ab")),
+            None,
+            "bytes past the length"
+        );
     }
 }

@@ -30,8 +30,7 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use super::DiskError;
-use super::dir::{How, JournalDir};
-use super::file::parse_seq_name;
+use super::dir::{CHECKPOINT_NAMES, How, JournalDir};
 use super::header::{self, Header};
 use crate::layout::NAME_MAX;
 use crate::money::MAX_DECIMALS;
@@ -45,13 +44,13 @@ const HEADER_LEN: usize = header::LEN;
 /// The name of the checkpoint after record `seq`.
 #[must_use]
 pub fn file_name(seq: u64) -> String {
-    format!("checkpoint-{seq:020}.ckpt")
+    CHECKPOINT_NAMES.name(seq)
 }
 
 /// The sequence number of a checkpoint's name.
 #[must_use]
 pub fn parse_name(name: &str) -> Option<u64> {
-    parse_seq_name(name, "checkpoint-", ".ckpt")
+    CHECKPOINT_NAMES.parse(name)
 }
 
 /// The books after a sequence number.

@@ -206,8 +206,43 @@ fn is_ours(name: &str) -> bool {
         .or_else(|| name.rsplit_once(".tmp.").map(|(b, _)| b))
         .unwrap_or(name);
     base == IDENTITY
-        || super::file::parse_name(base).is_some()
-        || super::checkpoint::parse_name(base).is_some()
+        || JOURNAL_NAMES.parse(base).is_some()
+        || CHECKPOINT_NAMES.parse(base).is_some()
+}
+
+/// How the files of one kind are named: `<prefix><20 digits><suffix>`,
+/// the digits a sequence number.
+pub(crate) struct SeqNames {
+    prefix: &'static str,
+    suffix: &'static str,
+}
+
+/// Journal files, by their first record: `journal-<seq>.log`.
+pub(crate) const JOURNAL_NAMES: SeqNames = SeqNames {
+    prefix: "journal-",
+    suffix: ".log",
+};
+
+/// Checkpoints, by their last record: `checkpoint-<seq>.ckpt`.
+pub(crate) const CHECKPOINT_NAMES: SeqNames = SeqNames {
+    prefix: "checkpoint-",
+    suffix: ".ckpt",
+};
+
+impl SeqNames {
+    /// The name of number `seq`.
+    pub(crate) fn name(&self, seq: u64) -> String {
+        format!("{}{seq:020}{}", self.prefix, self.suffix)
+    }
+
+    /// The number of a name of this kind.
+    pub(crate) fn parse(&self, name: &str) -> Option<u64> {
+        let digits = name.strip_prefix(self.prefix)?.strip_suffix(self.suffix)?;
+        if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse().ok()
+    }
 }
 
 /// How a file in the directory is opened.

@@ -17,7 +17,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::DiskError;
-use super::dir::{How, JournalDir};
+use super::dir::{How, JOURNAL_NAMES, JournalDir};
 use super::header::Header;
 
 /// Bytes of a journal file's header; records start here.
@@ -32,22 +32,13 @@ pub const DEFAULT_ROTATE_BYTES: u64 = 64 << 20;
 /// The name of the journal file whose first record is `first_seq`.
 #[must_use]
 pub fn file_name(first_seq: u64) -> String {
-    format!("journal-{first_seq:020}.log")
+    JOURNAL_NAMES.name(first_seq)
 }
 
 /// The first sequence number of a journal file's name.
 #[must_use]
 pub fn parse_name(name: &str) -> Option<u64> {
-    parse_seq_name(name, "journal-", ".log")
-}
-
-/// `<prefix><20 digits><suffix>` → the number.
-pub(crate) fn parse_seq_name(name: &str, prefix: &str, suffix: &str) -> Option<u64> {
-    let digits = name.strip_prefix(prefix)?.strip_suffix(suffix)?;
-    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
+    JOURNAL_NAMES.parse(name)
 }
 
 fn header(exchange_id: u64, first_seq: u64, created_ns: u64) -> [u8; HEADER_LEN as usize] {

@@ -21,12 +21,9 @@ use super::undo::Field;
 use super::{Engine, R, Receipt};
 use crate::error::OpError;
 use crate::failpoint::{self, Failpoint};
-use crate::layout::pack_name;
+use crate::layout::CLOSED;
 use crate::money::Amount;
-use crate::types::{AccountId, CurrencyId, Op, check_account_name};
-
-/// The bit of a slot's name length that marks the account closed.
-pub(super) const CLOSED: u64 = 1 << 63;
+use crate::types::{AccountId, CurrencyId, Op, check_account_name, pack_name};
 
 /// A valid account name as the segment stores it: its length and its
 /// packed words.

@@ -6,9 +6,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{Engine, R};
 use crate::error::OpError;
-use crate::layout::{Record, unpack_name};
+use crate::layout::Record;
 use crate::state::Entry;
-use crate::types::Op;
+use crate::types::{Op, unpack_name};
 
 pub(super) fn now_ns() -> u64 {
     SystemTime::now()

@@ -3,12 +3,12 @@
 
 use std::sync::atomic::Ordering;
 
-use super::accounts::{CLOSED, packed};
+use super::accounts::packed;
 use super::{Engine, Info, R};
 use crate::error::OpError;
-use crate::layout::unpack_name;
+use crate::layout::CLOSED;
 use crate::state::Entry;
-use crate::types::{AccountId, Code, CurrencyId};
+use crate::types::{AccountId, Code, CurrencyId, unpack_name};
 
 impl<'a> Engine<'a> {
     /// The currencies: codes and decimals, home first. Fixed at creation.

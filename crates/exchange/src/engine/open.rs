@@ -12,10 +12,10 @@ use super::lock::lock_wait;
 use super::{Engine, Exchange, R};
 use crate::error::{OpenError, StateError};
 use crate::failpoint;
-use crate::layout::{AccountName, CurrencyRow, FORMAT, Geometry, Head, Record, pack_name};
+use crate::layout::{AccountName, CurrencyRow, FORMAT, Geometry, Head, Record};
 use crate::money;
 use crate::state::{Capacity, Entry, State};
-use crate::types::Code;
+use crate::types::{Code, pack_name};
 
 impl Exchange {
     /// Creates an exchange holding `state` (and the journal records

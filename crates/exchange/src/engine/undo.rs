@@ -7,13 +7,12 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use shm::sync::{LockGuard, SeqWriteGuard};
 
-use super::accounts::CLOSED;
 use super::journal::{Meta, Pending, now_ns, read_pending, write_record};
 use super::{Engine, R};
 use crate::error::OpError;
 use crate::failpoint::{self, Failpoint};
-use crate::layout::{MAX_UNDO, NAME_MAX, Undo, unpack_name};
-use crate::types::Op;
+use crate::layout::{CLOSED, MAX_UNDO, NAME_MAX, Undo};
+use crate::types::{Op, unpack_name};
 
 /// A field an operation may change, as the undo record names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
