@@ -241,7 +241,7 @@ pub fn remove_if_stale(info: &SegmentInfo) -> Result<bool, Error> {
             }
             // From here on this process holds the file locked exclusively:
             // nobody attaches to it until it is unlinked.
-            if seg.posix_unheld() != Some(true) {
+            if !posix_unheld(&seg, false) {
                 return Ok(false);
             }
             let m = match Managed::observe(seg) {
@@ -376,8 +376,8 @@ fn posix_info(id: &SegmentId, file_type: FileType, maps: &[Mapping]) -> SegmentI
             if let Some(st) = seg.posix_stat() {
                 describe(&mut info, &st);
             }
-            fill_managed(&mut info, seg, |m, _| {
-                m.segment().posix_unheld() == Some(true)
+            fill_managed(&mut info, seg, |m, creator_holds| {
+                posix_unheld(m.segment(), creator_holds)
             });
         }
         Err(e) => {
@@ -410,9 +410,33 @@ fn not_a_file_word(t: FileType) -> &'static str {
     }
 }
 
-/// How long a System V attach count above 0 is watched for a moment at 0
-/// before a segment nobody is known to hold is believed held.
+/// How long a System V attach count above 0 is watched for a moment at 0,
+/// or a POSIX segment's exclusive lock tried again, before a segment
+/// nobody is known to hold is believed held.
 const OBSERVER_GRACE: Duration = Duration::from_millis(25);
+
+/// Whether no process holds the POSIX segment `seg`: whether its
+/// exclusive `flock` can be had (and then this process has it, until it
+/// drops `seg`).
+///
+/// A holder keeps a shared lock for its whole life, but every observer
+/// (`ls`, `inspect`, `rm --stale` in other processes) takes the exclusive
+/// one for a moment to ask the same question. So a refusal is not yet
+/// proof of a holder: unless the creator of an owned segment is known to
+/// hold it, the lock is tried again for [`OBSERVER_GRACE`], and a single
+/// success shows that nobody holds it.
+fn posix_unheld(seg: &Segment, creator_holds: bool) -> bool {
+    let deadline = Instant::now() + OBSERVER_GRACE;
+    loop {
+        match seg.posix_unheld() {
+            Some(true) => return true,
+            Some(false) if !creator_holds && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_micros(500));
+            }
+            _ => return false,
+        }
+    }
+}
 
 /// Whether no process holds System V segment `shmid`, whose attach count
 /// was `nattch` before this process attached to it.
