@@ -426,11 +426,22 @@ const OBSERVER_GRACE: Duration = Duration::from_millis(25);
 /// hold it, the lock is tried again for [`OBSERVER_GRACE`], and a single
 /// success shows that nobody holds it.
 fn posix_unheld(seg: &Segment, creator_holds: bool) -> bool {
+    match seg.posix_unheld() {
+        Some(true) => true,
+        Some(false) if !creator_holds => unheld_within_grace(|| seg.posix_unheld()),
+        _ => false,
+    }
+}
+
+/// Asks `unheld` again every half millisecond for [`OBSERVER_GRACE`]:
+/// true at its first `Some(true)`; false at the deadline, or at `None` (the
+/// segment gone, or the question failed).
+fn unheld_within_grace(mut unheld: impl FnMut() -> Option<bool>) -> bool {
     let deadline = Instant::now() + OBSERVER_GRACE;
     loop {
-        match seg.posix_unheld() {
+        match unheld() {
             Some(true) => return true,
-            Some(false) if !creator_holds && Instant::now() < deadline => {
+            Some(false) if Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_micros(500));
             }
             _ => return false,
@@ -457,16 +468,7 @@ fn sysv_unheld(shmid: i32, nattch: u64, creator_holds: bool) -> bool {
     if creator_holds {
         return false;
     }
-    let deadline = Instant::now() + OBSERVER_GRACE;
-    loop {
-        match sysv::stat(shmid) {
-            Ok(s) if s.nattch == 0 => return true,
-            Ok(_) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_micros(500));
-            }
-            _ => return false,
-        }
-    }
+    unheld_within_grace(|| sysv::stat(shmid).ok().map(|s| s.nattch == 0))
 }
 
 /// Fills in what the header of a managed segment says. `unheld` is asked

@@ -368,6 +368,27 @@ fn list_names(fd: &File, path: &Path) -> Result<Vec<String>, DiskError> {
     Ok(out)
 }
 
+/// The entries of the existing directory `fd` (at `path`) that a new
+/// journal there replaces, or the refusal: an entry that is no journal's,
+/// or a journal when `replace` is not set.
+fn refuse_or_list(fd: &File, path: &Path, replace: bool) -> Result<Vec<String>, DiskError> {
+    let names = list_names(fd, path)?;
+    if let Some(other) = names.iter().find(|n| !is_ours(n)) {
+        return Err(DiskError::NotOurs {
+            path: path.into(),
+            entry: other.clone(),
+        });
+    }
+    if !names.is_empty() && !replace {
+        let exchange_id = read_identity(fd, path).map_or(0, |i| i.exchange_id);
+        return Err(DiskError::Occupied {
+            path: path.into(),
+            exchange_id,
+        });
+    }
+    Ok(names)
+}
+
 fn absolute(path: &Path) -> Result<PathBuf, DiskError> {
     std::path::absolute(path).map_err(DiskError::io("resolve", path))
 }
@@ -419,25 +440,8 @@ impl JournalDir {
             identity: identity.clone(),
         };
         if !created {
-            let names = dir.names()?;
-            if let Some(other) = names.iter().find(|n| !is_ours(n)) {
-                return Err(DiskError::NotOurs {
-                    path: dir.path,
-                    entry: other.clone(),
-                });
-            }
-            if !names.is_empty() {
-                if !replace {
-                    let exchange_id =
-                        read_identity(&dir.fd, &dir.path).map_or(0, |i| i.exchange_id);
-                    return Err(DiskError::Occupied {
-                        path: dir.path,
-                        exchange_id,
-                    });
-                }
-                for n in &names {
-                    dir.remove(n)?;
-                }
+            for n in &refuse_or_list(&dir.fd, &dir.path, replace)? {
+                dir.remove(n)?;
             }
         }
         dir.write_atomic(IDENTITY, identity.to_toml().as_bytes())?;
@@ -467,17 +471,7 @@ impl JournalDir {
             Err(DiskError::Missing { .. }) => return Ok(path),
             Err(e) => return Err(e),
         };
-        let names = list_names(&fd, &path)?;
-        if let Some(other) = names.iter().find(|n| !is_ours(n)) {
-            return Err(DiskError::NotOurs {
-                path,
-                entry: other.clone(),
-            });
-        }
-        if !names.is_empty() && !replace {
-            let exchange_id = read_identity(&fd, &path).map_or(0, |i| i.exchange_id);
-            return Err(DiskError::Occupied { path, exchange_id });
-        }
+        refuse_or_list(&fd, &path, replace)?;
         Ok(path)
     }
 

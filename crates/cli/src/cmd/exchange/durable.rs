@@ -35,6 +35,14 @@ pub fn default_dir(id: &SegmentId) -> Result<PathBuf, DiskError> {
     )
 }
 
+/// The journal directory `--journal` names, else the exchange's default.
+fn journal_path(id: &SegmentId, given: Option<&PathBuf>) -> Result<PathBuf, OpenError> {
+    match given {
+        Some(p) => Ok(p.clone()),
+        None => default_dir(id).map_err(OpenError::from),
+    }
+}
+
 /// Creates the exchange `id` holding `state` and the ring records
 /// `entries`, with its journal on disk unless `--no-journal`: the
 /// directory, the checkpoint of `state`, the first file, then the segment
@@ -53,10 +61,7 @@ pub fn create(
     let path = if flags.no_journal {
         None
     } else {
-        let path = match &flags.journal {
-            Some(p) => p.clone(),
-            None => default_dir(id).map_err(OpenError::from)?,
-        };
+        let path = journal_path(id, flags.journal.as_ref())?;
         let path = JournalDir::check_create(&path, force).map_err(occupied)?;
         let len = path.as_os_str().len();
         if len > exchange::DIR_MAX {
@@ -196,10 +201,7 @@ pub struct RecoverArgs {
 /// last record is cut off and reported; a bad record in the middle stops
 /// it, changing nothing, unless `--keep-good-prefix`.
 pub fn recover(id: &SegmentId, a: &RecoverArgs) -> anyhow::Result<ExitCode> {
-    let path = match &a.journal {
-        Some(p) => p.clone(),
-        None => default_dir(id).map_err(OpenError::from)?,
-    };
+    let path = journal_path(id, a.journal.as_ref())?;
     let dir = JournalDir::open(&path, None)
         .map_err(OpenError::from)
         .with_context(|| format!("cannot recover exchange {}", describe(id)))?;

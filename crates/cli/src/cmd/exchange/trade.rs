@@ -172,9 +172,7 @@ impl Answers<'_> {
         if self.queued.load(Ordering::Acquire) > 0 {
             return self.release();
         }
-        self.e.wait_durable(self.seq)?;
-        // No answer from books that shrank under this process.
-        shm::check_mappings()?;
+        durable(self.e, self.seq)?;
         let mut out = self.sink.lock().unwrap_or_else(PoisonError::into_inner);
         out.write_all(self.batch.as_bytes())?;
         out.flush()?;
@@ -184,6 +182,14 @@ impl Answers<'_> {
         super::after_answer(self.e);
         Ok(())
     }
+}
+
+/// Waits until record `seq` is durable, and checks that the books did not
+/// shrink under this process: what must hold before an answer is given.
+fn durable(e: &Engine<'_>, seq: u64) -> anyhow::Result<()> {
+    e.wait_durable(seq)?;
+    shm::check_mappings()?;
+    Ok(())
 }
 
 /// The writer thread: each batch of answers, once its last record is
@@ -208,9 +214,7 @@ fn write_answers(
             }
             Err(TryRecvError::Disconnected) => break,
         };
-        e.wait_durable(seq)?;
-        // No answer from books that shrank under this process.
-        shm::check_mappings()?;
+        durable(&e, seq)?;
         {
             let mut out = out();
             out.write_all(text.as_bytes())?;
